@@ -1,0 +1,126 @@
+//! Error codes of the public contract (design.md §3). Clients branch on these strings, so
+//! they are enums here and serialised in one place rather than spelled out at call sites.
+
+use serde::{Deserialize, Serialize};
+
+/// Codes of a single field problem, listed in a 400 `VALIDATION_FAILED` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FieldCode {
+    Required,
+    TooShort,
+    TooLong,
+    InvalidCharacters,
+    InvalidPhone,
+    InvalidEmail,
+    InvalidJson,
+    TooFewPlayers,
+    TooManyPlayers,
+    DuplicatePlayer,
+    InvalidRole,
+    UnknownField,
+    DuplicateField,
+    FileTooLarge,
+    InvalidMimeType,
+    MalformedBody,
+}
+
+impl FieldCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "REQUIRED",
+            Self::TooShort => "TOO_SHORT",
+            Self::TooLong => "TOO_LONG",
+            Self::InvalidCharacters => "INVALID_CHARACTERS",
+            Self::InvalidPhone => "INVALID_PHONE",
+            Self::InvalidEmail => "INVALID_EMAIL",
+            Self::InvalidJson => "INVALID_JSON",
+            Self::TooFewPlayers => "TOO_FEW_PLAYERS",
+            Self::TooManyPlayers => "TOO_MANY_PLAYERS",
+            Self::DuplicatePlayer => "DUPLICATE_PLAYER",
+            Self::InvalidRole => "INVALID_ROLE",
+            Self::UnknownField => "UNKNOWN_FIELD",
+            Self::DuplicateField => "DUPLICATE_FIELD",
+            Self::FileTooLarge => "FILE_TOO_LARGE",
+            Self::InvalidMimeType => "INVALID_MIME_TYPE",
+            Self::MalformedBody => "MALFORMED_BODY",
+        }
+    }
+}
+
+/// One problem with one field: what the contract calls an entry of `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: FieldCode,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: FieldCode, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A problem found while parsing one value, before it is known which field it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: FieldCode,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(code: FieldCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn on(self, field: impl Into<String>) -> FieldError {
+        FieldError::new(field, self.code, self.message)
+    }
+}
+
+/// Top-level codes of a problem+json answer (design.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProblemCode {
+    ValidationFailed,
+    IdempotencyKeyMissing,
+    IdempotencyKeyInvalid,
+    NotFound,
+    MethodNotAllowed,
+    RequestInProgress,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyKeyReused,
+    RateLimited,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::IdempotencyKeyMissing => "IDEMPOTENCY_KEY_MISSING",
+            Self::IdempotencyKeyInvalid => "IDEMPOTENCY_KEY_INVALID",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}

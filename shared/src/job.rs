@@ -1,0 +1,30 @@
+//! The job the api enqueues and the worker runs. It is a plain serde struct (apalis encodes
+//! it as JSON), carries the request id so logs can follow one submission across processes,
+//! and refers to staged files by a path relative to the staging root, never by client name.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{DocumentKind, DocumentType, Registration, RegistrationId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationJob {
+    pub registration_id: RegistrationId,
+    pub request_id: String,
+    pub registration: Registration,
+    pub documents: Vec<StagedDocument>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+}
+
+/// One uploaded document as the api staged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedDocument {
+    pub kind: DocumentKind,
+    pub content_type: DocumentType,
+    /// Path relative to the staging root, chosen by the server (`{upload id}/{field}.{ext}`).
+    pub staged_path: String,
+    pub bytes: u64,
+    /// Hex SHA-256 of the content, so the worker can tell a damaged staged file.
+    pub sha256: String,
+}

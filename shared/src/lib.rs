@@ -1,0 +1,13 @@
+//! Everything the api and the worker must agree on: the registration's domain types and
+//! their validation, the job payload, the status model, Redis key names, error codes and
+//! configuration. Keeping these in one crate is what stops the two processes drifting apart.
+
+pub mod config;
+pub mod domain;
+pub mod errors;
+pub mod job;
+pub mod keys;
+pub mod mask;
+pub mod status;
+pub mod telemetry;
+pub mod validation;

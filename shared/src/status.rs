@@ -1,0 +1,78 @@
+//! The status model of design.md §4: what a polling client sees of a registration. It holds
+//! no personal data, so it can be stored in Redis and served as it is.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::RegistrationId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    AllocatingId,
+    UploadingFiles,
+    Saving,
+    SendingEmail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+/// Why a job failed, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub id: RegistrationId,
+    pub status: JobState,
+    pub step: Option<Step>,
+    pub attempts: u32,
+    pub team_id: Option<String>,
+    pub email_status: Option<EmailStatus>,
+    pub error: Option<JobError>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl StatusRecord {
+    /// The record written when the api accepts a submission.
+    pub fn queued(id: RegistrationId, now: OffsetDateTime) -> Self {
+        Self {
+            id,
+            status: JobState::Queued,
+            step: None,
+            attempts: 0,
+            team_id: None,
+            email_status: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
