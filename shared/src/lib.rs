@@ -8,6 +8,7 @@ pub mod errors;
 pub mod job;
 pub mod keys;
 pub mod mask;
+pub mod queue;
 pub mod status;
 pub mod telemetry;
 pub mod validation;

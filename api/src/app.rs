@@ -1,0 +1,193 @@
+//! Builds the api: the router with its layers, bound to a listener. `Application::build`
+//! binds first and reports the real port, so tests start the real app on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use intake_shared::config::Settings;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::middleware::{metrics, problems, request_id};
+use crate::problem::Problem;
+use crate::routes;
+use crate::state::{AppState, redis_connection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("staging directory {dir} cannot be created: {source}")]
+    Staging { dir: String, source: std::io::Error },
+    #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("INTAKE_CORS_ALLOWED_ORIGINS has an invalid origin: {0}")]
+    Cors(String),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let redis = redis_connection(&settings.redis_url)?;
+        let state = AppState::new(settings, redis, metrics::handle());
+        state
+            .staging
+            .prepare()
+            .await
+            .map_err(|source| StartupError::Staging {
+                dir: state.staging.root().display().to_string(),
+                source,
+            })?;
+        let router = router(state.clone())?;
+        let listener = TcpListener::bind(state.settings.api_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: state.settings.api_addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: state.settings.api_addr,
+            source,
+        })?;
+        tracing::info!(
+            %addr,
+            redis_prefix = %state.settings.redis_prefix,
+            staging_dir = %state.staging.root().display(),
+            rate_limit_per_minute = state.settings.rate_limit_per_minute,
+            rate_limit_per_hour = state.settings.rate_limit_per_hour,
+            "intake-api listening"
+        );
+        Ok(Self {
+            listener,
+            router,
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+pub fn router(state: AppState) -> Result<Router, StartupError> {
+    let settings = &state.settings;
+    let body_limit = usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX);
+    let mut router = Router::new()
+        .route(
+            "/v1/registrations",
+            post(routes::submit::submit).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/v1/registrations/{id}", get(routes::status::status))
+        .route("/health/live", get(routes::health::live))
+        .route("/health/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::metrics::render))
+        .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
+        .with_state(state.clone());
+
+    router = router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout(),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors(&settings.cors_allowed_origins)?);
+    for (name, value) in security_headers_for(settings.hsts) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    Ok(router
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(axum::middleware::from_fn(problems::render))
+        .layer(axum::middleware::from_fn(request_id::assign)))
+}
+
+fn security_headers_for(hsts: bool) -> Vec<(HeaderName, &'static str)> {
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    ];
+    if hsts {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    headers
+}
+
+fn cors(origins: &[String]) -> Result<CorsLayer, StartupError> {
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| StartupError::Cors(o.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            request_id::X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            request_id::X_REQUEST_ID.clone(),
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}

@@ -1,0 +1,29 @@
+//! `GET /v1/registrations/{id}`: the status record as the workers keep it (design.md §4).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use intake_shared::domain::RegistrationId;
+use intake_shared::status::StatusRecord;
+use redis::AsyncCommands;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub async fn status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = RegistrationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let mut conn = app.redis();
+    let raw: Option<String> = conn.get(app.settings.keys().status(&id)).await?;
+    let record: StatusRecord = serde_json::from_str(&raw.ok_or(ApiError::NotFound)?)
+        .map_err(|e| ApiError::Internal(format!("status record of {id} unreadable: {e}")))?;
+    let mut response = axum::Json(&record).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !record.status.is_final() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    Ok(response)
+}

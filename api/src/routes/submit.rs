@@ -1,0 +1,307 @@
+//! `POST /v1/registrations` (design.md §2): rate limit, read and stage the form, validate
+//! it, claim the `Idempotency-Key`, then enqueue and answer `202`. Once the key is claimed
+//! the rest runs in its own task, so a client that hangs up (or the request timeout) cannot
+//! cut the hand-off in half and leave a claimed key without its job.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use intake_shared::domain::{IdempotencyKey, RegistrationId};
+use intake_shared::errors::{FieldCode, FieldError};
+use intake_shared::job::RegistrationJob;
+use intake_shared::validation;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+use crate::intake::client;
+use crate::intake::enqueue::Pushed;
+use crate::intake::form::{self, FormError};
+use crate::intake::idempotency::{Claim, ClaimKind, ClaimOutcome, IdempotencyError};
+use crate::intake::staging::Upload;
+use crate::middleware::metrics;
+use crate::middleware::request_id::RequestId;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+#[tracing::instrument(name = "submit", skip_all)]
+pub async fn submit(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    request: Request,
+) -> Response {
+    let client = client::identity(
+        peer,
+        request.headers(),
+        app.settings.trusted_proxy_header.as_deref(),
+    );
+    let mut conn = app.redis();
+    let limit = match app.rate_limiter.check(&mut conn, &client).await {
+        Ok(limit) => limit,
+        Err(err) => return reject(ApiError::Unavailable(err)),
+    };
+    if let Some(decision) = &limit
+        && !decision.allowed
+    {
+        return reject(ApiError::RateLimited(decision.clone()));
+    }
+    let mut response = match accept(app, request_id, request).await {
+        Ok(accepted) => {
+            metrics::submission(
+                if accepted.replayed {
+                    "replayed"
+                } else {
+                    "accepted"
+                },
+                "",
+            );
+            accepted.into_response()
+        }
+        Err(err) => reject(err),
+    };
+    if let Some(decision) = limit {
+        response.headers_mut().extend(decision.headers());
+    }
+    response
+}
+
+fn reject(err: ApiError) -> Response {
+    let response = err.into_response();
+    let code = response
+        .extensions()
+        .get::<crate::problem::Problem>()
+        .map(|p| p.code().as_str())
+        .unwrap_or("INTERNAL_ERROR");
+    metrics::submission("rejected", code);
+    response
+}
+
+async fn accept(app: AppState, request_id: String, request: Request) -> Result<Accepted, ApiError> {
+    if !is_multipart_form(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let key = idempotency_key(request.headers())?;
+    if content_length(request.headers()).is_some_and(|len| len > app.settings.max_body_bytes) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(multipart_rejection)?;
+    let upload = app.staging.begin().await?;
+    let received = form::read(multipart, &upload)
+        .await
+        .map_err(|err| match err {
+            FormError::TooLarge => ApiError::PayloadTooLarge,
+            FormError::Malformed(detail) => ApiError::Validation(vec![FieldError::new(
+                "body",
+                FieldCode::MalformedBody,
+                format!("is not a well-formed multipart body: {detail}"),
+            )]),
+            FormError::Io(err) => ApiError::from(err),
+        })?;
+    let registration = match (validation::validate(&received.raw), received.errors) {
+        (Ok(registration), errors) if errors.is_empty() => registration,
+        (Ok(_), errors) => return Err(ApiError::Validation(errors)),
+        (Err(field_errors), read_errors) => {
+            return Err(ApiError::Validation(merge(field_errors, read_errors)));
+        }
+    };
+
+    let mut conn = app.redis();
+    let claim = match app
+        .idempotency
+        .claim(&mut conn, &key, &received.fingerprint)
+        .await
+    {
+        Ok(ClaimOutcome::Claimed(claim)) => claim,
+        Ok(ClaimOutcome::Replay(id)) => return Ok(Accepted { id, replayed: true }),
+        Ok(ClaimOutcome::Mismatch) => return Err(ApiError::IdempotencyKeyReused),
+        Ok(ClaimOutcome::InProgress { retry_after }) => {
+            return Err(ApiError::RequestInProgress { retry_after });
+        }
+        Err(IdempotencyError::Redis(err)) => return Err(ApiError::Unavailable(err)),
+        Err(IdempotencyError::Corrupt) => {
+            return Err(ApiError::Internal(
+                "idempotency record is corrupt".to_owned(),
+            ));
+        }
+    };
+    let job = RegistrationJob {
+        registration_id: claim.id,
+        request_id,
+        registration,
+        documents: received.documents,
+        submitted_at: OffsetDateTime::now_utc(),
+    };
+    let span = tracing::info_span!("enqueue", registration_id = %claim.id);
+    tokio::spawn(hand_off(app, claim, job, upload).instrument(span))
+        .await
+        .map_err(|err| ApiError::Internal(format!("hand-off task failed: {err}")))?
+}
+
+/// Writes the status record, pushes the job and completes the claim, undoing what it did
+/// if the job was certainly not enqueued. A push whose answer was lost is settled by asking
+/// the queue; if even that cannot be answered the claim keeps its registration id (its
+/// lock released), so the client's retry re-uses the id and cannot make a second job.
+async fn hand_off(
+    app: AppState,
+    claim: Claim,
+    job: RegistrationJob,
+    upload: Upload,
+) -> Result<Accepted, ApiError> {
+    let mut conn = app.redis();
+    let id = claim.id;
+    let created_status = match app.enqueuer.write_status(&mut conn, id).await {
+        Ok(created) => created,
+        Err(err) => {
+            release(&app, &claim, claim.kind).await;
+            return Err(err.into());
+        }
+    };
+    match app.enqueuer.push(&conn, &job).await {
+        Ok(Pushed::New) => upload.keep(),
+        // A request that took over an abandoned claim found the job already queued, with
+        // the first request's files; this request's copy is not needed.
+        Ok(Pushed::AlreadyQueued) => drop(upload),
+        Err(push_err) => match app.enqueuer.is_queued(&mut conn, id).await {
+            Ok(true) => upload.keep(),
+            Ok(false) => {
+                if created_status && let Err(err) = app.enqueuer.remove_status(&mut conn, id).await
+                {
+                    tracing::warn!(error = %err, "status record of a refused job not removed");
+                }
+                release(&app, &claim, claim.kind).await;
+                tracing::warn!(error = %push_err, "job not enqueued");
+                return Err(unavailable(push_err.to_string()));
+            }
+            Err(err) => {
+                upload.keep();
+                release(&app, &claim, ClaimKind::Takeover).await;
+                tracing::warn!(error = %err, push_error = %push_err, "job may or may not be enqueued");
+                return Err(unavailable(push_err.to_string()));
+            }
+        },
+    }
+    if let Err(err) = app.idempotency.complete(&mut conn, &claim).await {
+        // The job is queued, so the answer is 202. The claim's lock runs out shortly and the
+        // client's next retry with this key takes it over and completes it.
+        tracing::warn!(error = %err, "idempotency claim not completed");
+    }
+    tracing::info!(documents = job.documents.len(), "registration enqueued");
+    Ok(Accepted {
+        id,
+        replayed: false,
+    })
+}
+
+fn unavailable(detail: String) -> ApiError {
+    ApiError::Unavailable(redis::RedisError::from(std::io::Error::other(detail)))
+}
+
+async fn release(app: &AppState, claim: &Claim, kind: ClaimKind) {
+    let mut conn = app.redis();
+    if let Err(err) = app.idempotency.release(&mut conn, claim, kind).await {
+        tracing::warn!(error = %err, "idempotency claim not released; its lock will expire");
+    }
+}
+
+/// Field problems from validation and from reading, without saying twice what is wrong with
+/// one field (a field too long to read is not also "required").
+fn merge(validation: Vec<FieldError>, read: Vec<FieldError>) -> Vec<FieldError> {
+    let read_fields: HashSet<&str> = read.iter().map(|e| root_field(&e.field)).collect();
+    let mut errors: Vec<FieldError> = validation
+        .into_iter()
+        .filter(|e| !read_fields.contains(root_field(&e.field)))
+        .collect();
+    errors.extend(read);
+    errors
+}
+
+fn root_field(field: &str) -> &str {
+    field.split(['[', '.']).next().unwrap_or(field)
+}
+
+fn is_multipart_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let value = values.next().ok_or(ApiError::IdempotencyKeyMissing)?;
+    if values.next().is_some() {
+        return Err(ApiError::IdempotencyKeyInvalid);
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::IdempotencyKeyInvalid)?;
+    IdempotencyKey::parse(value).map_err(|_| ApiError::IdempotencyKeyInvalid)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn multipart_rejection(rejection: MultipartRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    ApiError::Validation(vec![FieldError::new(
+        "body",
+        FieldCode::MalformedBody,
+        format!(
+            "is not a well-formed multipart body: {}",
+            rejection.body_text()
+        ),
+    )])
+}
+
+/// The `202` of design.md §2.
+#[derive(Debug)]
+struct Accepted {
+    id: RegistrationId,
+    replayed: bool,
+}
+
+#[derive(Serialize)]
+struct AcceptedBody {
+    id: String,
+    status: &'static str,
+    status_url: String,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        let status_url = format!("/v1/registrations/{}", self.id);
+        let mut response = (
+            StatusCode::ACCEPTED,
+            Json(AcceptedBody {
+                id: self.id.to_string(),
+                status: "queued",
+                status_url: status_url.clone(),
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if let Ok(location) = HeaderValue::from_str(&status_url) {
+            headers.insert(header::LOCATION, location);
+        }
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if self.replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        response
+    }
+}

@@ -1,0 +1,74 @@
+//! What every handler can reach: settings and the pieces built from them once at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use intake_shared::config::Settings;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::intake::enqueue::Enqueuer;
+use crate::intake::idempotency::Idempotency;
+use crate::intake::rate_limit::RateLimiter;
+use crate::intake::staging::Staging;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub redis: ConnectionManager,
+    pub staging: Staging,
+    pub idempotency: Idempotency,
+    pub rate_limiter: RateLimiter,
+    pub enqueuer: Enqueuer,
+    pub metrics: PrometheusHandle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(settings: Settings, redis: ConnectionManager, metrics: PrometheusHandle) -> Self {
+        let keys = settings.keys();
+        Self(Arc::new(Inner {
+            staging: Staging::new(settings.staging_dir.clone()),
+            idempotency: Idempotency::new(keys.clone(), settings.idempotency_ttl()),
+            rate_limiter: RateLimiter::new(
+                keys.clone(),
+                settings.rate_limit_per_minute,
+                settings.rate_limit_per_hour,
+            ),
+            enqueuer: Enqueuer::new(
+                keys,
+                intake_shared::queue::config(&settings),
+                settings.job_max_attempts,
+            ),
+            redis,
+            metrics,
+            settings,
+        }))
+    }
+
+    /// A clone of the shared, self-reconnecting Redis connection.
+    pub fn redis(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+}
+
+/// Connects lazily: the api starts (and answers 503) while Redis is down, and every command
+/// fails fast instead of queueing behind a dead connection, then reconnects by itself.
+pub fn redis_connection(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
