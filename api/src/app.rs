@@ -104,10 +104,10 @@ impl Application {
     }
 }
 
+/// The api's routes with every layer applied.
 pub fn router(state: AppState) -> Result<Router, StartupError> {
-    let settings = &state.settings;
-    let body_limit = usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX);
-    let mut router = Router::new()
+    let body_limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
+    let routes = Router::new()
         .route(
             "/v1/registrations",
             post(routes::submit::submit).layer(DefaultBodyLimit::max(body_limit)),
@@ -118,8 +118,13 @@ pub fn router(state: AppState) -> Result<Router, StartupError> {
         .route("/metrics", get(routes::metrics::render))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .with_state(state.clone());
+    with_layers(routes, &state.settings)
+}
 
-    router = router
+/// Wraps routes in the layers every answer goes through, innermost first: the request
+/// timeout, panic catching, CORS, security headers, metrics, problem rendering, request id.
+pub fn with_layers(routes: Router, settings: &Settings) -> Result<Router, StartupError> {
+    let mut router = routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout(),
@@ -190,4 +195,45 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "non-string panic".to_owned());
     tracing::error!(panic = %message, "handler panicked");
     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_problem_without_detail() {
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("secret internal detail");
+                }
+                "unreachable"
+            }),
+        );
+        let app = with_layers(routes, &Settings::default()).expect("default layers build");
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+        assert_eq!(json["code"], "INTERNAL_ERROR");
+        assert_eq!(json["status"], 500);
+        assert!(json["request_id"].is_string());
+        assert!(!String::from_utf8_lossy(&body).contains("secret internal detail"));
+    }
 }

@@ -106,8 +106,14 @@ impl Enqueuer {
             .await
     }
 
-    /// Jobs waiting to be picked up.
+    /// Jobs waiting to be picked up. apalis-redis parks every pushed job in its scheduled
+    /// set (due at once) until a worker's fetch moves it to the active list, so both count.
     pub async fn depth(&self, conn: &mut ConnectionManager) -> Result<u64, redis::RedisError> {
-        conn.llen(self.queue.active_jobs_list()).await
+        let (active, scheduled): (u64, u64) = redis::pipe()
+            .llen(self.queue.active_jobs_list())
+            .zcard(self.queue.scheduled_jobs_set())
+            .query_async(conn)
+            .await?;
+        Ok(active + scheduled)
     }
 }

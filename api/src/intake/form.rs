@@ -66,7 +66,7 @@ pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedF
         errors: Vec::new(),
         fingerprint: String::new(),
     };
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut fingerprint = Fingerprint::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut parts = 0;
     while let Some(mut field) = multipart.next_field().await? {
@@ -102,7 +102,7 @@ pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedF
         if let Some(kind) = DocumentKind::from_field(&name) {
             match read_document(&mut field, kind, upload).await? {
                 DocumentOutcome::Staged(doc) => {
-                    digests.insert(name, doc.sha256.clone());
+                    fingerprint.add_digest(&name, &doc.sha256);
                     form.documents.push(doc);
                 }
                 DocumentOutcome::Empty => {}
@@ -111,7 +111,7 @@ pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedF
         } else if let Some(slot) = form.raw.slot(&name) {
             match read_text(&mut field).await? {
                 Ok(value) => {
-                    digests.insert(name, hex::encode(Sha256::digest(value.as_bytes())));
+                    fingerprint.add(&name, value.as_bytes());
                     *slot = Some(value);
                 }
                 Err((code, message)) => form.errors.push(FieldError::new(reported, code, message)),
@@ -136,15 +136,36 @@ pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedF
             ));
         }
     }
-    let mut fingerprint = Sha256::new();
-    for (name, digest) in &digests {
-        fingerprint.update(name.as_bytes());
-        fingerprint.update(b"=");
-        fingerprint.update(digest.as_bytes());
-        fingerprint.update(b"\n");
-    }
-    form.fingerprint = hex::encode(fingerprint.finalize());
+    form.fingerprint = fingerprint.finish();
     Ok(form)
+}
+
+/// The content of a submission reduced to one hash: each field's name with the SHA-256 of
+/// its value, in name order, so the order of parts and the multipart boundary do not matter.
+#[derive(Debug, Default, Clone)]
+pub struct Fingerprint {
+    digests: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    pub fn add(&mut self, field: &str, content: &[u8]) {
+        self.add_digest(field, &hex::encode(Sha256::digest(content)));
+    }
+
+    pub fn add_digest(&mut self, field: &str, sha256_hex: &str) {
+        self.digests.insert(field.to_owned(), sha256_hex.to_owned());
+    }
+
+    pub fn finish(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (name, digest) in &self.digests {
+            hasher.update(name.as_bytes());
+            hasher.update(b"=");
+            hasher.update(digest.as_bytes());
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
 }
 
 /// A field name as it may appear in an answer: printable and of bounded length.

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/run and scripts/test: installs what is missing on a Debian
+# machine (Redis, PostgreSQL, a C toolchain, Rust), starts Redis and PostgreSQL if they
+# are not answering, and creates the database. Safe to run again and again.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export ROOT
+
+log() { printf '\033[1;34m[intake]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[intake]\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* by hand"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_packages() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+  command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+ensure_rust() {
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  if command -v cargo >/dev/null 2>&1; then return; fi
+  log "Rust not found; installing the stable toolchain with rustup"
+  if apt-cache show rustup >/dev/null 2>&1; then
+    apt_install rustup
+    rustup default stable
+  else
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    . "$HOME/.cargo/env"
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo still not found after installing Rust"
+}
+
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+ensure_redis() {
+  if redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; then return; fi
+  log "starting Redis on $REDIS_HOST:$REDIS_PORT"
+  local dir=/var/lib/redis logdir=/var/log/redis
+  as_root mkdir -p "$dir" "$logdir"
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" \
+    --save "" --appendonly no --dir "$dir" --logfile "$logdir/intake.log"
+  for _ in $(seq 1 50); do
+    redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  die "Redis did not start; see $logdir/intake.log"
+}
+
+ensure_postgres() {
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    log "starting PostgreSQL"
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    [ -n "$version" ] || die "no PostgreSQL cluster found under /etc/postgresql"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 100); do
+      pg_isready -q -h 127.0.0.1 -p 5432 && break
+      sleep 0.1
+    done
+    pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not start"
+  fi
+  # The database the worker and support tools use (design.md §6 default).
+  if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'intake'" | grep -q 1; then
+    log "creating database intake"
+    psql_admin -c "CREATE DATABASE intake" >/dev/null
+  fi
+}
+
+# Talks to PostgreSQL as its superuser: over TCP where the machine trusts it (CI), over the
+# local socket as the postgres system user otherwise (a fresh Debian install).
+psql_admin() {
+  if psql -h 127.0.0.1 -U postgres -d postgres -w -c 'SELECT 1' >/dev/null 2>&1; then
+    psql -h 127.0.0.1 -U postgres -d postgres -w "$@"
+  else
+    as_root runuser -u postgres -- psql -d postgres "$@"
+  fi
+}
+
+bootstrap() {
+  ensure_packages
+  ensure_rust
+  ensure_redis
+  ensure_postgres
+}
