@@ -252,9 +252,7 @@ fn email_of_length(n: usize) -> String {
         let label = domain_len.min(63);
         labels.push("b".repeat(label));
         domain_len -= label;
-        if domain_len > 0 {
-            domain_len -= 1; // the dot
-        }
+        domain_len = domain_len.saturating_sub(1); // the dot between labels
     }
     let email = format!("{local}@{}.org", labels.join("."));
     assert_eq!(email.len(), n);

@@ -244,6 +244,8 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -2,6 +2,7 @@
 //! once: a person filling in a form wants the whole list, not one error per round trip.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde_json::Value;
 
@@ -214,14 +215,15 @@ fn players(raw: &str, errors: &mut Vec<FieldError>) -> Option<Vec<Player>> {
         .map_err(|e| errors.push(e.on(format!("{at}.role"))))
         .ok();
         if let Some(name) = &name {
-            if let Some(first) = seen.insert(name.comparison_key(), i) {
-                // Keep pointing at the first occurrence for later duplicates too.
-                seen.insert(name.comparison_key(), first);
-                errors.push(FieldError::new(
+            match seen.entry(name.comparison_key()) {
+                Entry::Occupied(first) => errors.push(FieldError::new(
                     format!("{at}.name"),
                     FieldCode::DuplicatePlayer,
-                    format!("is the same player as players[{first}]"),
-                ));
+                    format!("is the same player as players[{}]", first.get()),
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
             }
         }
         if let (Some(name), Some(role)) = (name, role) {

@@ -1,5 +1,6 @@
 //! `GET /v1/registrations/{id}`: the status record as the workers keep it (design.md §4).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -10,11 +11,15 @@ use redis::AsyncCommands;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
+/// Any id that is not a registration's, including one that does not even decode, is 404.
 pub async fn status(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = RegistrationId::parse(&id).ok_or(ApiError::NotFound)?;
+    let id = id
+        .ok()
+        .and_then(|Path(id)| RegistrationId::parse(&id))
+        .ok_or(ApiError::NotFound)?;
     let mut conn = app.redis();
     let raw: Option<String> = conn.get(app.settings.keys().status(&id)).await?;
     let record: StatusRecord = serde_json::from_str(&raw.ok_or(ApiError::NotFound)?)

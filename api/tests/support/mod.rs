@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod form;
+pub mod private_redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
