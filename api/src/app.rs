@@ -20,7 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::middleware::{metrics, problems, request_id};
 use crate::problem::Problem;
 use crate::routes;
-use crate::state::{AppState, redis_connection};
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -45,8 +45,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let redis = redis_connection(&settings.redis_url)?;
-        let state = AppState::new(settings, redis, metrics::handle());
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
+        let state = AppState::new(settings, redis, intake_shared::telemetry::prometheus());
         state
             .staging
             .prepare()

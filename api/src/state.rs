@@ -1,11 +1,10 @@
 //! What every handler can reach: settings and the pieces built from them once at start-up.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use intake_shared::config::Settings;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::intake::enqueue::Enqueuer;
 use crate::intake::idempotency::Idempotency;
@@ -58,17 +57,4 @@ impl AppState {
     pub fn redis(&self) -> ConnectionManager {
         self.redis.clone()
     }
-}
-
-/// Connects lazily: the api starts (and answers 503) while Redis is down, and every command
-/// fails fast instead of queueing behind a dead connection, then reconnects by itself.
-pub fn redis_connection(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
 }

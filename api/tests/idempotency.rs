@@ -82,7 +82,7 @@ async fn same_key_while_first_is_in_progress_is_409_with_retry_after() {
     let idempotency = Idempotency::new(app.settings.keys(), app.settings.idempotency_ttl());
     let key = IdempotencyKey::parse("key-busy").expect("valid key");
     let outcome = idempotency
-        .claim(&mut conn, &key, &form.fingerprint())
+        .claim(&mut conn, &key, &support::fingerprint(&form))
         .await
         .expect("claim");
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
@@ -112,7 +112,7 @@ async fn abandoned_claim_is_taken_over_with_its_registration_id() {
     let idempotency = Idempotency::new(app.settings.keys(), app.settings.idempotency_ttl());
     let key = IdempotencyKey::parse("key-abandoned").expect("valid key");
     let ClaimOutcome::Claimed(claim) = idempotency
-        .claim(&mut conn, &key, &form.fingerprint())
+        .claim(&mut conn, &key, &support::fingerprint(&form))
         .await
         .expect("claim")
     else {

@@ -64,6 +64,16 @@ pub struct Settings {
     pub request_timeout_secs: u64,
     /// Attempts a job gets before it is failed for good.
     pub job_max_attempts: u32,
+    /// After SIGTERM, how long a worker lets in-flight jobs finish before it stops; jobs
+    /// still running then are re-queued by the other workers' heartbeats.
+    pub shutdown_deadline_secs: u64,
+    /// How often a worker proves it is alive; one silent for three beats is presumed dead
+    /// and its in-flight jobs go back to the queue.
+    pub worker_heartbeat_secs: u64,
+    /// Longest wait for one answer from Cloudinary.
+    pub cloudinary_timeout_secs: u64,
+    /// Longest wait for one SMTP exchange.
+    pub smtp_timeout_secs: u64,
     /// Origins allowed to call the api from a browser (CORS); empty allows none.
     #[serde(deserialize_with = "comma_list")]
     pub cors_allowed_origins: Vec<String>,
@@ -103,6 +113,10 @@ impl Default for Settings {
             max_body_bytes: 12 * 1024 * 1024,
             request_timeout_secs: 30,
             job_max_attempts: 10,
+            shutdown_deadline_secs: 30,
+            worker_heartbeat_secs: 2,
+            cloudinary_timeout_secs: 30,
+            smtp_timeout_secs: 10,
             cors_allowed_origins: Vec::new(),
             trusted_proxy_header: None,
             hsts: false,
@@ -189,6 +203,15 @@ impl Settings {
         }
         if self.request_timeout_secs == 0 {
             return invalid("INTAKE_REQUEST_TIMEOUT_SECS", "must be at least 1");
+        }
+        if self.worker_heartbeat_secs == 0 {
+            return invalid("INTAKE_WORKER_HEARTBEAT_SECS", "must be at least 1");
+        }
+        if self.cloudinary_timeout_secs == 0 || self.smtp_timeout_secs == 0 {
+            return invalid(
+                "INTAKE_CLOUDINARY_TIMEOUT_SECS / INTAKE_SMTP_TIMEOUT_SECS",
+                "must be at least 1",
+            );
         }
         if self.job_max_attempts == 0 {
             return invalid("INTAKE_JOB_MAX_ATTEMPTS", "must be at least 1");

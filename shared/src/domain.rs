@@ -316,6 +316,33 @@ impl fmt::Display for RegistrationId {
     }
 }
 
+/// A team's public ID, `{prefix}-{n}` with `n` zero-padded (`ICCT-0007`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TeamId(String);
+
+impl TeamId {
+    /// The `n`th ID of a prefix; numbers wider than `width` keep all their digits.
+    pub fn format(prefix: &str, width: usize, n: u64) -> Self {
+        Self(format!("{prefix}-{n:0width$}"))
+    }
+
+    /// Wraps an ID read back from storage, where it was written by [`TeamId::format`].
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TeamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The client's `Idempotency-Key`: 1–255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
@@ -398,5 +425,32 @@ impl DocumentType {
             Self::Jpeg => "jpg",
             Self::Pdf => "pdf",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_ids_are_zero_padded_to_the_width() {
+        assert_eq!(TeamId::format("ICCT", 4, 7).as_str(), "ICCT-0007");
+        assert_eq!(TeamId::format("ICCT", 4, 12345).as_str(), "ICCT-12345");
+    }
+
+    #[test]
+    fn debug_output_masks_phones_and_emails() {
+        let contact = Contact {
+            name: PersonName::parse("Arjun Mehta").expect("valid"),
+            phone: Phone::parse("9876543210").expect("valid"),
+            email: Email::parse("arjun@example.org").expect("valid"),
+        };
+        let debug = format!("{contact:?}");
+        assert!(!debug.contains("9876543210"), "{debug}");
+        assert!(!debug.contains("arjun@example.org"), "{debug}");
+        assert!(
+            debug.contains("98******10") && debug.contains("a***@example.org"),
+            "{debug}"
+        );
     }
 }

@@ -124,3 +124,38 @@ impl ProblemCode {
         }
     }
 }
+
+/// Why a registration job failed, as its status record and the support tools show it
+/// (design.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobFailureCode {
+    /// The same team (name and captain's phone) is already registered. Permanent.
+    DuplicateTeam,
+    /// The document store refused a document. Permanent.
+    DocumentRejected,
+    /// The staged documents are gone (retention expired). Permanent until re-submitted.
+    DocumentsExpired,
+    /// The document store stayed unreachable through every attempt.
+    UploadUnavailable,
+    /// Postgres stayed unreachable through every attempt.
+    DatabaseUnavailable,
+    /// Redis (status records) stayed unreachable through every attempt.
+    StatusUnavailable,
+    /// A bug or an unexpected answer; the logs say more.
+    InternalError,
+}
+
+impl JobFailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DuplicateTeam => "DUPLICATE_TEAM",
+            Self::DocumentRejected => "DOCUMENT_REJECTED",
+            Self::DocumentsExpired => "DOCUMENTS_EXPIRED",
+            Self::UploadUnavailable => "UPLOAD_UNAVAILABLE",
+            Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            Self::StatusUnavailable => "STATUS_UNAVAILABLE",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}

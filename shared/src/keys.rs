@@ -39,6 +39,11 @@ impl RedisKeys {
         format!("{}:status-events:{id}", self.prefix)
     }
 
+    /// Registrations whose job failed for good, scored by the time it failed.
+    pub fn failed_index(&self) -> String {
+        format!("{}:failed", self.prefix)
+    }
+
     /// One fixed window of one client's submission counter.
     pub fn rate_limit(&self, client: &str, window: &str, bucket: u64) -> String {
         format!("{}:ratelimit:{window}:{bucket}:{client}", self.prefix)

@@ -9,6 +9,7 @@ pub mod job;
 pub mod keys;
 pub mod mask;
 pub mod queue;
+pub mod redis_conn;
 pub mod status;
 pub mod telemetry;
 pub mod validation;

@@ -27,3 +27,34 @@ pub fn init(format: LogFormat) {
         builder.try_init()
     };
 }
+
+/// The process' Prometheus handle, installing the global recorder on first use. The
+/// `metrics` facade has one recorder per process, however many apps a test process builds.
+pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+    use std::sync::OnceLock;
+
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    const SECONDS_BUCKETS: [f64; 14] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 120.0,
+    ];
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .map(PrometheusBuilder::build_recorder);
+            match recorder {
+                Ok(recorder) => {
+                    let handle = recorder.handle();
+                    // Fails only if another recorder came first; ours still renders.
+                    let _ = metrics::set_global_recorder(recorder);
+                    handle
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "prometheus recorder could not be built");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}

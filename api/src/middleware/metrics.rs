@@ -1,46 +1,12 @@
 //! Prometheus metrics: requests by route and status, latency, submissions by outcome, and
-//! the queue depth read from Redis at scrape time. The recorder is process-global (that is
-//! how the `metrics` facade works), installed once however many apps a test process builds.
+//! the queue depth read from Redis at scrape time. The recorder itself is set up by
+//! `intake_shared::telemetry::prometheus`.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-/// The process' Prometheus handle, installing the recorder on first use.
-pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
-                    &LATENCY_BUCKETS,
-                )
-                .map(PrometheusBuilder::build_recorder);
-            match recorder {
-                Ok(recorder) => {
-                    let handle = recorder.handle();
-                    // Fails only if another recorder was installed first; ours still renders.
-                    let _ = metrics::set_global_recorder(recorder);
-                    handle
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "prometheus recorder could not be built");
-                    PrometheusBuilder::new().build_recorder().handle()
-                }
-            }
-        })
-        .clone()
-}
 
 pub async fn record(request: Request, next: Next) -> Response {
     let route = request

@@ -3,7 +3,7 @@
 //! key and staged file it made when dropped.
 #![allow(dead_code)]
 
-pub mod form;
+pub use intake_testkit::form;
 pub mod private_redis;
 
 use std::net::SocketAddr;
@@ -141,7 +141,10 @@ impl TestApp {
 
     /// Every Redis key this app's prefix owns.
     pub fn redis_keys(&self) -> Vec<String> {
-        scan(&mut self.redis(), &self.settings.keys().all_pattern())
+        intake_testkit::redis_keys::matching(
+            &self.settings.redis_url,
+            &self.settings.keys().all_pattern(),
+        )
     }
 
     /// Jobs in the queue, waiting (apalis parks new jobs in its scheduled set) or active.
@@ -177,28 +180,19 @@ impl TestApp {
     }
 }
 
-pub fn scan(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query(conn)
-        .unwrap_or_default();
-    keys
-}
-
-/// Deletes every key under a prefix pattern.
-pub fn delete_keys(url: &str, pattern: &str) {
-    if let Ok(mut conn) = redis::Client::open(url).and_then(|c| c.get_connection()) {
-        let keys = scan(&mut conn, pattern);
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
+/// The fingerprint the api computes for a form's content.
+pub fn fingerprint(form: &form::TestForm) -> String {
+    let mut fingerprint = intake_api::intake::form::Fingerprint::default();
+    for (name, content) in form.contents() {
+        fingerprint.add(&name, &content);
     }
+    fingerprint.finish()
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
-        delete_keys(
+        intake_testkit::redis_keys::delete_matching(
             &self.settings.redis_url,
             &self.settings.keys().all_pattern(),
         );

@@ -1,6 +1,5 @@
 //! A registration form as a test builds it: valid by default, each test changing one thing.
 
-use intake_api::intake::form::Fingerprint;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
@@ -159,15 +158,14 @@ impl TestForm {
             })
     }
 
-    /// The fingerprint the api computes for this content.
-    pub fn fingerprint(&self) -> String {
-        let mut fingerprint = Fingerprint::default();
-        for (name, value) in &self.fields {
-            match value {
-                Value::Text(text) => fingerprint.add(name, text.as_bytes()),
-                Value::File { bytes, .. } => fingerprint.add(name, bytes),
-            }
-        }
-        fingerprint.finish()
+    /// Every field's name and content, in the order they are sent.
+    pub fn contents(&self) -> Vec<(String, Vec<u8>)> {
+        self.fields
+            .iter()
+            .map(|(name, value)| match value {
+                Value::Text(text) => (name.clone(), text.as_bytes().to_vec()),
+                Value::File { bytes, .. } => (name.clone(), bytes.clone()),
+            })
+            .collect()
     }
 }

@@ -1,0 +1,29 @@
+//! Real stand-ins for Intake's outside services, for tests: each is a real server on
+//! loopback that speaks the real protocol and can be told to fail in the ways the real
+//! service fails.
+
+pub mod cloudinary;
+pub mod form;
+pub mod postgres;
+pub mod proxy;
+pub mod redis_keys;
+pub mod smtp;
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`. Tests wait for
+/// things this way, never with a bare sleep.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

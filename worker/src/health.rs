@@ -1,0 +1,87 @@
+//! The worker's own small HTTP server on `INTAKE_WORKER_ADDR`: `/health/live`,
+//! `/health/ready` (Redis and Postgres reachable) and `/metrics` for Prometheus.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct HealthState {
+    pub redis: ConnectionManager,
+    pub pool: PgPool,
+    pub metrics: PrometheusHandle,
+    pub queue: apalis_redis::Config,
+    pub failed_index: String,
+}
+
+pub fn router(state: HealthState) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
+    let mut conn = state.redis.clone();
+    let ping = redis::cmd("PING");
+    let redis_ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            ping.query_async::<String>(&mut conn)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let postgres_ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&state.pool)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let status = if redis_ok && postgres_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+            "checks": {"redis": word(redis_ok), "postgres": word(postgres_ok)},
+        })),
+    )
+}
+
+async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
+    let mut conn = state.redis.clone();
+    let depth: Result<(u64, u64, u64), _> = redis::pipe()
+        .llen(state.queue.active_jobs_list())
+        .zcard(state.queue.scheduled_jobs_set())
+        .zcard(&state.failed_index)
+        .query_async(&mut conn)
+        .await;
+    if let Ok((active, scheduled, failed)) = depth {
+        metrics::gauge!("intake_queue_depth").set((active + scheduled) as f64);
+        metrics::gauge!("intake_failed_registrations").set(failed as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

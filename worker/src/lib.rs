@@ -1,0 +1,14 @@
+//! Intake's worker: takes registration jobs off the apalis-redis queue and runs each one to
+//! completion (team ID, documents, Postgres, email), publishing its status at every step.
+//! Start with `pipeline.rs`: it is the job, read top to bottom.
+
+pub mod backends;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod pipeline;
+pub mod runtime;
+pub mod status;
+pub mod steps;
+
+pub use runtime::{Runtime, StartupError};

@@ -1,0 +1,138 @@
+//! The registration job, top to bottom: **allocate team ID → upload documents → save
+//! registration → send email → completed**, publishing the status before each step. Every
+//! step is safe to run again, which is what makes at-least-once delivery (a crashed worker,
+//! a re-drive) produce its effects exactly once.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use intake_shared::job::RegistrationJob;
+use intake_shared::status::Step;
+use sqlx::PgPool;
+
+use crate::error::StepError;
+use crate::status::StatusStore;
+use crate::steps::notify::Notifier;
+use crate::steps::upload::Uploader;
+use crate::steps::{allocate_id, save};
+
+pub struct Pipeline {
+    pub pool: PgPool,
+    pub status: StatusStore,
+    pub uploader: Uploader,
+    pub notifier: Notifier,
+    pub staging_root: PathBuf,
+    pub team_id_prefix: String,
+    pub team_id_width: usize,
+}
+
+impl Pipeline {
+    #[tracing::instrument(
+        name = "job",
+        skip_all,
+        fields(registration_id = %job.registration_id, request_id = %job.request_id, attempt)
+    )]
+    pub async fn run(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
+        tracing::Span::current().record("attempt", attempt);
+        let id = job.registration_id;
+        self.status.processing(id, attempt).await?;
+
+        // 1. Team ID: the same one on every run of this registration.
+        self.status.step(id, Step::AllocatingId).await?;
+        let team_id = timed("allocating_id", async {
+            save::check_not_duplicate(&self.pool, job).await?;
+            allocate_id::run(&self.pool, id, &self.team_id_prefix, self.team_id_width).await
+        })
+        .await?;
+        self.status.team_id(id, &team_id).await?;
+        tracing::info!(%team_id, "team ID allocated");
+
+        // 2 and 3. Documents, then the registration in one transaction. A run after the
+        // registration was saved (its staged files may be gone by then) skips both.
+        self.status.step(id, Step::UploadingFiles).await?;
+        if save::is_saved(&self.pool, id).await? {
+            tracing::info!("registration already saved by an earlier run");
+        } else {
+            let documents = timed(
+                "uploading_files",
+                self.uploader.run(&self.staging_root, job),
+            )
+            .await?;
+            self.status.step(id, Step::Saving).await?;
+            let saved = timed("saving", save::run(&self.pool, job, &team_id, &documents)).await?;
+            tracing::info!(?saved, documents = documents.len(), "registration saved");
+        }
+
+        // 4. Confirmation email: never fatal.
+        self.status.sending_email(id).await?;
+        let email = timed(
+            "sending_email",
+            self.notifier.run(&self.pool, job, &team_id),
+        )
+        .await?;
+
+        self.status.completed(id, email).await?;
+        self.remove_staged(job).await;
+        tracing::info!(?email, "registration completed");
+        Ok(())
+    }
+
+    /// Marks the registration failed for good; its staged files stay for a re-drive.
+    pub async fn fail(
+        &self,
+        job: &RegistrationJob,
+        attempt: u32,
+        error: &StepError,
+    ) -> Result<(), StepError> {
+        tracing::warn!(
+            registration_id = %job.registration_id,
+            request_id = %job.request_id,
+            code = error.code().as_str(),
+            error = error.message(),
+            "registration failed"
+        );
+        self.status
+            .failed(job.registration_id, attempt, error)
+            .await
+    }
+
+    /// Removes the upload's staging directory. A failure here only leaves files for the
+    /// staging janitor; the registration is complete either way.
+    async fn remove_staged(&self, job: &RegistrationJob) {
+        for dir in upload_dirs(job) {
+            let path = self.staging_root.join(&dir);
+            if let Err(err) = tokio::fs::remove_dir_all(&path).await
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %err, dir = %path.display(), "staged files not removed");
+            }
+        }
+    }
+}
+
+/// The upload directories a job's documents live in: the first component of each staged
+/// path, and only when it is a plain name (a payload can never point outside staging).
+fn upload_dirs(job: &RegistrationJob) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = job
+        .documents
+        .iter()
+        .filter_map(|d| match Path::new(&d.staged_path).components().next() {
+            Some(Component::Normal(name)) => Some(PathBuf::from(name)),
+            _ => None,
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+async fn timed<T>(
+    step: &'static str,
+    work: impl Future<Output = Result<T, StepError>>,
+) -> Result<T, StepError> {
+    let started = Instant::now();
+    let result = work.await;
+    metrics::histogram!("intake_worker_step_duration_seconds", "step" => step)
+        .record(started.elapsed().as_secs_f64());
+    result
+}

@@ -1,0 +1,369 @@
+//! Builds the worker from settings and runs it: migrations, the health server, and the apalis
+//! worker on the registrations queue, supervised. Each apalis worker gets a name unique to
+//! this process and start (host, pid, random suffix): apalis-redis keys its heartbeat and
+//! in-flight set by that name, and two processes sharing one would hide each other's death
+//! (design.md §9). If the apalis worker stops on a backend error (Redis restarted, a dropped
+//! connection), a new one with a new name takes its place; the old name's in-flight jobs go
+//! back to the queue once its heartbeat is seen to have stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use intake_shared::config::Settings;
+use intake_shared::job::RegistrationJob;
+use lettre::message::Mailbox;
+use redis::aio::ConnectionManager;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::cloudinary::{BadCloudinaryUrl, Cloudinary, Credentials};
+use crate::backends::local_media::LocalMedia;
+use crate::backends::mail::Mailer;
+use crate::backends::outbox::Outbox;
+use crate::backends::smtp::Smtp;
+use crate::backends::store::DocumentStore;
+use crate::health::{self, HealthState};
+use crate::pipeline::Pipeline;
+use crate::status::StatusStore;
+use crate::steps::notify::Notifier;
+use crate::steps::upload::Uploader;
+use crate::{db, error::StepError};
+
+/// How often an idle worker looks for due jobs. apalis-redis parks new jobs in a scheduled
+/// set that only a fetch promotes, so this bounds the wait of a freshly accepted job.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("INTAKE_DATABASE_URL is not a usable Postgres URL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Cloudinary(#[from] BadCloudinaryUrl),
+    #[error("HTTP client for Cloudinary: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("INTAKE_SMTP_URL is not usable: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("INTAKE_MAIL_FROM {0}")]
+    MailFrom(String),
+    #[error("worker concurrency must be at least 1")]
+    Concurrency,
+}
+
+/// What every job needs, shared by all jobs of the process.
+pub struct Deps {
+    pub pipeline: Pipeline,
+    pub max_attempts: u32,
+}
+
+pub struct Runtime {
+    settings: Settings,
+    concurrency: usize,
+    deps: Arc<Deps>,
+    redis: ConnectionManager,
+    pool: PgPool,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Runtime {
+    /// Builds everything from settings; `concurrency` overrides `INTAKE_WORKER_CONCURRENCY`.
+    pub async fn build(
+        settings: Settings,
+        concurrency: Option<usize>,
+    ) -> Result<Self, StartupError> {
+        let concurrency = concurrency.unwrap_or(settings.worker_concurrency);
+        if concurrency == 0 {
+            return Err(StartupError::Concurrency);
+        }
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
+        let pool = db::pool(
+            settings.database_url.expose_secret(),
+            u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
+        )?;
+        let store: Arc<dyn DocumentStore> = match &settings.cloudinary_url {
+            Some(url) => Arc::new(Cloudinary::new(
+                &settings.cloudinary_api_base,
+                Credentials::from_url(url)?,
+                Duration::from_secs(settings.cloudinary_timeout_secs),
+            )?),
+            None => Arc::new(LocalMedia::new(settings.media_dir.clone())),
+        };
+        let (mailer, from): (Arc<dyn Mailer>, Mailbox) = match &settings.smtp_url {
+            Some(url) => {
+                let from = settings.mail_from.as_deref().ok_or_else(|| {
+                    StartupError::MailFrom("must be set when INTAKE_SMTP_URL is".into())
+                })?;
+                let from = from
+                    .parse()
+                    .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))?;
+                (
+                    Arc::new(Smtp::from_url(
+                        url,
+                        Duration::from_secs(settings.smtp_timeout_secs),
+                    )?),
+                    from,
+                )
+            }
+            None => {
+                let from = settings
+                    .mail_from
+                    .as_deref()
+                    .unwrap_or("Intake <intake@localhost>");
+                let from = from
+                    .parse()
+                    .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))?;
+                (Arc::new(Outbox::new(settings.outbox_dir.clone())), from)
+            }
+        };
+        let pipeline = Pipeline {
+            pool: pool.clone(),
+            status: StatusStore::new(
+                redis.clone(),
+                settings.keys(),
+                Duration::from_secs(settings.staging_retention_secs),
+            ),
+            uploader: Uploader::new(store, settings.cloudinary_folder.clone()),
+            notifier: Notifier::new(mailer, from),
+            staging_root: settings.staging_dir.clone(),
+            team_id_prefix: settings.team_id_prefix.clone(),
+            team_id_width: settings.team_id_width,
+        };
+        let listener = TcpListener::bind(settings.worker_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.worker_addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.worker_addr,
+            source,
+        })?;
+        tracing::info!(
+            %addr,
+            concurrency,
+            documents = pipeline.uploader.store_name(),
+            mail = pipeline.notifier.mailer_name(),
+            redis_prefix = %settings.redis_prefix,
+            "intake-worker ready to start"
+        );
+        Ok(Self {
+            deps: Arc::new(Deps {
+                pipeline,
+                max_attempts: settings.job_max_attempts,
+            }),
+            settings,
+            concurrency,
+            redis,
+            pool,
+            listener,
+            addr,
+        })
+    }
+
+    /// Replaces pieces of the pipeline before the worker starts (tests use fast retries).
+    pub fn customise(&mut self, change: impl FnOnce(&mut Pipeline)) {
+        if let Some(deps) = Arc::get_mut(&mut self.deps) {
+            change(&mut deps.pipeline);
+        }
+    }
+
+    pub fn health_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until `shutdown` resolves, then stops taking jobs, lets in-flight ones finish up
+    /// to the configured deadline, and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = CancellationToken::new();
+        let trigger = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+        let health = health::router(HealthState {
+            redis: self.redis.clone(),
+            pool: self.pool.clone(),
+            metrics: intake_shared::telemetry::prometheus(),
+            queue: intake_shared::queue::config(&self.settings),
+            failed_index: self.settings.keys().failed_index(),
+        });
+        let health_stop = token.clone();
+        let health_server = tokio::spawn(
+            axum::serve(self.listener, health)
+                .with_graceful_shutdown(async move { health_stop.cancelled().await })
+                .into_future(),
+        );
+
+        if migrate_until_done(&self.pool, &token).await {
+            supervise(
+                &self.settings,
+                self.concurrency,
+                self.redis.clone(),
+                self.deps.clone(),
+                &token,
+            )
+            .await;
+        }
+        token.cancel();
+        let _ = health_server.await;
+        tracing::info!("intake-worker stopped");
+        Ok(())
+    }
+}
+
+/// Applies migrations, retrying while Postgres is unreachable; `false` if shut down first.
+async fn migrate_until_done(pool: &PgPool, token: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match db::migrate(pool).await {
+            Ok(()) => return true,
+            Err(err) => tracing::warn!(error = %err, "migrations not applied yet; retrying"),
+        }
+        tokio::select! {
+            () = token.cancelled() => return false,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn worker_name() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "intake-worker-{host}-{}-{}",
+        std::process::id(),
+        &suffix[..8]
+    )
+}
+
+async fn supervise(
+    settings: &Settings,
+    concurrency: usize,
+    redis: ConnectionManager,
+    deps: Arc<Deps>,
+    token: &CancellationToken,
+) {
+    let queue = intake_shared::queue::config(settings)
+        .heartbeat_interval(Duration::from_secs(settings.worker_heartbeat_secs))
+        .missed_heartbeats(3)
+        .batch_size(concurrency.clamp(1, 8));
+    let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
+    let mut restart_delay = Duration::from_millis(200);
+    while !token.is_cancelled() {
+        let name = worker_name();
+        let storage =
+            RedisStorage::<RegistrationJob>::new(redis.clone()).with_config(queue.clone());
+        let worker = WorkerBuilder::new(name.clone())
+            .backend(storage.poll_with_interval(POLL_INTERVAL))
+            .data(deps.clone())
+            .catch_panic()
+            .concurrency(concurrency)
+            .parallelize(tokio::spawn)
+            .build(handle);
+        tracing::info!(worker = %name, concurrency, "taking jobs");
+        let stop = token.clone();
+        let run = worker.run_until(async move {
+            stop.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        });
+        tokio::pin!(run);
+        let drain_deadline = async {
+            token.cancelled().await;
+            tokio::time::sleep(deadline).await;
+        };
+        tokio::select! {
+            result = &mut run => match result {
+                Ok(()) if token.is_cancelled() => tracing::info!(worker = %name, "in-flight jobs finished"),
+                Ok(()) => tracing::warn!(worker = %name, "worker stopped by itself; starting a new one"),
+                Err(err) => tracing::error!(worker = %name, error = %err, "worker failed; starting a new one"),
+            },
+            () = drain_deadline => {
+                tracing::warn!(
+                    worker = %name,
+                    "shutdown deadline passed with jobs in flight; they return to the queue when this worker's heartbeat lapses"
+                );
+                return;
+            }
+        }
+        if token.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(restart_delay) => {}
+        }
+        restart_delay = (restart_delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The apalis job handler: runs the pipeline and turns its outcome into apalis' terms. A
+/// transient failure with attempts left is an ordinary error (apalis schedules another
+/// attempt); anything else marks the registration failed and aborts the job for good.
+async fn handle(
+    job: RegistrationJob,
+    attempt: Attempt,
+    deps: Data<Arc<Deps>>,
+) -> Result<(), BoxDynError> {
+    let attempt = u32::try_from(attempt.current()).unwrap_or(u32::MAX).max(1);
+    metrics::gauge!("intake_worker_jobs_in_flight").increment(1.0);
+    metrics::histogram!("intake_worker_job_attempt").record(f64::from(attempt));
+    let outcome = deps.pipeline.run(&job, attempt).await;
+    metrics::gauge!("intake_worker_jobs_in_flight").decrement(1.0);
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("intake_worker_jobs_total", "outcome" => "completed", "code" => "")
+                .increment(1);
+            Ok(())
+        }
+        Err(err) if err.is_transient() && attempt < deps.max_attempts => {
+            metrics::counter!("intake_worker_job_retries_total", "code" => err.code().as_str())
+                .increment(1);
+            tracing::warn!(
+                registration_id = %job.registration_id,
+                request_id = %job.request_id,
+                attempt,
+                error = %err,
+                "attempt failed; the job will be retried"
+            );
+            Err(Box::new(err))
+        }
+        Err(err) => fail(&deps, &job, attempt, err).await,
+    }
+}
+
+async fn fail(
+    deps: &Deps,
+    job: &RegistrationJob,
+    attempt: u32,
+    err: StepError,
+) -> Result<(), BoxDynError> {
+    match deps.pipeline.fail(job, attempt, &err).await {
+        Ok(()) => {
+            metrics::counter!("intake_worker_jobs_total", "outcome" => "failed", "code" => err.code().as_str())
+                .increment(1);
+            Err(Box::new(AbortError::new(err)))
+        }
+        // The failure could not be recorded; let apalis schedule the job again so it is.
+        Err(status_err) => Err(Box::new(status_err)),
+    }
+}

@@ -1,0 +1,176 @@
+//! Step 3: the registration in one transaction: the team, its players and its documents.
+//! The unique key on (team name, captain's phone) is what stops one team registering twice
+//! whatever the timing; a second run of the *same* registration finds its own row instead.
+
+use backon::Retryable;
+use intake_shared::domain::{RegistrationId, TeamId};
+use intake_shared::errors::JobFailureCode;
+use intake_shared::job::RegistrationJob;
+use sqlx::PgPool;
+
+use crate::backends::store::StoredDocument;
+use crate::db;
+use crate::error::StepError;
+
+const SAME_TEAM_CONSTRAINTS: [&str; 2] = [
+    "teams_team_name_captain_phone_key",
+    "teams_team_name_folded_captain_phone_key",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Inserted,
+    AlreadySaved,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    #[error("the same team is already registered")]
+    Duplicate,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Fails fast when another registration already holds this team, so a duplicate does not
+/// take a team ID. The unique key in [`run`] remains the guarantee; this is a courtesy.
+pub async fn check_not_duplicate(pool: &PgPool, job: &RegistrationJob) -> Result<(), StepError> {
+    let found = (|| async {
+        sqlx::query_as::<_, (uuid::Uuid,)>(
+            "SELECT registration_id FROM teams
+             WHERE lower(regexp_replace(team_name, '\\s+', ' ', 'g')) = lower(regexp_replace($1, '\\s+', ' ', 'g'))
+               AND captain_phone = $2 AND registration_id <> $3",
+        )
+        .bind(job.registration.team_name.as_str())
+        .bind(job.registration.captain.phone.as_str())
+        .bind(job.registration_id.as_uuid())
+        .fetch_optional(pool)
+        .await
+    })
+    .retry(db::retry_policy())
+    .when(db::is_transient)
+    .await
+    .map_err(|e| db::step_error(&e, "checking for an existing registration"))?;
+    match found {
+        Some(_) => Err(duplicate()),
+        None => Ok(()),
+    }
+}
+
+fn duplicate() -> StepError {
+    StepError::permanent(
+        JobFailureCode::DuplicateTeam,
+        "a team with this name and captain's phone number is already registered",
+    )
+}
+
+pub async fn run(
+    pool: &PgPool,
+    job: &RegistrationJob,
+    team_id: &TeamId,
+    documents: &[StoredDocument],
+) -> Result<Saved, StepError> {
+    (|| save(pool, job, team_id, documents))
+        .retry(db::retry_policy())
+        .when(|e| matches!(e, SaveError::Db(err) if db::is_transient(err)))
+        .await
+        .map_err(|e| match e {
+            SaveError::Duplicate => duplicate(),
+            SaveError::Db(err) => db::step_error(&err, "saving the registration"),
+        })
+}
+
+async fn already_saved(pool: &PgPool, id: RegistrationId) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 FROM teams WHERE registration_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Whether this registration's rows are already in Postgres.
+pub async fn is_saved(pool: &PgPool, id: RegistrationId) -> Result<bool, StepError> {
+    (|| already_saved(pool, id))
+        .retry(db::retry_policy())
+        .when(db::is_transient)
+        .await
+        .map_err(|e| db::step_error(&e, "looking up the registration"))
+}
+
+async fn save(
+    pool: &PgPool,
+    job: &RegistrationJob,
+    team_id: &TeamId,
+    documents: &[StoredDocument],
+) -> Result<Saved, SaveError> {
+    let id = job.registration_id;
+    if already_saved(pool, id).await? {
+        return Ok(Saved::AlreadySaved);
+    }
+    let r = &job.registration;
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO teams (registration_id, team_id, team_name,
+             captain_name, captain_phone, captain_email,
+             vice_captain_name, vice_captain_phone, vice_captain_email,
+             request_id, submitted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id.as_uuid())
+    .bind(team_id.as_str())
+    .bind(r.team_name.as_str())
+    .bind(r.captain.name.as_str())
+    .bind(r.captain.phone.as_str())
+    .bind(r.captain.email.as_str())
+    .bind(r.vice_captain.name.as_str())
+    .bind(r.vice_captain.phone.as_str())
+    .bind(r.vice_captain.email.as_str())
+    .bind(&job.request_id)
+    .bind(job.submitted_at)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(err) if db::violates(&err, "teams_pkey") => {
+            // Another run of this registration committed between our check and insert.
+            return Ok(Saved::AlreadySaved);
+        }
+        Err(err) if SAME_TEAM_CONSTRAINTS.iter().any(|c| db::violates(&err, c)) => {
+            return Err(SaveError::Duplicate);
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let positions: Vec<i16> = (0..r.players.len())
+        .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
+        .collect();
+    let names: Vec<&str> = r.players.iter().map(|p| p.name.as_str()).collect();
+    let roles: Vec<&str> = r.players.iter().map(|p| p.role.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO players (registration_id, position, name, role)
+         SELECT $1, * FROM UNNEST($2::smallint[], $3::text[], $4::text[])",
+    )
+    .bind(id.as_uuid())
+    .bind(&positions)
+    .bind(&names)
+    .bind(&roles)
+    .execute(&mut *tx)
+    .await?;
+    for doc in documents {
+        sqlx::query(
+            "INSERT INTO documents (registration_id, kind, public_id, secure_url, content_type, bytes, sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.as_uuid())
+        .bind(doc.kind.field())
+        .bind(&doc.public_id)
+        .bind(&doc.secure_url)
+        .bind(doc.content_type.mime())
+        .bind(i64::try_from(doc.bytes).unwrap_or(i64::MAX))
+        .bind(&doc.sha256)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Saved::Inserted)
+}

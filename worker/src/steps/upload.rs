@@ -1,0 +1,125 @@
+//! Step 2: the documents, uploaded concurrently under deterministic public ids
+//! (`{folder}/{registration id}/{field}`), so a second run finds the assets of the first.
+//! Transient failures are retried with exponential backoff and jitter; a process-wide
+//! circuit breaker opens after consecutive failures, and while it is open jobs wait in this
+//! step instead of each spending its attempts against a store that is down.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use failsafe::StateMachine;
+use failsafe::backoff::EqualJittered;
+use failsafe::failure_policy::ConsecutiveFailures;
+use intake_shared::errors::JobFailureCode;
+use intake_shared::job::RegistrationJob;
+
+use crate::backends::store::{DocumentStore, DocumentUpload, StoreError, StoredDocument};
+use crate::error::StepError;
+
+/// Consecutive transient failures after which the breaker opens.
+const BREAKER_THRESHOLD: u32 = 5;
+
+/// The document store with its circuit breaker, shared by every job of the process.
+#[derive(Clone)]
+pub struct Uploader {
+    store: Arc<dyn DocumentStore>,
+    breaker: Arc<StateMachine<ConsecutiveFailures<EqualJittered>, ()>>,
+    folder: String,
+    retry: ExponentialBuilder,
+}
+
+impl Uploader {
+    pub fn new(store: Arc<dyn DocumentStore>, folder: impl Into<String>) -> Self {
+        let breaker = failsafe::Config::new()
+            .failure_policy(failsafe::failure_policy::consecutive_failures(
+                BREAKER_THRESHOLD,
+                failsafe::backoff::equal_jittered(Duration::from_secs(2), Duration::from_secs(30)),
+            ))
+            .build();
+        Self {
+            store,
+            breaker: Arc::new(breaker),
+            folder: folder.into(),
+            retry: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(8)
+                .with_jitter(),
+        }
+    }
+
+    /// Overrides the in-step retry policy (tests make it fast).
+    pub fn with_retry(mut self, retry: ExponentialBuilder) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn store_name(&self) -> &'static str {
+        self.store.name()
+    }
+
+    pub fn public_id(&self, job: &RegistrationJob, field: &str) -> String {
+        format!("{}/{}/{field}", self.folder, job.registration_id)
+    }
+
+    pub async fn run(
+        &self,
+        staging_root: &Path,
+        job: &RegistrationJob,
+    ) -> Result<Vec<StoredDocument>, StepError> {
+        let uploads = job.documents.iter().map(|doc| DocumentUpload {
+            kind: doc.kind,
+            public_id: self.public_id(job, doc.kind.field()),
+            path: staging_root.join(&doc.staged_path),
+            content_type: doc.content_type,
+            sha256: doc.sha256.clone(),
+        });
+        let results =
+            futures::future::join_all(uploads.map(|u| async move { self.one(&u).await })).await;
+        results.into_iter().collect()
+    }
+
+    async fn one(&self, upload: &DocumentUpload) -> Result<StoredDocument, StepError> {
+        let attempt = || async {
+            if !self.breaker.is_call_permitted() {
+                return Err(StoreError::Unavailable(
+                    "circuit open after repeated failures".into(),
+                ));
+            }
+            let result = self.store.store(upload).await;
+            match &result {
+                Err(err) if err.is_transient() => self.breaker.on_error(),
+                _ => self.breaker.on_success(),
+            }
+            result
+        };
+        attempt
+            .retry(self.retry)
+            .when(StoreError::is_transient)
+            // Cloudinary's 420 and 429 ask for patience: wait at least a few seconds.
+            .adjust(|err, delay| match err {
+                StoreError::RateLimited(_) => delay.map(|d| d.max(Duration::from_secs(5))),
+                _ => delay,
+            })
+            .notify(|err, delay| {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "upload failed; retrying");
+            })
+            .await
+            .map_err(|err| match err {
+                StoreError::Rejected(message) => StepError::permanent(
+                    JobFailureCode::DocumentRejected,
+                    format!("the {} was refused by the document store: {message}", upload.kind.field()),
+                ),
+                StoreError::Missing => StepError::permanent(
+                    JobFailureCode::DocumentsExpired,
+                    format!("the staged {} is no longer available; submit the registration again", upload.kind.field()),
+                ),
+                StoreError::RateLimited(message) | StoreError::Unavailable(message) => StepError::transient(
+                    JobFailureCode::UploadUnavailable,
+                    format!("the document store is unavailable: {message}"),
+                ),
+            })
+    }
+}
