@@ -282,22 +282,24 @@ async fn supervise(
             .build(handle);
         tracing::info!(worker = %name, concurrency, "taking jobs");
         let stop = token.clone();
-        let run = worker.run_until(async move {
+        // Its own task: the apalis worker future is only provably Send when 'static.
+        let mut run = tokio::spawn(worker.run_until(async move {
             stop.cancelled().await;
             Ok::<(), std::io::Error>(())
-        });
-        tokio::pin!(run);
+        }));
         let drain_deadline = async {
             token.cancelled().await;
             tokio::time::sleep(deadline).await;
         };
         tokio::select! {
             result = &mut run => match result {
-                Ok(()) if token.is_cancelled() => tracing::info!(worker = %name, "in-flight jobs finished"),
-                Ok(()) => tracing::warn!(worker = %name, "worker stopped by itself; starting a new one"),
-                Err(err) => tracing::error!(worker = %name, error = %err, "worker failed; starting a new one"),
+                Ok(Ok(())) if token.is_cancelled() => tracing::info!(worker = %name, "in-flight jobs finished"),
+                Ok(Ok(())) => tracing::warn!(worker = %name, "worker stopped by itself; starting a new one"),
+                Ok(Err(err)) => tracing::error!(worker = %name, error = %err, "worker failed; starting a new one"),
+                Err(err) => tracing::error!(worker = %name, error = %err, "worker task ended abnormally; starting a new one"),
             },
             () = drain_deadline => {
+                run.abort();
                 tracing::warn!(
                     worker = %name,
                     "shutdown deadline passed with jobs in flight; they return to the queue when this worker's heartbeat lapses"

@@ -1,0 +1,192 @@
+//! Through the real api and real workers: a submission ends `completed` with a team ID, its
+//! documents in the store, its rows in Postgres and one confirmation email.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use intake_testkit::form::{TestForm, jpeg, pdf};
+use support::{Stack, team};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submission_completes_with_team_id_documents_rows_and_email() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(4).await;
+    let form = TestForm::valid()
+        .file("payment_receipt", pdf(40_000), "receipt.pdf")
+        .file("pastor_letter", jpeg(30_000), "letter.jpg");
+    let id = stack.submit(&form).await;
+
+    let status = stack.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["team_id"], "ICCT-0001");
+    assert_eq!(status["email_status"], "sent");
+    assert!(status["step"].is_null() && status["error"].is_null());
+    assert_eq!(status["attempts"], 1);
+
+    // Documents: one asset each, under the deterministic public ids, signed correctly.
+    let assets = stack.cloudinary.assets();
+    let ids: Vec<&str> = assets.iter().map(|a| a.public_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            format!("intake/{id}/pastor_letter"),
+            format!("intake/{id}/payment_receipt")
+        ]
+    );
+    assert_eq!(stack.cloudinary.refused_signatures(), 0);
+    assert_eq!(assets[1].format, "pdf");
+    assert_eq!(assets[1].bytes, 40_000);
+
+    // Rows.
+    let (team_id, team_name, phone): (String, String, String) = sqlx::query_as(
+        "SELECT team_id, team_name, captain_phone FROM teams WHERE registration_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&stack.pool)
+    .await
+    .expect("team row");
+    assert_eq!(
+        (team_id.as_str(), team_name.as_str(), phone.as_str()),
+        ("ICCT-0001", "Rising Stars XI", "9876543210")
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM players").await, 11);
+    let documents: Vec<(String, String)> =
+        sqlx::query_as("SELECT public_id, secure_url FROM documents ORDER BY kind")
+            .fetch_all(&stack.pool)
+            .await
+            .expect("documents");
+    assert_eq!(documents.len(), 2);
+    for (public_id, secure_url) in &documents {
+        let asset = assets
+            .iter()
+            .find(|a| &a.public_id == public_id)
+            .expect("asset stored");
+        assert_eq!(&asset.secure_url, secure_url);
+    }
+
+    // One email to the captain, vice-captain in Cc, with the team's details.
+    let mails = stack.smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.from, "registrations@intake.example");
+    assert_eq!(mail.to, ["arjun@example.org", "ravi@example.org"]);
+    assert!(
+        mail.data
+            .contains("To: \"Arjun Mehta\" <arjun@example.org>"),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.data.contains("Cc: \"Ravi Kumar\" <ravi@example.org>"),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.data
+            .contains("Subject: Registration confirmed: Rising Stars XI (ICCT-0001)"),
+        "{}",
+        mail.data
+    );
+    assert!(mail.data.contains("text/plain") && mail.data.contains("text/html"));
+    assert!(mail.data.contains("Sanjay Patel"), "players are listed");
+
+    // Nothing left in staging.
+    assert_eq!(stack.staged_files(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_shows_every_step_while_polling() {
+    let mut stack = Stack::start().await;
+    stack
+        .cloudinary
+        .set_default(intake_testkit::cloudinary::Behaviour::Slow(
+            Duration::from_millis(700),
+        ));
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let uploading = stack
+        .wait_status(&id, "uploading step", |s| s["step"] == "uploading_files")
+        .await;
+    assert_eq!(uploading["status"], "processing");
+    assert_eq!(
+        uploading["team_id"], "ICCT-0001",
+        "the team ID is visible once allocated"
+    );
+    let done = stack.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_registrations_by_four_workers_get_fifty_sequential_ids() {
+    let mut stack = Stack::start().await;
+    for _ in 0..4 {
+        stack.spawn_worker(8).await;
+    }
+    let submissions = (0..50).map(|n| {
+        let stack = &stack;
+        async move { stack.submit(&team(n)).await }
+    });
+    let ids = futures::future::join_all(submissions).await;
+    let mut team_ids = BTreeSet::new();
+    for id in &ids {
+        let status = stack.wait_final(id, Duration::from_secs(60)).await;
+        assert_eq!(status["status"], "completed", "{status}");
+        team_ids.insert(status["team_id"].as_str().expect("team id").to_owned());
+    }
+    let expected: BTreeSet<String> = (1..=50).map(|n| format!("ICCT-{n:04}")).collect();
+    assert_eq!(team_ids, expected);
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 50);
+    assert_eq!(
+        stack
+            .count("SELECT count(DISTINCT team_id) FROM teams")
+            .await,
+        50
+    );
+    assert_eq!(stack.smtp.messages().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn team_id_format_follows_configuration() {
+    let mut stack = Stack::start_with(|s| {
+        s.team_id_prefix = "CUP".into();
+        s.team_id_width = 6;
+    })
+    .await;
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["team_id"], "CUP-000001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_backends_store_media_and_write_the_outbox() {
+    let media = tempfile::tempdir().expect("media dir");
+    let outbox = tempfile::tempdir().expect("outbox dir");
+    let (media_path, outbox_path) = (media.path().to_path_buf(), outbox.path().to_path_buf());
+    let mut stack = Stack::start_with(move |s| {
+        s.cloudinary_url = None;
+        s.smtp_url = None;
+        s.media_dir = media_path;
+        s.outbox_dir = outbox_path;
+    })
+    .await;
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["email_status"], "sent");
+    let stored = media
+        .path()
+        .join(format!("intake/{id}/payment_receipt.png"));
+    assert!(stored.is_file(), "{} exists", stored.display());
+    let eml = outbox.path().join(format!("registration-{id}@intake.eml"));
+    let text = std::fs::read_to_string(&eml).expect("outbox message");
+    assert!(text.contains("ICCT-0001"));
+    let (url,): (String,) = sqlx::query_as("SELECT secure_url FROM documents")
+        .fetch_one(&stack.pool)
+        .await
+        .expect("document row");
+    assert!(url.starts_with("file:///"), "{url}");
+}

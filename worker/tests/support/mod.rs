@@ -1,0 +1,303 @@
+//! The whole system for a test: the real api and real workers (in this process, or as real
+//! `intake-worker` processes for crash tests) against the real Redis with a prefix of the
+//! test's own, a fresh Postgres database, the Cloudinary fake and a recording SMTP server.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
+use intake_api::Application;
+use intake_shared::config::Settings;
+use intake_testkit::cloudinary::FakeCloudinary;
+use intake_testkit::eventually;
+use intake_testkit::form::TestForm;
+use intake_testkit::postgres::TestDatabase;
+use intake_testkit::smtp::SmtpServer;
+use intake_worker::Runtime;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use sqlx::PgPool;
+use tempfile::TempDir;
+
+pub struct Stack {
+    pub settings: Settings,
+    pub api_base: String,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    pub pool: PgPool,
+    pub cloudinary: FakeCloudinary,
+    pub smtp: SmtpServer,
+    pub staging: TempDir,
+    api: tokio::task::JoinHandle<()>,
+    workers: Vec<InProcessWorker>,
+}
+
+struct InProcessWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Retries inside one attempt that take milliseconds, not seconds, in tests.
+pub fn fast_retry() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(10))
+        .with_max_delay(Duration::from_millis(50))
+        .with_max_times(3)
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customise: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDatabase::create().await;
+        let cloudinary = FakeCloudinary::start().await;
+        let smtp = SmtpServer::start().await;
+        let staging = tempfile::tempdir().expect("staging dir");
+        let mut settings = Settings {
+            redis_url: std::env::var("INTAKE_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            redis_prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            database_url: SecretString::from(db.url.clone()),
+            api_addr: "127.0.0.1:0".parse().expect("literal"),
+            worker_addr: "127.0.0.1:0".parse().expect("literal"),
+            staging_dir: staging.path().to_path_buf(),
+            cloudinary_url: Some(SecretString::from(cloudinary.url())),
+            cloudinary_api_base: cloudinary.api_base(),
+            cloudinary_timeout_secs: 2,
+            smtp_url: Some(SecretString::from(smtp.url())),
+            mail_from: Some("Intake <registrations@intake.example>".into()),
+            smtp_timeout_secs: 2,
+            rate_limit_per_minute: 0,
+            rate_limit_per_hour: 0,
+            worker_heartbeat_secs: 1,
+            shutdown_deadline_secs: 10,
+            job_max_attempts: 5,
+            worker_concurrency: 4,
+            ..Settings::default()
+        };
+        customise(&mut settings);
+        let app = Application::build(settings.clone())
+            .await
+            .expect("api builds");
+        let api_base = format!("http://{}", app.local_addr());
+        let api = tokio::spawn(async move {
+            let _ = app.run_until(std::future::pending()).await;
+        });
+        let pool = PgPool::connect(&db.url).await.expect("test database");
+        Self {
+            settings,
+            api_base,
+            client: reqwest::Client::new(),
+            db,
+            pool,
+            cloudinary,
+            smtp,
+            staging,
+            api,
+            workers: Vec::new(),
+        }
+    }
+
+    /// A worker runtime built from this stack's settings, with fast in-step retries.
+    pub async fn runtime(&self, concurrency: usize) -> Runtime {
+        let mut runtime = Runtime::build(self.settings.clone(), Some(concurrency))
+            .await
+            .expect("worker builds");
+        runtime.customise(|p| {
+            p.uploader = p.uploader.clone().with_retry(fast_retry());
+            p.notifier = p.notifier.clone().with_retry(fast_retry());
+        });
+        runtime
+    }
+
+    /// Starts a worker in this process; returns its health address.
+    pub async fn spawn_worker(&mut self, concurrency: usize) -> std::net::SocketAddr {
+        let runtime = self.runtime(concurrency).await;
+        let addr = runtime.health_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = runtime
+                .run_until(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        self.workers.push(InProcessWorker {
+            stop: Some(stop),
+            task,
+        });
+        addr
+    }
+
+    /// Stops every in-process worker gracefully and waits for them.
+    pub async fn stop_workers(&mut self) {
+        for mut worker in self.workers.drain(..) {
+            if let Some(stop) = worker.stop.take() {
+                let _ = stop.send(());
+            }
+            let _ = worker.task.await;
+        }
+    }
+
+    /// A real `intake-worker` process with this stack's settings.
+    pub fn worker_process(&self, concurrency: usize) -> Child {
+        let s = &self.settings;
+        Command::new(env!("CARGO_BIN_EXE_intake-worker"))
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("INTAKE_REDIS_URL", &s.redis_url)
+            .env("INTAKE_REDIS_PREFIX", &s.redis_prefix)
+            .env("INTAKE_DATABASE_URL", s.database_url.expose_secret())
+            .env("INTAKE_WORKER_ADDR", "127.0.0.1:0")
+            .env("INTAKE_STAGING_DIR", &s.staging_dir)
+            .env(
+                "CLOUDINARY_URL",
+                s.cloudinary_url
+                    .as_ref()
+                    .map(|u| u.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            )
+            .env("INTAKE_CLOUDINARY_API_BASE", &s.cloudinary_api_base)
+            .env(
+                "INTAKE_CLOUDINARY_TIMEOUT_SECS",
+                s.cloudinary_timeout_secs.to_string(),
+            )
+            .env(
+                "INTAKE_SMTP_URL",
+                s.smtp_url
+                    .as_ref()
+                    .map(|u| u.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            )
+            .env("INTAKE_MAIL_FROM", s.mail_from.clone().unwrap_or_default())
+            .env(
+                "INTAKE_WORKER_HEARTBEAT_SECS",
+                s.worker_heartbeat_secs.to_string(),
+            )
+            .env(
+                "INTAKE_SHUTDOWN_DEADLINE_SECS",
+                s.shutdown_deadline_secs.to_string(),
+            )
+            .env("INTAKE_JOB_MAX_ATTEMPTS", s.job_max_attempts.to_string())
+            .env("INTAKE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("intake-worker starts")
+    }
+
+    pub async fn submit(&self, form: &TestForm) -> String {
+        self.submit_with_key(form, &uuid::Uuid::new_v4().to_string())
+            .await
+    }
+
+    pub async fn submit_with_key(&self, form: &TestForm, key: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/registrations", self.api_base))
+            .header("Idempotency-Key", key)
+            .multipart(form.to_form())
+            .send()
+            .await
+            .expect("submitted");
+        assert_eq!(response.status(), 202, "submission accepted");
+        let body: Value = response.json().await.expect("JSON");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn status(&self, id: &str) -> Value {
+        self.client
+            .get(format!("{}/v1/registrations/{id}", self.api_base))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("JSON status")
+    }
+
+    /// Polls the status URL until the registration is `completed` or `failed`.
+    pub async fn wait_final(&self, id: &str, timeout: Duration) -> Value {
+        eventually(&format!("registration {id} to finish"), timeout, || async {
+            let status = self.status(id).await;
+            matches!(status["status"].as_str(), Some("completed" | "failed")).then_some(status)
+        })
+        .await
+    }
+
+    /// Polls until the registration's status satisfies `check`.
+    pub async fn wait_status(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, Duration::from_secs(30), || async {
+            let status = self.status(id).await;
+            check(&status).then_some(status)
+        })
+        .await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query");
+        n
+    }
+
+    /// Files left in the staging directory.
+    pub fn staged_files(&self) -> usize {
+        fn walk(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                walk(&e.path())
+                            } else {
+                                1
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(self.staging.path())
+    }
+
+    /// The job payloads queued in Redis (to run the pipeline by hand).
+    pub fn queued_jobs(&self) -> Vec<intake_shared::job::RegistrationJob> {
+        let queue = intake_shared::queue::config(&self.settings);
+        let values: Vec<Vec<u8>> = redis::Client::open(self.settings.redis_url.as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("HVALS").arg(queue.job_data_hash()).query(&mut c))
+            .expect("job data");
+        values
+            .iter()
+            .map(|v| serde_json::from_slice(v).expect("job payload"))
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for worker in &self.workers {
+            worker.task.abort();
+        }
+        self.api.abort();
+        intake_testkit::redis_keys::delete_matching(
+            &self.settings.redis_url,
+            &self.settings.keys().all_pattern(),
+        );
+    }
+}
+
+/// A valid registration for a distinct team.
+pub fn team(n: usize) -> TestForm {
+    TestForm::valid_for_team(&format!("Team Number {n:03}"))
+        .set("captain_phone", &format!("98{n:08}"))
+}
