@@ -1,6 +1,8 @@
 //! The worker's own small HTTP server on `INTAKE_WORKER_ADDR`: `/health/live`,
-//! `/health/ready` (Redis and Postgres reachable) and `/metrics` for Prometheus.
+//! `/health/ready` (migrations applied, Redis and Postgres reachable) and `/metrics` for Prometheus.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -16,6 +18,8 @@ use sqlx::PgPool;
 
 #[derive(Clone)]
 pub struct HealthState {
+    /// Set once migrations are applied and the worker takes jobs.
+    pub started: Arc<AtomicBool>,
     pub redis: ConnectionManager,
     pub pool: PgPool,
     pub metrics: PrometheusHandle,
@@ -53,8 +57,9 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
         .await,
         Ok(Ok(_))
     );
+    let started = state.started.load(Ordering::SeqCst);
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
-    let status = if redis_ok && postgres_ok {
+    let status = if redis_ok && postgres_ok && started {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -63,7 +68,11 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-            "checks": {"redis": word(redis_ok), "postgres": word(postgres_ok)},
+            "checks": {
+                "redis": word(redis_ok),
+                "postgres": word(postgres_ok),
+                "migrations": if started { "applied" } else { "pending" },
+            },
         })),
     )
 }

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -180,6 +181,11 @@ impl Runtime {
         }
     }
 
+    /// The pipeline jobs run through (tests drive it step by step).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.deps.pipeline
+    }
+
     pub fn health_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -196,7 +202,9 @@ impl Runtime {
             shutdown.await;
             trigger.cancel();
         });
+        let started = Arc::new(AtomicBool::new(false));
         let health = health::router(HealthState {
+            started: started.clone(),
             redis: self.redis.clone(),
             pool: self.pool.clone(),
             metrics: intake_shared::telemetry::prometheus(),
@@ -211,6 +219,7 @@ impl Runtime {
         );
 
         if migrate_until_done(&self.pool, &token).await {
+            started.store(true, Ordering::SeqCst);
             supervise(
                 &self.settings,
                 self.concurrency,

@@ -1,0 +1,201 @@
+//! At-least-once delivery, exactly-once effects: a job that runs again after a crash at any
+//! step, a worker killed with SIGKILL mid-job, and a worker draining on SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use intake_testkit::cloudinary::Behaviour;
+use intake_testkit::eventually;
+use intake_testkit::form::TestForm;
+use intake_worker::steps::{allocate_id, save};
+use support::{Stack, team};
+
+const FINISH: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
+    let stack = Stack::start().await;
+    let runtime = stack.runtime(2).await;
+    intake_worker::db::migrate(&stack.pool)
+        .await
+        .expect("migrations");
+    for n in 0..4 {
+        stack.submit(&team(n)).await;
+    }
+    let mut jobs = stack.queued_jobs();
+    jobs.sort_by_key(|j| j.registration.team_name.to_string());
+    let pipeline = runtime.pipeline();
+    let staging = stack.staging.path();
+
+    // Crash right after the team ID was allocated.
+    let first = allocate_id::run(&stack.pool, jobs[0].registration_id, "ICCT", 4)
+        .await
+        .expect("allocate");
+    pipeline.run(&jobs[0], 2).await.expect("re-run completes");
+    assert_eq!(
+        stack.status(&jobs[0].registration_id.to_string()).await["team_id"],
+        first.as_str()
+    );
+
+    // Crash right after the documents were uploaded.
+    pipeline
+        .uploader
+        .run(staging, &jobs[1])
+        .await
+        .expect("upload");
+    pipeline.run(&jobs[1], 2).await.expect("re-run completes");
+
+    // Crash right after the registration was saved.
+    let id2 = allocate_id::run(&stack.pool, jobs[2].registration_id, "ICCT", 4)
+        .await
+        .expect("allocate");
+    let docs = pipeline
+        .uploader
+        .run(staging, &jobs[2])
+        .await
+        .expect("upload");
+    save::run(&stack.pool, &jobs[2], &id2, &docs)
+        .await
+        .expect("save");
+    pipeline.run(&jobs[2], 2).await.expect("re-run completes");
+
+    // Crash after the email was accepted (the whole job ran; its staged files are gone).
+    pipeline.run(&jobs[3], 1).await.expect("first run");
+    pipeline.run(&jobs[3], 2).await.expect("second run");
+
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 4);
+    assert_eq!(
+        stack
+            .count("SELECT count(DISTINCT team_id) FROM teams")
+            .await,
+        4
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM team_ids").await,
+        4,
+        "no ID was taken twice"
+    );
+    assert_eq!(
+        stack.count("SELECT last_value FROM team_id_counters").await,
+        4
+    );
+    assert_eq!(stack.cloudinary.assets().len(), 4, "one asset per document");
+    assert_eq!(stack.smtp.messages().len(), 4, "one email per registration");
+    for job in &jobs {
+        let status = stack.status(&job.registration_id.to_string()).await;
+        assert_eq!(status["status"], "completed", "{status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_job_is_replaced_by_another() {
+    let mut stack = Stack::start().await;
+    stack
+        .cloudinary
+        .script([Behaviour::Slow(Duration::from_secs(5))]);
+    let mut doomed = stack.worker_process(2);
+    let id = stack.submit(&TestForm::valid()).await;
+    stack
+        .wait_status(&id, "the doomed worker to start uploading", |s| {
+            s["step"] == "uploading_files"
+        })
+        .await;
+    doomed.kill().expect("SIGKILL");
+    let _ = doomed.wait();
+
+    stack.spawn_worker(2).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(
+        status["team_id"], "ICCT-0001",
+        "the rescued job kept its team ID"
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+    assert_eq!(stack.count("SELECT count(*) FROM team_ids").await, 1);
+    assert_eq!(stack.cloudinary.assets().len(), 1);
+    assert_eq!(stack.smtp.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_in_flight_jobs_finish_and_takes_no_new_ones() {
+    let stack = Stack::start().await;
+    stack
+        .cloudinary
+        .script([Behaviour::Slow(Duration::from_secs(2))]);
+    let worker = stack.worker_process(2);
+    let id = stack.submit(&TestForm::valid()).await;
+    stack
+        .wait_status(&id, "the worker to start uploading", |s| {
+            s["step"] == "uploading_files"
+        })
+        .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let later = stack.submit(&team(7)).await;
+    let worker = std::sync::Mutex::new(worker);
+    let exit = eventually("the worker to exit", Duration::from_secs(30), || {
+        let exited = worker.lock().expect("lock").try_wait().expect("wait");
+        async move { exited }
+    })
+    .await;
+    assert!(exit.success(), "clean exit: {exit:?}");
+    let status = stack.status(&id).await;
+    assert_eq!(
+        status["status"], "completed",
+        "the in-flight job finished: {status}"
+    );
+    assert_eq!(stack.smtp.messages().len(), 1);
+    assert_eq!(
+        stack.status(&later).await["status"],
+        "queued",
+        "no job taken after SIGTERM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_reports_health_and_metrics() {
+    let mut stack = Stack::start().await;
+    let health = stack.spawn_worker(2).await;
+    let ready = eventually("worker ready", Duration::from_secs(30), || async {
+        let response = reqwest::get(format!("http://{health}/health/ready"))
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(response)
+    })
+    .await;
+    let body: serde_json::Value = ready.json().await.expect("JSON");
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(
+        reqwest::get(format!("http://{health}/health/live"))
+            .await
+            .expect("live")
+            .status(),
+        200
+    );
+    let id = stack.submit(&TestForm::valid()).await;
+    stack.wait_final(&id, FINISH).await;
+    let metrics = reqwest::get(format!("http://{health}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("intake_worker_jobs_total{outcome=\"completed\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("intake_worker_step_duration_seconds_bucket{step=\"uploading_files\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("intake_queue_depth"), "{metrics}");
+    assert!(
+        metrics.contains("intake_worker_jobs_in_flight"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,257 @@
+//! Outside services failing: transient failures are retried until they pass, permanent ones
+//! fail the registration with the contract's code, and email never fails a registration.
+
+mod support;
+
+use std::time::Duration;
+
+use intake_testkit::cloudinary::Behaviour;
+use intake_testkit::form::{TestForm, pdf};
+use intake_testkit::proxy::TcpProxy;
+use intake_testkit::smtp::SmtpBehaviour;
+use support::Stack;
+
+const FINISH: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_5xx_then_success_completes_after_retries() {
+    let mut stack = Stack::start().await;
+    stack.cloudinary.script([
+        Behaviour::Fail(500),
+        Behaviour::Fail(503),
+        Behaviour::Fail(502),
+    ]);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(
+        stack.cloudinary.assets().len(),
+        1,
+        "one asset despite the retries"
+    );
+    assert!(stack.cloudinary.upload_calls() >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_outage_longer_than_one_attempt_is_retried_by_the_queue() {
+    let mut stack = Stack::start().await;
+    // More failures than the in-attempt retries absorb (1 + 3): the job itself is retried.
+    stack
+        .cloudinary
+        .script(std::iter::repeat_n(Behaviour::Fail(500), 6));
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert!(
+        status["attempts"].as_u64().is_some_and(|a| a >= 2),
+        "{status}"
+    );
+    assert_eq!(stack.cloudinary.assets().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_hang_times_out_and_is_retried() {
+    let mut stack = Stack::start_with(|s| s.cloudinary_timeout_secs = 1).await;
+    stack.cloudinary.script([Behaviour::Hang]);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.cloudinary.assets().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_rate_limit_420_is_waited_out() {
+    let mut stack = Stack::start().await;
+    stack.cloudinary.script([Behaviour::Fail(420)]);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
+    let mut stack = Stack::start().await;
+    stack.cloudinary.set_default(Behaviour::Fail(400));
+    stack.spawn_worker(2).await;
+    let id = stack
+        .submit(&TestForm::valid().file("pastor_letter", pdf(1000), "l.pdf"))
+        .await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["error"]["code"], "DOCUMENT_REJECTED");
+    assert!(
+        status["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(
+        status["team_id"], "ICCT-0001",
+        "the ID stays with the registration for a re-drive"
+    );
+    assert_eq!(
+        stack.staged_files(),
+        2,
+        "staged files are kept for a re-drive"
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 0);
+    assert!(stack.smtp.messages().is_empty());
+    let failed: Vec<String> = redis::Client::open(stack.settings.redis_url.as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| {
+            redis::cmd("ZRANGE")
+                .arg(stack.settings.keys().failed_index())
+                .arg(0)
+                .arg(-1)
+                .query(&mut c)
+        })
+        .expect("failed index");
+    assert_eq!(failed, [id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_cloudinary_secret_is_refused_by_the_fake() {
+    let mut stack = Stack::start_with(|s| {
+        s.cloudinary_url = Some(secrecy::SecretString::from(format!(
+            "cloudinary://{}:wrong-secret@{}",
+            intake_testkit::cloudinary::API_KEY,
+            intake_testkit::cloudinary::CLOUD_NAME
+        )));
+    })
+    .await;
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["error"]["code"], "DOCUMENT_REJECTED");
+    assert!(stack.cloudinary.refused_signatures() >= 1);
+    assert!(stack.cloudinary.assets().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_down_completes_with_email_failed() {
+    let mut stack = Stack::start().await;
+    stack.smtp.set_behaviour(SmtpBehaviour::Down);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["email_status"], "failed");
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM email_deliveries WHERE status = 'failed'")
+            .await,
+        1
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_permanent_refusal_is_not_retried() {
+    let mut stack = Stack::start().await;
+    stack.smtp.set_behaviour(SmtpBehaviour::RejectPermanent);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["email_status"], "failed");
+    let (attempts,): (i32,) = sqlx::query_as("SELECT attempts FROM email_deliveries")
+        .fetch_one(&stack.pool)
+        .await
+        .expect("delivery row");
+    assert_eq!(attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_transient_refusal_is_retried_and_sent_once() {
+    let mut stack = Stack::start().await;
+    stack.smtp.script([
+        SmtpBehaviour::RejectTransient,
+        SmtpBehaviour::RejectTransient,
+    ]);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["email_status"], "sent", "{status}");
+    assert_eq!(stack.smtp.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicate_team_with_a_different_key_fails_duplicate_team() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let first = stack.submit(&TestForm::valid()).await;
+    assert_eq!(
+        stack.wait_final(&first, FINISH).await["status"],
+        "completed"
+    );
+    // Same team and captain's phone, other capitals, other key.
+    let again = TestForm::valid().set("team_name", "RISING  stars xi");
+    let second = stack.submit(&again).await;
+    let status = stack.wait_final(&second, FINISH).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["error"]["code"], "DUPLICATE_TEAM");
+    assert!(status["team_id"].is_null(), "a duplicate takes no team ID");
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+    assert_eq!(stack.smtp.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_duplicates_register_one_team() {
+    let mut stack = Stack::start().await;
+    for _ in 0..3 {
+        stack.spawn_worker(4).await;
+    }
+    let submissions = (0..12).map(|_| {
+        let stack = &stack;
+        async move { stack.submit(&TestForm::valid()).await }
+    });
+    let ids = futures::future::join_all(submissions).await;
+    let mut completed = 0;
+    for id in &ids {
+        let status = stack.wait_final(id, FINISH).await;
+        match status["status"].as_str() {
+            Some("completed") => completed += 1,
+            _ => assert_eq!(status["error"]["code"], "DUPLICATE_TEAM", "{status}"),
+        }
+    }
+    assert_eq!(completed, 1);
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_down_during_a_job_is_retried_and_completes() {
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("literal")).await;
+    let proxy_addr = proxy.addr.to_string();
+    let mut stack = Stack::start_with(|s| s.job_max_attempts = 20).await;
+    stack.settings.database_url = secrecy::SecretString::from(stack.db.url_via(&proxy_addr));
+    let health = stack.spawn_worker(2).await;
+    // Wait until the worker has migrated and is ready, then cut Postgres off.
+    intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
+        let ok = reqwest::get(format!("http://{health}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        ok.then_some(())
+    })
+    .await;
+    proxy.cut();
+    let id = stack.submit(&TestForm::valid()).await;
+    let during = stack
+        .wait_status(&id, "an attempt against the cut database", |s| {
+            s["status"] == "processing"
+        })
+        .await;
+    assert!(during["team_id"].is_null());
+    let not_ready = reqwest::get(format!("http://{health}/health/ready"))
+        .await
+        .expect("health");
+    assert_eq!(not_ready.status(), 503);
+    tokio::time::sleep(Duration::from_secs(3)).await; // the outage lasts a while
+    assert_ne!(stack.status(&id).await["status"], "completed");
+    proxy.restore();
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+}
