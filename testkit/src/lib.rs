@@ -5,6 +5,7 @@
 pub mod cloudinary;
 pub mod form;
 pub mod postgres;
+pub mod private_redis;
 pub mod proxy;
 pub mod redis_keys;
 pub mod smtp;

@@ -21,12 +21,16 @@ pub enum SmtpBehaviour {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMail {
+    /// The user the client authenticated as, if it did.
+    pub user: Option<String>,
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
 }
 
 struct Inner {
+    /// When set, the server offers AUTH PLAIN and refuses mail until a client logs in.
+    credentials: Option<(String, String)>,
     messages: Vec<ReceivedMail>,
     behaviour: SmtpBehaviour,
     scripted: std::collections::VecDeque<SmtpBehaviour>,
@@ -49,7 +53,17 @@ impl Drop for SmtpServer {
 
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::start_inner(None).await
+    }
+
+    /// A server that requires `AUTH PLAIN` with these credentials.
+    pub async fn start_with_auth(user: &str, password: &str) -> Self {
+        Self::start_inner(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_inner(credentials: Option<(String, String)>) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
+            credentials,
             messages: Vec::new(),
             behaviour: SmtpBehaviour::Accept,
             scripted: Default::default(),
@@ -105,6 +119,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
     write.write_all(b"220 testkit ESMTP ready\r\n").await?;
     let mut from = String::new();
     let mut to: Vec<String> = Vec::new();
+    let required = lock().credentials.clone();
+    let mut user: Option<String> = None;
     let mut line = String::new();
     loop {
         line.clear();
@@ -114,8 +130,42 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
         let command = line.trim_end().to_owned();
         let upper = command.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
+            if required.is_some() {
+                write
+                    .write_all(b"250-testkit\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+                    .await?;
+            } else {
+                write
+                    .write_all(b"250-testkit\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                    .await?;
+            }
+        } else if upper.starts_with("AUTH PLAIN ") {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(command["AUTH PLAIN ".len()..].trim())
+                .unwrap_or_default();
+            let parts: Vec<String> = decoded
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            match (&required, parts.as_slice()) {
+                (Some((u, p)), [_, given_user, given_password])
+                    if given_user == u && given_password == p =>
+                {
+                    user = Some(u.clone());
+                    write
+                        .write_all(b"235 2.7.0 Authentication successful\r\n")
+                        .await?;
+                }
+                _ => {
+                    write
+                        .write_all(b"535 5.7.8 Authentication credentials invalid\r\n")
+                        .await?
+                }
+            }
+        } else if required.is_some() && user.is_none() && upper.starts_with("MAIL FROM:") {
             write
-                .write_all(b"250-testkit\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                .write_all(b"530 5.7.0 Authentication required\r\n")
                 .await?;
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 testkit\r\n").await?;
@@ -147,6 +197,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
                 let b = inner.scripted.pop_front().unwrap_or(inner.behaviour);
                 if b == SmtpBehaviour::Accept {
                     inner.messages.push(ReceivedMail {
+                        user: user.clone(),
                         from: from.clone(),
                         to: to.clone(),
                         data,

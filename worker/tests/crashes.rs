@@ -199,3 +199,37 @@ async fn worker_reports_health_and_metrics() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_resumes_by_itself_after_redis_restarts() {
+    let mut redis = intake_testkit::private_redis::PrivateRedis::start();
+    let url = redis.url();
+    let mut stack = Stack::start_with(move |s| s.redis_url = url).await;
+    stack.spawn_worker(2).await;
+    let before = stack.submit(&team(1)).await;
+    assert_eq!(
+        stack.wait_final(&before, FINISH).await["status"],
+        "completed"
+    );
+
+    // Redis dies and comes back empty (no persistence): the worker must register again
+    // and take new jobs without anybody restarting it (design.md §9).
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the outage lasts two seconds
+    redis.resume();
+    let api_ready = eventually("api ready again", Duration::from_secs(30), || async {
+        let response = stack
+            .client
+            .get(format!("{}/health/ready", stack.api_base))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let () = api_ready;
+    let after = stack.submit(&team(2)).await;
+    let status = stack.wait_final(&after, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 2);
+}

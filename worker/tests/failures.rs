@@ -255,3 +255,32 @@ async fn postgres_down_during_a_job_is_retried_and_completes() {
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_authentication_from_the_url_is_used() {
+    let server = intake_testkit::smtp::SmtpServer::start_with_auth("intake", "s3cret").await;
+    let url = format!("smtp://intake:s3cret@{}", server.addr);
+    let mut stack =
+        Stack::start_with(move |s| s.smtp_url = Some(secrecy::SecretString::from(url))).await;
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["email_status"], "sent", "{status}");
+    let mails = server.messages();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].user.as_deref(), Some("intake"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_wrong_password_means_email_failed_not_registration_failed() {
+    let server = intake_testkit::smtp::SmtpServer::start_with_auth("intake", "s3cret").await;
+    let url = format!("smtp://intake:wrong@{}", server.addr);
+    let mut stack =
+        Stack::start_with(move |s| s.smtp_url = Some(secrecy::SecretString::from(url))).await;
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["email_status"], "failed");
+    assert!(server.messages().is_empty());
+}

@@ -123,3 +123,57 @@ impl Uploader {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+    use intake_shared::domain::{DocumentKind, DocumentType};
+
+    use super::*;
+
+    /// A store that is down: it counts the calls that reach it.
+    struct DownStore(AtomicUsize);
+
+    impl DocumentStore for DownStore {
+        fn name(&self) -> &'static str {
+            "down"
+        }
+
+        fn store<'a>(
+            &'a self,
+            _: &'a DocumentUpload,
+        ) -> BoxFuture<'a, Result<StoredDocument, StoreError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            async { Err(StoreError::Unavailable("HTTP 503".into())) }.boxed()
+        }
+    }
+
+    fn upload() -> DocumentUpload {
+        DocumentUpload {
+            kind: DocumentKind::PaymentReceipt,
+            public_id: "intake/x/payment_receipt".into(),
+            path: "/nonexistent".into(),
+            content_type: DocumentType::Png,
+            sha256: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn breaker_stops_calling_a_store_that_keeps_failing() {
+        let store = Arc::new(DownStore(AtomicUsize::new(0)));
+        let uploader = Uploader::new(store.clone(), "intake").with_retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(1))
+                .with_max_delay(Duration::from_millis(2))
+                .with_max_times(20),
+        );
+        let err = uploader.one(&upload()).await.expect_err("store is down");
+        assert_eq!(err.code(), JobFailureCode::UploadUnavailable);
+        assert!(err.is_transient());
+        // 21 tries were made, but only the first BREAKER_THRESHOLD reached the store.
+        assert_eq!(store.0.load(Ordering::SeqCst), BREAKER_THRESHOLD as usize);
+    }
+}
