@@ -5,8 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use intake_testkit::private_redis::PrivateRedis;
 use support::form::TestForm;
-use support::private_redis::PrivateRedis;
 use support::{accepted, problem, spawn_app_with};
 
 #[tokio::test]

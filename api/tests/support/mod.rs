@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub use intake_testkit::form;
-pub use intake_testkit::private_redis;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
