@@ -44,6 +44,26 @@ impl RedisKeys {
         format!("{}:failed", self.prefix)
     }
 
+    /// The error of every failed attempt of a registration's job, oldest first.
+    pub fn attempts(&self, id: &RegistrationId) -> String {
+        format!("{}:attempts:{id}", self.prefix)
+    }
+
+    /// The payload of a registration whose job failed for good, kept for a re-drive.
+    pub fn failed_job(&self, id: &RegistrationId) -> String {
+        format!("{}:failed-job:{id}", self.prefix)
+    }
+
+    /// Which registration a staged upload directory belongs to (absent: none, yet).
+    pub fn staged_upload(&self, upload: &str) -> String {
+        format!("{}:staged:{upload}", self.prefix)
+    }
+
+    /// The lock that lets one worker at a time sweep the staging area.
+    pub fn janitor_lock(&self) -> String {
+        format!("{}:janitor-lock", self.prefix)
+    }
+
     /// One fixed window of one client's submission counter.
     pub fn rate_limit(&self, client: &str, window: &str, bucket: u64) -> String {
         format!("{}:ratelimit:{window}:{bucket}:{client}", self.prefix)

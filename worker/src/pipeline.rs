@@ -71,8 +71,9 @@ impl Pipeline {
         )
         .await?;
 
-        self.status.completed(id, email).await?;
-        self.remove_staged(job).await;
+        let uploads = upload_dirs(job);
+        self.status.completed(job, &uploads, email).await?;
+        self.remove_staged(&uploads).await;
         tracing::info!(?email, "registration completed");
         Ok(())
     }
@@ -91,16 +92,25 @@ impl Pipeline {
             error = error.message(),
             "registration failed"
         );
-        self.status
-            .failed(job.registration_id, attempt, error)
+        self.status.failed(job, attempt, error).await
+    }
+
+    /// Records a failed attempt that will be retried (best effort: history, not state).
+    pub async fn attempt_failed(&self, job: &RegistrationJob, attempt: u32, error: &StepError) {
+        if let Err(err) = self
+            .status
+            .attempt_failed(job.registration_id, attempt, error)
             .await
+        {
+            tracing::debug!(error = %err, "attempt history not recorded");
+        }
     }
 
     /// Removes the upload's staging directory. A failure here only leaves files for the
     /// staging janitor; the registration is complete either way.
-    async fn remove_staged(&self, job: &RegistrationJob) {
-        for dir in upload_dirs(job) {
-            let path = self.staging_root.join(&dir);
+    async fn remove_staged(&self, uploads: &[String]) {
+        for dir in uploads {
+            let path = self.staging_root.join(dir);
             if let Err(err) = tokio::fs::remove_dir_all(&path).await
                 && err.kind() != std::io::ErrorKind::NotFound
             {
@@ -112,12 +122,12 @@ impl Pipeline {
 
 /// The upload directories a job's documents live in: the first component of each staged
 /// path, and only when it is a plain name (a payload can never point outside staging).
-fn upload_dirs(job: &RegistrationJob) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = job
+pub fn upload_dirs(job: &RegistrationJob) -> Vec<String> {
+    let mut dirs: Vec<String> = job
         .documents
         .iter()
         .filter_map(|d| match Path::new(&d.staged_path).components().next() {
-            Some(Component::Normal(name)) => Some(PathBuf::from(name)),
+            Some(Component::Normal(name)) => name.to_str().map(str::to_owned),
             _ => None,
         })
         .collect();

@@ -349,6 +349,7 @@ async fn handle(
         Err(err) if err.is_transient() && attempt < deps.max_attempts => {
             metrics::counter!("intake_worker_job_retries_total", "code" => err.code().as_str())
                 .increment(1);
+            deps.pipeline.attempt_failed(&job, attempt, &err).await;
             tracing::warn!(
                 registration_id = %job.registration_id,
                 request_id = %job.request_id,

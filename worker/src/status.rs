@@ -7,12 +7,38 @@ use std::time::Duration;
 
 use intake_shared::domain::{RegistrationId, TeamId};
 use intake_shared::errors::JobFailureCode;
+use intake_shared::job::RegistrationJob;
 use intake_shared::keys::RedisKeys;
 use intake_shared::status::{EmailStatus, JobError, JobState, StatusRecord, Step};
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
 use crate::error::StepError;
+
+/// How many attempt errors are kept per registration.
+const MAX_ATTEMPT_ENTRIES: isize = 50;
+
+/// One line of a registration's attempt history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub code: JobFailureCode,
+    pub message: String,
+    pub transient: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+fn attempt_entry(attempt: u32, error: &StepError) -> String {
+    serde_json::to_string(&AttemptError {
+        attempt,
+        code: error.code(),
+        message: error.message().to_owned(),
+        transient: error.is_transient(),
+        at: OffsetDateTime::now_utc(),
+    })
+    .unwrap_or_default()
+}
 
 #[derive(Clone)]
 pub struct StatusStore {
@@ -44,6 +70,16 @@ impl StatusStore {
         id: RegistrationId,
         change: impl FnOnce(&mut StatusRecord),
     ) -> Result<StatusRecord, StepError> {
+        self.update_with(id, change, |_| {}).await
+    }
+
+    /// Changes the record and, in the same transaction, runs `also`'s commands.
+    async fn update_with(
+        &self,
+        id: RegistrationId,
+        change: impl FnOnce(&mut StatusRecord),
+        also: impl FnOnce(&mut redis::Pipeline),
+    ) -> Result<StatusRecord, StepError> {
         let unavailable = |e: redis::RedisError| {
             StepError::transient(
                 JobFailureCode::StatusUnavailable,
@@ -61,6 +97,8 @@ impl StatusStore {
         let json = serde_json::to_string(&record)
             .map_err(|e| StepError::permanent(JobFailureCode::InternalError, e.to_string()))?;
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        also(&mut pipe);
         if record.status == JobState::Completed {
             pipe.set_ex(
                 self.keys.status(&id),
@@ -115,32 +153,78 @@ impl StatusStore {
         .map(drop)
     }
 
-    pub async fn completed(&self, id: RegistrationId, email: EmailStatus) -> Result<(), StepError> {
-        self.update(id, |r| {
-            r.status = JobState::Completed;
-            r.step = None;
-            r.email_status = Some(email);
-            r.error = None;
-        })
+    /// The registration is done: its failure record (from an earlier, re-driven run) and the
+    /// marks of its staged uploads go with it.
+    pub async fn completed(
+        &self,
+        job: &RegistrationJob,
+        uploads: &[String],
+        email: EmailStatus,
+    ) -> Result<(), StepError> {
+        let id = job.registration_id;
+        self.update_with(
+            id,
+            |r| {
+                r.status = JobState::Completed;
+                r.step = None;
+                r.email_status = Some(email);
+                r.error = None;
+            },
+            |pipe| {
+                pipe.del(self.keys.failed_job(&id));
+                for upload in uploads {
+                    pipe.del(self.keys.staged_upload(upload));
+                }
+            },
+        )
         .await
         .map(drop)
     }
 
+    /// The registration failed for good: the record says why, and the payload is kept for a
+    /// re-drive.
     pub async fn failed(
+        &self,
+        job: &RegistrationJob,
+        attempt: u32,
+        error: &StepError,
+    ) -> Result<(), StepError> {
+        let id = job.registration_id;
+        let payload = serde_json::to_string(job)
+            .map_err(|e| StepError::permanent(JobFailureCode::InternalError, e.to_string()))?;
+        let entry = attempt_entry(attempt, error);
+        self.update_with(
+            id,
+            |r| {
+                r.status = JobState::Failed;
+                r.step = None;
+                r.attempts = attempt.max(r.attempts);
+                r.error = Some(JobError {
+                    code: error.code(),
+                    message: error.message().to_owned(),
+                });
+            },
+            |pipe| {
+                pipe.set(self.keys.failed_job(&id), payload);
+                pipe.rpush(self.keys.attempts(&id), entry);
+                pipe.ltrim(self.keys.attempts(&id), -MAX_ATTEMPT_ENTRIES, -1);
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Remembers why one attempt failed (support staff see every attempt's error).
+    pub async fn attempt_failed(
         &self,
         id: RegistrationId,
         attempt: u32,
         error: &StepError,
-    ) -> Result<(), StepError> {
-        self.update(id, |r| {
-            r.status = JobState::Failed;
-            r.attempts = attempt.max(r.attempts);
-            r.error = Some(JobError {
-                code: error.code(),
-                message: error.message().to_owned(),
-            });
-        })
-        .await
-        .map(drop)
+    ) -> Result<(), redis::RedisError> {
+        redis::pipe()
+            .rpush(self.keys.attempts(&id), attempt_entry(attempt, error))
+            .ltrim(self.keys.attempts(&id), -MAX_ATTEMPT_ENTRIES, -1)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
     }
 }

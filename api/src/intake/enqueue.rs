@@ -3,10 +3,6 @@
 //! job. The job carries the registration id as apalis' idempotency key, so pushing the same
 //! registration twice leaves one job.
 
-use apalis_core::backend::WireFormatBackend;
-use apalis_core::backend::codec::Codec;
-use apalis_core::task::builder::TaskBuilder;
-use apalis_redis::{RedisStorage, RedisTask};
 use intake_shared::domain::RegistrationId;
 use intake_shared::job::RegistrationJob;
 use intake_shared::keys::RedisKeys;
@@ -14,6 +10,8 @@ use intake_shared::status::StatusRecord;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
+
+pub use intake_shared::queue::Pushed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
@@ -25,18 +23,20 @@ pub enum EnqueueError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Whether a push created the job or found it already there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
-    New,
-    AlreadyQueued,
+impl From<intake_shared::queue::PushError> for EnqueueError {
+    fn from(err: intake_shared::queue::PushError) -> Self {
+        match err {
+            intake_shared::queue::PushError::Queue(e) => Self::Queue(e),
+            intake_shared::queue::PushError::Encode(e) => Self::Encode(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Enqueuer {
     keys: RedisKeys,
     queue: apalis_redis::Config,
-    max_attempts: usize,
+    max_attempts: u32,
 }
 
 impl Enqueuer {
@@ -44,55 +44,73 @@ impl Enqueuer {
         Self {
             keys,
             queue,
-            max_attempts: max_attempts as usize,
+            max_attempts,
         }
     }
 
-    /// Writes the `queued` record unless one exists; `true` if this call wrote it.
+    /// Writes the `queued` record unless one exists (`true` if this call wrote it), and
+    /// marks the upload directory as this registration's, in one transaction.
     pub async fn write_status(
         &self,
         conn: &mut ConnectionManager,
         id: RegistrationId,
+        upload: &str,
     ) -> Result<bool, EnqueueError> {
         let record = serde_json::to_string(&StatusRecord::queued(id, OffsetDateTime::now_utc()))?;
-        let written: bool = redis::cmd("SET")
+        let (written, ()): (Option<String>, ()) = redis::pipe()
+            .atomic()
+            .cmd("SET")
             .arg(self.keys.status(&id))
             .arg(record)
             .arg("NX")
-            .query_async::<Option<String>>(conn)
-            .await?
-            .is_some();
-        Ok(written)
+            .set(self.keys.staged_upload(upload), id.to_string())
+            .query_async(conn)
+            .await?;
+        Ok(written.is_some())
     }
 
+    /// Undoes [`Self::write_status`]: the upload mark always, the status only if this
+    /// request wrote it.
     pub async fn remove_status(
         &self,
         conn: &mut ConnectionManager,
         id: RegistrationId,
+        upload: &str,
+        created_status: bool,
     ) -> Result<(), redis::RedisError> {
-        conn.del::<_, ()>(self.keys.status(&id)).await
+        let mut pipe = redis::pipe();
+        pipe.del(self.keys.staged_upload(upload));
+        if created_status {
+            pipe.del(self.keys.status(&id));
+        }
+        pipe.query_async::<()>(conn).await
     }
 
+    /// Forgets an upload directory that no job will use (its files are being removed).
+    pub async fn forget_upload(
+        &self,
+        conn: &mut ConnectionManager,
+        upload: &str,
+    ) -> Result<(), redis::RedisError> {
+        conn.del::<_, ()>(self.keys.staged_upload(upload)).await
+    }
+
+    /// Pushes the job with its registration id as apalis' idempotency key, and records
+    /// which registration its staged files belong to (the staging janitor reads that).
     pub async fn push(
         &self,
         conn: &ConnectionManager,
         job: &RegistrationJob,
     ) -> Result<Pushed, EnqueueError> {
-        let mut storage =
-            RedisStorage::<RegistrationJob>::new(conn.clone()).with_config(self.queue.clone());
-        let args = storage.codec().encode(job)?;
-        let task: RedisTask = TaskBuilder::new(args)
-            .idempotency_key(job.registration_id.to_string())
-            .max_attempts(self.max_attempts)
-            .build();
-        let config = storage.get_config().clone();
-        let (enqueued, scheduled) =
-            apalis_redis::queries::push_tasks(storage.get_connection(), &config, &[task]).await?;
-        Ok(if enqueued + scheduled > 0 {
-            Pushed::New
-        } else {
-            Pushed::AlreadyQueued
-        })
+        let pushed = intake_shared::queue::push(
+            conn,
+            &self.queue,
+            job,
+            &job.registration_id.to_string(),
+            self.max_attempts,
+        )
+        .await?;
+        Ok(pushed)
     }
 
     /// Whether the queue holds a job for this registration, to settle a push whose answer

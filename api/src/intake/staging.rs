@@ -48,6 +48,11 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// The upload's directory name, relative to the staging root.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Absolute path of a file in this upload.
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)

@@ -157,7 +157,8 @@ async fn hand_off(
 ) -> Result<Accepted, ApiError> {
     let mut conn = app.redis();
     let id = claim.id;
-    let created_status = match app.enqueuer.write_status(&mut conn, id).await {
+    let upload_name = upload.name().to_owned();
+    let created_status = match app.enqueuer.write_status(&mut conn, id, &upload_name).await {
         Ok(created) => created,
         Err(err) => {
             release(&app, &claim, claim.kind).await;
@@ -168,11 +169,19 @@ async fn hand_off(
         Ok(Pushed::New) => upload.keep(),
         // A request that took over an abandoned claim found the job already queued, with
         // the first request's files; this request's copy is not needed.
-        Ok(Pushed::AlreadyQueued) => drop(upload),
+        Ok(Pushed::AlreadyQueued) => {
+            if let Err(err) = app.enqueuer.forget_upload(&mut conn, &upload_name).await {
+                tracing::warn!(error = %err, "mark of an unneeded upload not removed");
+            }
+            drop(upload);
+        }
         Err(push_err) => match app.enqueuer.is_queued(&mut conn, id).await {
             Ok(true) => upload.keep(),
             Ok(false) => {
-                if created_status && let Err(err) = app.enqueuer.remove_status(&mut conn, id).await
+                if let Err(err) = app
+                    .enqueuer
+                    .remove_status(&mut conn, id, &upload_name, created_status)
+                    .await
                 {
                     tracing::warn!(error = %err, "status record of a refused job not removed");
                 }
