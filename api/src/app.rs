@@ -17,10 +17,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::middleware::{metrics, problems, request_id};
+use crate::middleware::metrics;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
+use intake_shared::http::{render_problems, request_id, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -131,7 +132,7 @@ pub fn with_layers(routes: Router, settings: &Settings) -> Result<Router, Startu
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors(&settings.cors_allowed_origins)?);
-    for (name, value) in security_headers_for(settings.hsts) {
+    for (name, value) in security_headers(settings.hsts) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),
@@ -139,27 +140,8 @@ pub fn with_layers(routes: Router, settings: &Settings) -> Result<Router, Startu
     }
     Ok(router
         .layer(axum::middleware::from_fn(metrics::record))
-        .layer(axum::middleware::from_fn(problems::render))
+        .layer(axum::middleware::from_fn(render_problems))
         .layer(axum::middleware::from_fn(request_id::assign)))
-}
-
-fn security_headers_for(hsts: bool) -> Vec<(HeaderName, &'static str)> {
-    let mut headers = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    ];
-    if hsts {
-        headers.push((
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ));
-    }
-    headers
 }
 
 fn cors(origins: &[String]) -> Result<CorsLayer, StartupError> {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod domain;
 pub mod errors;
+pub mod http;
 pub mod job;
 pub mod keys;
 pub mod mask;

@@ -1,5 +1,4 @@
-//! Cross-cutting request handling: request ids, problem rendering, metrics.
+//! Cross-cutting request handling of the api; request ids and problem rendering are shared
+//! with the other services (`intake_shared::http`).
 
 pub mod metrics;
-pub mod problems;
-pub mod request_id;

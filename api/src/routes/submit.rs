@@ -25,9 +25,9 @@ use crate::intake::form::{self, FormError};
 use crate::intake::idempotency::{Claim, ClaimKind, ClaimOutcome, IdempotencyError};
 use crate::intake::staging::Upload;
 use crate::middleware::metrics;
-use crate::middleware::request_id::RequestId;
 use crate::problem::ApiError;
 use crate::state::AppState;
+use intake_shared::http::request_id::RequestId;
 
 #[tracing::instrument(name = "submit", skip_all)]
 pub async fn submit(

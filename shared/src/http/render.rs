@@ -7,10 +7,10 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::problem::{PROBLEM_JSON, Problem};
 use super::request_id::RequestId;
-use crate::problem::{PROBLEM_JSON, Problem};
 
-pub async fn render(request: Request, next: Next) -> Response {
+pub async fn render_problems(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
     let response = next.run(request).await;
     let status = response.status();
