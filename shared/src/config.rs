@@ -42,6 +42,8 @@ pub struct Settings {
     pub database_url: SecretString,
     pub api_addr: SocketAddr,
     pub worker_addr: SocketAddr,
+    /// The admin service's listen address; private (loopback) by default.
+    pub admin_addr: SocketAddr,
     pub worker_concurrency: usize,
     pub staging_dir: PathBuf,
     pub cloudinary_url: Option<SecretString>,
@@ -93,6 +95,7 @@ impl Default for Settings {
             database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/intake"),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             worker_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             // Jobs spend their time waiting on Cloudinary and SMTP, not on the CPU.
             worker_concurrency: 32,
             staging_dir: "./var/staging".into(),

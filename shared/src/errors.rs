@@ -103,6 +103,16 @@ pub enum ProblemCode {
     RateLimited,
     ServiceUnavailable,
     InternalError,
+    /// Admin API: no valid bearer token.
+    Unauthorized,
+    /// Admin API: an action needs a reason.
+    ReasonRequired,
+    /// Admin API: the registration is already completed.
+    AlreadyCompleted,
+    /// Admin API: the registration is not in the state the action needs.
+    InvalidState,
+    /// Admin API: the staged documents are gone; the registration cannot be re-driven.
+    DocumentsExpired,
 }
 
 impl ProblemCode {
@@ -121,6 +131,11 @@ impl ProblemCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::ReasonRequired => "REASON_REQUIRED",
+            Self::AlreadyCompleted => "ALREADY_COMPLETED",
+            Self::InvalidState => "INVALID_STATE",
+            Self::DocumentsExpired => "DOCUMENTS_EXPIRED",
         }
     }
 }

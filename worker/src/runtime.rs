@@ -63,6 +63,52 @@ pub enum StartupError {
     Concurrency,
 }
 
+/// The document store the settings choose: Cloudinary when `CLOUDINARY_URL` is set, the
+/// local media directory otherwise.
+pub fn document_store(settings: &Settings) -> Result<Arc<dyn DocumentStore>, StartupError> {
+    Ok(match &settings.cloudinary_url {
+        Some(url) => Arc::new(Cloudinary::new(
+            &settings.cloudinary_api_base,
+            Credentials::from_url(url)?,
+            Duration::from_secs(settings.cloudinary_timeout_secs),
+        )?),
+        None => Arc::new(LocalMedia::new(settings.media_dir.clone())),
+    })
+}
+
+/// The confirmation mailer the settings choose: SMTP when `INTAKE_SMTP_URL` is set (which
+/// then needs `INTAKE_MAIL_FROM`), the outbox directory otherwise.
+pub fn notifier(settings: &Settings) -> Result<Notifier, StartupError> {
+    let parse = |from: &str| -> Result<Mailbox, StartupError> {
+        from.parse()
+            .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))
+    };
+    let (mailer, from): (Arc<dyn Mailer>, Mailbox) = match &settings.smtp_url {
+        Some(url) => {
+            let from = settings.mail_from.as_deref().ok_or_else(|| {
+                StartupError::MailFrom("must be set when INTAKE_SMTP_URL is".into())
+            })?;
+            (
+                Arc::new(Smtp::from_url(
+                    url,
+                    Duration::from_secs(settings.smtp_timeout_secs),
+                )?),
+                parse(from)?,
+            )
+        }
+        None => (
+            Arc::new(Outbox::new(settings.outbox_dir.clone())),
+            parse(
+                settings
+                    .mail_from
+                    .as_deref()
+                    .unwrap_or("Intake <intake@localhost>"),
+            )?,
+        ),
+    };
+    Ok(Notifier::new(mailer, from))
+}
+
 /// What every job needs, shared by all jobs of the process.
 pub struct Deps {
     pub pipeline: Pipeline,
@@ -94,41 +140,8 @@ impl Runtime {
             settings.database_url.expose_secret(),
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
         )?;
-        let store: Arc<dyn DocumentStore> = match &settings.cloudinary_url {
-            Some(url) => Arc::new(Cloudinary::new(
-                &settings.cloudinary_api_base,
-                Credentials::from_url(url)?,
-                Duration::from_secs(settings.cloudinary_timeout_secs),
-            )?),
-            None => Arc::new(LocalMedia::new(settings.media_dir.clone())),
-        };
-        let (mailer, from): (Arc<dyn Mailer>, Mailbox) = match &settings.smtp_url {
-            Some(url) => {
-                let from = settings.mail_from.as_deref().ok_or_else(|| {
-                    StartupError::MailFrom("must be set when INTAKE_SMTP_URL is".into())
-                })?;
-                let from = from
-                    .parse()
-                    .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))?;
-                (
-                    Arc::new(Smtp::from_url(
-                        url,
-                        Duration::from_secs(settings.smtp_timeout_secs),
-                    )?),
-                    from,
-                )
-            }
-            None => {
-                let from = settings
-                    .mail_from
-                    .as_deref()
-                    .unwrap_or("Intake <intake@localhost>");
-                let from = from
-                    .parse()
-                    .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))?;
-                (Arc::new(Outbox::new(settings.outbox_dir.clone())), from)
-            }
-        };
+        let store = document_store(&settings)?;
+        let notifier = notifier(&settings)?;
         let pipeline = Pipeline {
             pool: pool.clone(),
             status: StatusStore::new(
@@ -137,7 +150,7 @@ impl Runtime {
                 Duration::from_secs(settings.staging_retention_secs),
             ),
             uploader: Uploader::new(store, settings.cloudinary_folder.clone()),
-            notifier: Notifier::new(mailer, from),
+            notifier,
             staging_root: settings.staging_dir.clone(),
             team_id_prefix: settings.team_id_prefix.clone(),
             team_id_width: settings.team_id_width,

@@ -53,6 +53,10 @@ impl Problem {
     pub fn for_status(status: StatusCode) -> Self {
         let (code, detail) = match status {
             StatusCode::NOT_FOUND => (ProblemCode::NotFound, "no such resource"),
+            StatusCode::UNAUTHORIZED => (
+                ProblemCode::Unauthorized,
+                "a valid bearer token is required",
+            ),
             StatusCode::METHOD_NOT_ALLOWED => (
                 ProblemCode::MethodNotAllowed,
                 "this method is not allowed on this resource",
@@ -113,6 +117,11 @@ fn title(code: ProblemCode) -> &'static str {
         ProblemCode::RateLimited => "Too many requests",
         ProblemCode::ServiceUnavailable => "Service unavailable",
         ProblemCode::InternalError => "Internal error",
+        ProblemCode::Unauthorized => "Unauthorized",
+        ProblemCode::ReasonRequired => "Reason required",
+        ProblemCode::AlreadyCompleted => "Already completed",
+        ProblemCode::InvalidState => "Invalid state",
+        ProblemCode::DocumentsExpired => "Documents expired",
     }
 }
 

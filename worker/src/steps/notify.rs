@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use intake_shared::domain::{Registration, TeamId};
+use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
 use intake_shared::status::EmailStatus;
 use lettre::Message;
@@ -57,7 +57,29 @@ impl Notifier {
         job: &RegistrationJob,
         team_id: &TeamId,
     ) -> Result<EmailStatus, StepError> {
-        let id = job.registration_id;
+        self.send(pool, job.registration_id, &job.registration, team_id, false)
+            .await
+    }
+
+    /// Sends the confirmation again, whatever was sent before (support's "resend email").
+    pub async fn resend(
+        &self,
+        pool: &PgPool,
+        id: RegistrationId,
+        registration: &Registration,
+        team_id: &TeamId,
+    ) -> Result<EmailStatus, StepError> {
+        self.send(pool, id, registration, team_id, true).await
+    }
+
+    async fn send(
+        &self,
+        pool: &PgPool,
+        id: RegistrationId,
+        registration: &Registration,
+        team_id: &TeamId,
+        again: bool,
+    ) -> Result<EmailStatus, StepError> {
         let previous: Option<(String,)> = (|| async {
             sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1")
                 .bind(id.as_uuid())
@@ -68,12 +90,12 @@ impl Notifier {
         .when(db::is_transient)
         .await
         .map_err(|e| db::step_error(&e, "reading the email delivery"))?;
-        if previous.as_ref().is_some_and(|(s,)| s == "sent") {
+        if !again && previous.as_ref().is_some_and(|(s,)| s == "sent") {
             tracing::info!("confirmation email was already accepted; not sending again");
             return Ok(EmailStatus::Sent);
         }
         let message_id = format!("<registration-{id}@intake>");
-        let outcome = match confirmation(&self.from, &job.registration, team_id, &message_id) {
+        let outcome = match confirmation(&self.from, registration, team_id, &message_id) {
             Ok(message) => (|| self.mailer.send(&message))
                 .retry(self.retry)
                 .when(MailError::is_transient)

@@ -174,3 +174,117 @@ async fn save(
     tx.commit().await?;
     Ok(Saved::Inserted)
 }
+
+/// A registration as saved, read back for support tools.
+#[derive(Debug, Clone)]
+pub struct SavedRegistration {
+    pub team_id: TeamId,
+    pub registration: intake_shared::domain::Registration,
+    pub documents: Vec<SavedDocument>,
+    pub created_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SavedDocument {
+    pub kind: String,
+    pub public_id: String,
+    pub secure_url: String,
+    pub content_type: String,
+    pub bytes: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("stored registration does not pass validation: {0}")]
+    Invalid(String),
+}
+
+type TeamRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    time::OffsetDateTime,
+);
+
+/// Reads a saved registration with its players and documents; `None` if it is not saved.
+pub async fn load(
+    pool: &PgPool,
+    id: RegistrationId,
+) -> Result<Option<SavedRegistration>, LoadError> {
+    use intake_shared::domain::{
+        Contact, Email, PersonName, Phone, Player, Registration, Role, TeamName,
+    };
+
+    let row: Option<TeamRow> = sqlx::query_as(
+        "SELECT team_id, team_name, captain_name, captain_phone, captain_email,
+                vice_captain_name, vice_captain_phone, vice_captain_email, created_at
+         FROM teams WHERE registration_id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    let Some((team_id, team_name, c_name, c_phone, c_email, v_name, v_phone, v_email, created_at)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let players: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, role FROM players WHERE registration_id = $1 ORDER BY position",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    let documents: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT kind, public_id, secure_url, content_type, bytes FROM documents
+         WHERE registration_id = $1 ORDER BY kind",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    let invalid = |e: intake_shared::errors::Invalid| LoadError::Invalid(e.message);
+    let contact = |name: &str, phone: &str, email: &str| -> Result<Contact, LoadError> {
+        Ok(Contact {
+            name: PersonName::parse(name).map_err(invalid)?,
+            phone: Phone::parse(phone).map_err(invalid)?,
+            email: Email::parse(email).map_err(invalid)?,
+        })
+    };
+    let registration = Registration {
+        team_name: TeamName::parse(&team_name).map_err(invalid)?,
+        captain: contact(&c_name, &c_phone, &c_email)?,
+        vice_captain: contact(&v_name, &v_phone, &v_email)?,
+        players: players
+            .iter()
+            .map(|(name, role)| {
+                Ok(Player {
+                    name: PersonName::parse(name).map_err(invalid)?,
+                    role: Role::parse(role).map_err(invalid)?,
+                })
+            })
+            .collect::<Result<_, LoadError>>()?,
+    };
+    Ok(Some(SavedRegistration {
+        team_id: TeamId::from_stored(team_id),
+        registration,
+        documents: documents
+            .into_iter()
+            .map(
+                |(kind, public_id, secure_url, content_type, bytes)| SavedDocument {
+                    kind,
+                    public_id,
+                    secure_url,
+                    content_type,
+                    bytes,
+                },
+            )
+            .collect(),
+        created_at,
+    }))
+}
