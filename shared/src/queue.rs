@@ -19,6 +19,19 @@ pub fn config(settings: &Settings) -> apalis_redis::Config {
         .idempotency_ttl(Some(settings.idempotency_ttl()))
 }
 
+/// Heartbeats a worker may miss before its jobs are handed to others.
+pub const MISSED_HEARTBEATS: usize = 3;
+
+/// The configuration workers consume with, and that tells who is alive: the queue plus the
+/// heartbeat settings.
+pub fn worker_config(settings: &Settings) -> apalis_redis::Config {
+    config(settings)
+        .heartbeat_interval(std::time::Duration::from_secs(
+            settings.worker_heartbeat_secs,
+        ))
+        .missed_heartbeats(MISSED_HEARTBEATS)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error(transparent)]
@@ -58,5 +71,75 @@ pub async fn push(
         Pushed::New
     } else {
         Pushed::AlreadyQueued
+    })
+}
+
+/// What operators and autoscalers watch: how much waits, how long the oldest has waited, how
+/// much is running, and how much failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueStats {
+    /// Jobs waiting to be taken (due or scheduled for a retry).
+    pub waiting: u64,
+    /// Seconds the oldest due job has been waiting (0 when none is due).
+    pub oldest_waiting_secs: u64,
+    /// Jobs taken by a worker and not yet finished.
+    pub in_flight: u64,
+    /// Registrations whose job failed for good and wait for support.
+    pub failed: u64,
+    /// Worker processes whose heartbeat is current.
+    pub workers_alive: u64,
+}
+
+/// Reads [`QueueStats`] from apalis-redis' keys and Intake's failed index.
+pub async fn stats(
+    conn: &mut ConnectionManager,
+    config: &apalis_redis::Config,
+    failed_index: &str,
+) -> Result<QueueStats, redis::RedisError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let alive_since = now.saturating_sub(config.orphaned_duration().as_secs());
+    let (active, scheduled, oldest, failed, workers): (
+        u64,
+        u64,
+        Vec<(String, f64)>,
+        u64,
+        Vec<String>,
+    ) = redis::pipe()
+        .llen(config.active_jobs_list())
+        .zcard(config.scheduled_jobs_set())
+        .cmd("ZRANGE")
+        .arg(config.scheduled_jobs_set())
+        .arg(0)
+        .arg(0)
+        .arg("WITHSCORES")
+        .zcard(failed_index)
+        .cmd("ZRANGEBYSCORE")
+        .arg(config.workers_set())
+        .arg(alive_since)
+        .arg("+inf")
+        .query_async(conn)
+        .await?;
+    let mut in_flight = 0;
+    if !workers.is_empty() {
+        let mut pipe = redis::pipe();
+        for worker in &workers {
+            pipe.scard(format!("{}:{worker}", config.inflight_jobs_set()));
+        }
+        let counts: Vec<u64> = pipe.query_async(conn).await?;
+        in_flight = counts.iter().sum();
+    }
+    let oldest_due = oldest
+        .first()
+        .map(|(_, score)| *score as u64)
+        .filter(|due| *due <= now);
+    Ok(QueueStats {
+        waiting: active + scheduled,
+        oldest_waiting_secs: oldest_due.map(|due| now - due).unwrap_or(0),
+        in_flight,
+        failed,
+        workers_alive: workers.len() as u64,
     })
 }

@@ -79,15 +79,16 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
 
 async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
     let mut conn = state.redis.clone();
-    let depth: Result<(u64, u64, u64), _> = redis::pipe()
-        .llen(state.queue.active_jobs_list())
-        .zcard(state.queue.scheduled_jobs_set())
-        .zcard(&state.failed_index)
-        .query_async(&mut conn)
-        .await;
-    if let Ok((active, scheduled, failed)) = depth {
-        metrics::gauge!("intake_queue_depth").set((active + scheduled) as f64);
-        metrics::gauge!("intake_failed_registrations").set(failed as f64);
+    match intake_shared::queue::stats(&mut conn, &state.queue, &state.failed_index).await {
+        Ok(stats) => {
+            metrics::gauge!("intake_queue_depth").set(stats.waiting as f64);
+            metrics::gauge!("intake_queue_oldest_waiting_seconds")
+                .set(stats.oldest_waiting_secs as f64);
+            metrics::gauge!("intake_queue_in_flight").set(stats.in_flight as f64);
+            metrics::gauge!("intake_failed_registrations").set(stats.failed as f64);
+            metrics::gauge!("intake_workers_alive").set(stats.workers_alive as f64);
+        }
+        Err(err) => tracing::debug!(error = %err, "queue stats unavailable for this scrape"),
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -221,7 +221,7 @@ impl Runtime {
             redis: self.redis.clone(),
             pool: self.pool.clone(),
             metrics: intake_shared::telemetry::prometheus(),
-            queue: intake_shared::queue::config(&self.settings),
+            queue: intake_shared::queue::worker_config(&self.settings),
             failed_index: self.settings.keys().failed_index(),
         });
         let health_stop = token.clone();
@@ -285,10 +285,7 @@ async fn supervise(
     deps: Arc<Deps>,
     token: &CancellationToken,
 ) {
-    let queue = intake_shared::queue::config(settings)
-        .heartbeat_interval(Duration::from_secs(settings.worker_heartbeat_secs))
-        .missed_heartbeats(3)
-        .batch_size(concurrency.clamp(1, 8));
+    let queue = intake_shared::queue::worker_config(settings).batch_size(concurrency.clamp(1, 8));
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
     let mut restart_delay = Duration::from_millis(200);
     while !token.is_cancelled() {
