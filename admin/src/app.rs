@@ -1,0 +1,108 @@
+//! Builds the admin service: state from settings, the router, a listener on the private
+//! address. `AdminApp::build` binds first and reports the real address, so tests use port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use intake_shared::config::Settings;
+use intake_shared::http::problem::Problem;
+use intake_shared::http::{render_problems, request_id, security_headers};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::{BadTokens, Tokens};
+use crate::routes::{actions, health, page, queue, registrations};
+use crate::state::{AdminState, Inner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tokens(#[from] BadTokens),
+    #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("INTAKE_DATABASE_URL is not a usable Postgres URL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Worker(#[from] intake_worker::StartupError),
+}
+
+pub struct AdminApp {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+}
+
+impl AdminApp {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let tokens = Tokens::parse(settings.admin_tokens.as_ref())?;
+        if tokens.is_empty() {
+            tracing::warn!("INTAKE_ADMIN_TOKENS is not set: every admin call will be refused");
+        }
+        let state = AdminState::new(Inner {
+            keys: settings.keys(),
+            queue: intake_shared::queue::worker_config(&settings),
+            redis: intake_shared::redis_conn::connect_lazy(&settings.redis_url)?,
+            pool: intake_worker::db::pool(settings.database_url.expose_secret(), 5)?,
+            notifier: intake_worker::runtime::notifier(&settings)?,
+            tokens,
+            settings,
+        });
+        let addr = state.settings.admin_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+        tracing::info!(%addr, "intake-admin listening");
+        Ok(Self {
+            router: router(state),
+            listener,
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
+    let hsts = state.settings.hsts;
+    let api = Router::new()
+        .route("/registrations", get(registrations::list))
+        .route("/registrations/{id}", get(registrations::show))
+        .route("/registrations/{id}/redrive", post(actions::redrive_one))
+        .route("/registrations/{id}/resend-email", post(actions::resend_email))
+        .route("/redrive", post(actions::redrive_many))
+        .route("/queue", get(queue::stats))
+        .route("/audit", get(actions::audit_log));
+    let mut router = Router::new()
+        .nest("/admin/v1", api)
+        .route("/", get(page::index))
+        .route("/admin.js", get(page::script))
+        .route("/admin.css", get(page::style))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("admin handler panicked");
+            axum::response::IntoResponse::into_response(Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR))
+        }));
+    for (name, value) in security_headers(hsts) {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
+    }
+    router
+        .layer(axum::middleware::from_fn(render_problems))
+        .layer(axum::middleware::from_fn(request_id::assign))
+}

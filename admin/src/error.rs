@@ -1,0 +1,76 @@
+//! The admin service's errors, each one problem+json answer.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use intake_shared::errors::ProblemCode;
+use intake_shared::http::problem::Problem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a reason is required for this action")]
+    ReasonRequired,
+    #[error("no registration with this id")]
+    NotFound,
+    #[error("the registration is already completed")]
+    AlreadyCompleted,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("the staged documents of this registration are gone")]
+    DocumentsExpired,
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized, self.to_string()),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ProblemCode::ValidationFailed, self.to_string()),
+            Self::ReasonRequired => (StatusCode::BAD_REQUEST, ProblemCode::ReasonRequired, self.to_string()),
+            Self::NotFound => (StatusCode::NOT_FOUND, ProblemCode::NotFound, self.to_string()),
+            Self::AlreadyCompleted => (StatusCode::CONFLICT, ProblemCode::AlreadyCompleted, self.to_string()),
+            Self::InvalidState(_) => (StatusCode::CONFLICT, ProblemCode::InvalidState, self.to_string()),
+            Self::DocumentsExpired => (
+                StatusCode::CONFLICT,
+                ProblemCode::DocumentsExpired,
+                "the staged documents are gone; the team must submit the registration again".to_owned(),
+            ),
+            Self::Redis(err) => {
+                tracing::warn!(error = %err, "redis unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ProblemCode::ServiceUnavailable,
+                    "Redis is unavailable; retry later".to_owned(),
+                )
+            }
+            Self::Database(err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ProblemCode::ServiceUnavailable,
+                    "Postgres is unavailable; retry later".to_owned(),
+                )
+            }
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+            }
+        };
+        let mut response = Problem::new(status, code, detail).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"intake-admin\""),
+            );
+        }
+        response
+    }
+}

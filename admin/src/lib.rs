@@ -1,0 +1,14 @@
+//! Intake's admin service: what support staff need to put failed registrations right, and the
+//! audit log that proves who did what. It listens on its own, private address
+//! (`INTAKE_ADMIN_ADDR`, loopback by default), never on the public intake port; every call but
+//! the health checks and the page needs a bearer token from `INTAKE_ADMIN_TOKENS`.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod redrive;
+pub mod routes;
+pub mod state;
+
+pub use app::{AdminApp, StartupError};

@@ -1,0 +1,17 @@
+//! `intake-admin`: the support service on a private address (`INTAKE_ADMIN_ADDR`).
+
+use anyhow::Context;
+use intake_admin::AdminApp;
+use intake_shared::config::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load().context("configuration")?;
+    intake_shared::telemetry::init(settings.log_format);
+    let app = AdminApp::build(settings).await?;
+    app.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Support actions: re-drive one registration or many, resend a confirmation email. Each
+//! needs a reason, and each is written to the audit log before it takes effect and again with
+//! its outcome.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use intake_shared::domain::RegistrationId;
+use intake_shared::http::request_id::RequestId;
+use intake_shared::status::JobState;
+use intake_worker::steps::save;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::audit::{self, Entry, Outcome};
+use crate::auth::Actor;
+use crate::error::AdminError;
+use crate::redrive;
+use crate::routes::registrations::{MAX_PAGE, failed_page};
+use crate::state::AdminState;
+
+const MAX_REASON: usize = 1000;
+/// The most registrations one bulk re-drive touches.
+const MAX_BULK: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct ActionBody {
+    pub reason: Option<String>,
+}
+
+fn reason(given: Option<&str>) -> Result<String, AdminError> {
+    let reason = given.map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(AdminError::ReasonRequired);
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(AdminError::BadRequest(format!("reason must be at most {MAX_REASON} characters")));
+    }
+    Ok(reason.to_owned())
+}
+
+fn parse_id(id: &str) -> Result<RegistrationId, AdminError> {
+    RegistrationId::parse(id).ok_or(AdminError::NotFound)
+}
+
+pub async fn redrive_one(
+    State(state): State<AdminState>,
+    Actor(actor): Actor,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Path(id): Path<String>,
+    Json(body): Json<ActionBody>,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let id = parse_id(&id)?;
+    let reason = reason(body.reason.as_deref())?;
+    let ids = [id];
+    let entry = Entry {
+        actor: &actor,
+        action: "redrive",
+        registrations: &ids,
+        reason: Some(&reason),
+        request_id: Some(&request_id),
+    };
+    let audit_id = entry.record(&state.pool, Outcome::Requested, json!({})).await?;
+    let outcome = match redrive::one(&state, id, &audit_id.to_string()).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let _ = entry.record(&state.pool, Outcome::Failed, json!({"error": err.to_string()})).await;
+            return Err(err);
+        }
+    };
+    let logged = if outcome == redrive::Outcome::Requeued { Outcome::Succeeded } else { Outcome::Refused };
+    entry.record(&state.pool, logged, json!({"outcome": outcome})).await?;
+    outcome.into_result()?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "status": "queued"}))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BulkBody {
+    pub reason: Option<String>,
+    /// Re-drive exactly these registrations…
+    pub ids: Option<Vec<String>>,
+    /// …or every failed one matching these filters.
+    pub code: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+pub async fn redrive_many(
+    State(state): State<AdminState>,
+    Actor(actor): Actor,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Json(body): Json<BulkBody>,
+) -> Result<Json<Value>, AdminError> {
+    let reason = reason(body.reason.as_deref())?;
+    let ids: Vec<RegistrationId> = match &body.ids {
+        Some(ids) => ids
+            .iter()
+            .map(|id| {
+                RegistrationId::parse(id).ok_or_else(|| AdminError::BadRequest(format!("{id:?} is not a registration id")))
+            })
+            .collect::<Result<_, _>>()?,
+        None => {
+            let parse = |name: &str, v: Option<&str>| -> Result<Option<OffsetDateTime>, AdminError> {
+                v.map(|v| {
+                    OffsetDateTime::parse(v, &Rfc3339)
+                        .map_err(|_| AdminError::BadRequest(format!("{name} must be an RFC 3339 time")))
+                })
+                .transpose()
+            };
+            let since = parse("since", body.since.as_deref())?;
+            let until = parse("until", body.until.as_deref())?;
+            let mut ids = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = failed_page(&state, body.code.as_deref(), since, until, MAX_PAGE, cursor.as_deref()).await?;
+                ids.extend(page.items.iter().filter_map(|i| i["id"].as_str().and_then(RegistrationId::parse)));
+                match page.next_cursor {
+                    Some(next) if ids.len() < MAX_BULK => cursor = Some(next),
+                    _ => break,
+                }
+            }
+            ids
+        }
+    };
+    if ids.len() > MAX_BULK {
+        return Err(AdminError::BadRequest(format!("at most {MAX_BULK} registrations per call")));
+    }
+    let entry = Entry {
+        actor: &actor,
+        action: "redrive_bulk",
+        registrations: &ids,
+        reason: Some(&reason),
+        request_id: Some(&request_id),
+    };
+    let audit_id = entry
+        .record(&state.pool, Outcome::Requested, json!({"filter": {"code": body.code, "since": body.since, "until": body.until}}))
+        .await?;
+    let mut results = Vec::with_capacity(ids.len());
+    let mut requeued = 0;
+    for id in &ids {
+        let outcome = match redrive::one(&state, *id, &audit_id.to_string()).await {
+            Ok(outcome) => json!(outcome),
+            Err(err) => json!({"error": err.to_string()}),
+        };
+        if outcome == json!(redrive::Outcome::Requeued) {
+            requeued += 1;
+        }
+        results.push(json!({"id": id, "outcome": outcome}));
+    }
+    let logged = if requeued == ids.len() { Outcome::Succeeded } else { Outcome::Failed };
+    entry
+        .record(&state.pool, logged, json!({"requeued": requeued, "results": results}))
+        .await?;
+    Ok(Json(json!({"requested": ids.len(), "requeued": requeued, "results": results})))
+}
+
+pub async fn resend_email(
+    State(state): State<AdminState>,
+    Actor(actor): Actor,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Path(id): Path<String>,
+    Json(body): Json<ActionBody>,
+) -> Result<Json<Value>, AdminError> {
+    let id = parse_id(&id)?;
+    let reason = reason(body.reason.as_deref())?;
+    let ids = [id];
+    let entry = Entry {
+        actor: &actor,
+        action: "resend_email",
+        registrations: &ids,
+        reason: Some(&reason),
+        request_id: Some(&request_id),
+    };
+    entry.record(&state.pool, Outcome::Requested, json!({})).await?;
+    let saved = save::load(&state.pool, id).await.map_err(|e| match e {
+        save::LoadError::Db(err) => AdminError::Database(err),
+        save::LoadError::Invalid(msg) => AdminError::Internal(msg),
+    })?;
+    let Some(saved) = saved else {
+        entry.record(&state.pool, Outcome::Refused, json!({"why": "not completed"})).await?;
+        return Err(AdminError::InvalidState(
+            "only a completed registration's confirmation can be resent".into(),
+        ));
+    };
+    let email = state
+        .notifier
+        .resend(&state.pool, id, &saved.registration, &saved.team_id)
+        .await
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    let email_json = json!(email);
+    let sent = email == intake_shared::status::EmailStatus::Sent;
+    entry
+        .record(&state.pool, if sent { Outcome::Succeeded } else { Outcome::Failed }, json!({"email_status": email_json}))
+        .await?;
+    // Keep the status record's email_status in step (best effort: the delivery row is the truth).
+    if let Ok(Some(raw)) = redis::cmd("GET")
+        .arg(state.keys.status(&id))
+        .query_async::<Option<String>>(&mut state.redis())
+        .await
+        && let Ok(mut record) = serde_json::from_str::<intake_shared::status::StatusRecord>(&raw)
+        && record.status == JobState::Completed
+    {
+        record.email_status = Some(email);
+        record.updated_at = OffsetDateTime::now_utc();
+        if let Ok(json) = serde_json::to_string(&record) {
+            let _: Result<(), _> = redis::cmd("SET")
+                .arg(state.keys.status(&id))
+                .arg(json)
+                .arg("KEEPTTL")
+                .query_async(&mut state.redis())
+                .await;
+        }
+    }
+    Ok(Json(json!({"id": id, "email_status": email_json})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub registration_id: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn audit_log(
+    State(state): State<AdminState>,
+    _actor: Actor,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let entries = match query.registration_id.as_deref() {
+        Some(id) => audit::for_registration(&state.pool, parse_id(id)?).await?,
+        None => audit::recent(&state.pool, query.limit.unwrap_or(100).clamp(1, 1000)).await?,
+    };
+    Ok(Json(json!({"entries": entries})))
+}

@@ -1,0 +1,7 @@
+//! The admin API's endpoints, one module per concern.
+
+pub mod actions;
+pub mod health;
+pub mod page;
+pub mod queue;
+pub mod registrations;

@@ -1,0 +1,41 @@
+//! What the admin handlers reach: settings and the clients built from them once.
+
+use std::sync::Arc;
+
+use intake_shared::config::Settings;
+use intake_shared::keys::RedisKeys;
+use intake_worker::steps::notify::Notifier;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::auth::Tokens;
+
+#[derive(Clone)]
+pub struct AdminState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub keys: RedisKeys,
+    pub queue: apalis_redis::Config,
+    pub redis: ConnectionManager,
+    pub pool: PgPool,
+    pub notifier: Notifier,
+    pub tokens: Tokens,
+}
+
+impl std::ops::Deref for AdminState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AdminState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    pub fn redis(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+}
