@@ -22,7 +22,10 @@ use crate::state::{AdminState, Inner};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tokens(#[from] BadTokens),
     #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
@@ -58,7 +61,9 @@ impl AdminApp {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(%addr, "intake-admin listening");
         Ok(Self {
             router: router(state),
@@ -71,8 +76,13 @@ impl AdminApp {
         self.addr
     }
 
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
@@ -82,7 +92,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/registrations", get(registrations::list))
         .route("/registrations/{id}", get(registrations::show))
         .route("/registrations/{id}/redrive", post(actions::redrive_one))
-        .route("/registrations/{id}/resend-email", post(actions::resend_email))
+        .route(
+            "/registrations/{id}/resend-email",
+            post(actions::resend_email),
+        )
         .route("/redrive", post(actions::redrive_many))
         .route("/queue", get(queue::stats))
         .route("/audit", get(actions::audit_log));
@@ -97,10 +110,15 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("admin handler panicked");
-            axum::response::IntoResponse::into_response(Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR))
+            axum::response::IntoResponse::into_response(Problem::for_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ))
         }));
     for (name, value) in security_headers(hsts) {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
     }
     router
         .layer(axum::middleware::from_fn(render_problems))

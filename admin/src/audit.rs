@@ -37,8 +37,17 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    pub async fn record(&self, pool: &PgPool, outcome: Outcome, detail: Value) -> Result<i64, sqlx::Error> {
-        let ids: Vec<uuid::Uuid> = self.registrations.iter().map(RegistrationId::as_uuid).collect();
+    pub async fn record(
+        &self,
+        pool: &PgPool,
+        outcome: Outcome,
+        detail: Value,
+    ) -> Result<i64, sqlx::Error> {
+        let ids: Vec<uuid::Uuid> = self
+            .registrations
+            .iter()
+            .map(RegistrationId::as_uuid)
+            .collect();
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO audit_log (actor, action, registration_ids, reason, outcome, detail, request_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -70,9 +79,21 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
 }
 
-type Row = (i64, OffsetDateTime, String, String, Vec<uuid::Uuid>, Option<String>, String, Value, Option<String>);
+type Row = (
+    i64,
+    OffsetDateTime,
+    String,
+    String,
+    Vec<uuid::Uuid>,
+    Option<String>,
+    String,
+    Value,
+    Option<String>,
+);
 
-fn record((id, at, actor, action, registration_ids, reason, outcome, detail, request_id): Row) -> AuditRecord {
+fn record(
+    (id, at, actor, action, registration_ids, reason, outcome, detail, request_id): Row,
+) -> AuditRecord {
     AuditRecord {
         id,
         at,
@@ -87,7 +108,10 @@ fn record((id, at, actor, action, registration_ids, reason, outcome, detail, req
 }
 
 /// Entries about one registration, oldest first.
-pub async fn for_registration(pool: &PgPool, id: RegistrationId) -> Result<Vec<AuditRecord>, sqlx::Error> {
+pub async fn for_registration(
+    pool: &PgPool,
+    id: RegistrationId,
+) -> Result<Vec<AuditRecord>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, at, actor, action, registration_ids, reason, outcome, detail, request_id
          FROM audit_log WHERE registration_ids @> ARRAY[$1]::uuid[] ORDER BY id",

@@ -26,14 +26,21 @@ impl std::fmt::Debug for Tokens {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("INTAKE_ADMIN_TOKENS must be comma-separated name:token pairs with tokens of at least 16 characters")]
+#[error(
+    "INTAKE_ADMIN_TOKENS must be comma-separated name:token pairs with tokens of at least 16 characters"
+)]
 pub struct BadTokens;
 
 impl Tokens {
     pub fn parse(value: Option<&SecretString>) -> Result<Self, BadTokens> {
         let mut entries = Vec::new();
         if let Some(value) = value {
-            for pair in value.expose_secret().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            for pair in value
+                .expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
                 let (name, token) = pair.split_once(':').ok_or(BadTokens)?;
                 if name.is_empty() || token.len() < 16 {
                     return Err(BadTokens);
@@ -69,7 +76,10 @@ pub struct Actor(pub String);
 impl FromRequestParts<AdminState> for Actor {
     type Rejection = AdminError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -77,7 +87,11 @@ impl FromRequestParts<AdminState> for Actor {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(AdminError::Unauthorized)?;
-        state.tokens.identify(presented).map(Actor).ok_or(AdminError::Unauthorized)
+        state
+            .tokens
+            .identify(presented)
+            .map(Actor)
+            .ok_or(AdminError::Unauthorized)
     }
 }
 
@@ -91,8 +105,14 @@ mod tests {
             "alice:aaaaaaaaaaaaaaaaaaaa, bob:bbbbbbbbbbbbbbbbbbbb",
         )))
         .expect("valid");
-        assert_eq!(tokens.identify("bbbbbbbbbbbbbbbbbbbb").as_deref(), Some("bob"));
-        assert_eq!(tokens.identify("aaaaaaaaaaaaaaaaaaaa").as_deref(), Some("alice"));
+        assert_eq!(
+            tokens.identify("bbbbbbbbbbbbbbbbbbbb").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            tokens.identify("aaaaaaaaaaaaaaaaaaaa").as_deref(),
+            Some("alice")
+        );
         assert_eq!(tokens.identify("nope"), None);
         assert!(!format!("{tokens:?}").contains("aaaa"));
     }

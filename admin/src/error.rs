@@ -32,16 +32,41 @@ pub enum AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code, detail) = match &self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized, self.to_string()),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, ProblemCode::ValidationFailed, self.to_string()),
-            Self::ReasonRequired => (StatusCode::BAD_REQUEST, ProblemCode::ReasonRequired, self.to_string()),
-            Self::NotFound => (StatusCode::NOT_FOUND, ProblemCode::NotFound, self.to_string()),
-            Self::AlreadyCompleted => (StatusCode::CONFLICT, ProblemCode::AlreadyCompleted, self.to_string()),
-            Self::InvalidState(_) => (StatusCode::CONFLICT, ProblemCode::InvalidState, self.to_string()),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                ProblemCode::Unauthorized,
+                self.to_string(),
+            ),
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                ProblemCode::ValidationFailed,
+                self.to_string(),
+            ),
+            Self::ReasonRequired => (
+                StatusCode::BAD_REQUEST,
+                ProblemCode::ReasonRequired,
+                self.to_string(),
+            ),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                ProblemCode::NotFound,
+                self.to_string(),
+            ),
+            Self::AlreadyCompleted => (
+                StatusCode::CONFLICT,
+                ProblemCode::AlreadyCompleted,
+                self.to_string(),
+            ),
+            Self::InvalidState(_) => (
+                StatusCode::CONFLICT,
+                ProblemCode::InvalidState,
+                self.to_string(),
+            ),
             Self::DocumentsExpired => (
                 StatusCode::CONFLICT,
                 ProblemCode::DocumentsExpired,
-                "the staged documents are gone; the team must submit the registration again".to_owned(),
+                "the staged documents are gone; the team must submit the registration again"
+                    .to_owned(),
             ),
             Self::Redis(err) => {
                 tracing::warn!(error = %err, "redis unavailable");

@@ -49,14 +49,18 @@ impl Outcome {
             Self::DocumentsExpired => Err(AdminError::DocumentsExpired),
             Self::AlreadyCompleted => Err(AdminError::AlreadyCompleted),
             Self::NotFailed => Err(AdminError::InvalidState(
-                "only a failed registration can be re-driven; this one is queued or in progress".into(),
+                "only a failed registration can be re-driven; this one is queued or in progress"
+                    .into(),
             )),
             Self::NotFound => Err(AdminError::NotFound),
         }
     }
 }
 
-async fn status(state: &AdminState, id: RegistrationId) -> Result<Option<(String, StatusRecord)>, AdminError> {
+async fn status(
+    state: &AdminState,
+    id: RegistrationId,
+) -> Result<Option<(String, StatusRecord)>, AdminError> {
     let raw: Option<String> = redis::cmd("GET")
         .arg(state.keys.status(&id))
         .query_async(&mut state.redis())
@@ -65,7 +69,11 @@ async fn status(state: &AdminState, id: RegistrationId) -> Result<Option<(String
 }
 
 /// Re-drives one registration; `attempt_key` makes the new job distinct from earlier ones.
-pub async fn one(state: &AdminState, id: RegistrationId, attempt_key: &str) -> Result<Outcome, AdminError> {
+pub async fn one(
+    state: &AdminState,
+    id: RegistrationId,
+    attempt_key: &str,
+) -> Result<Outcome, AdminError> {
     let Some((raw, record)) = status(state, id).await? else {
         return Ok(Outcome::NotFound);
     };
@@ -93,7 +101,8 @@ pub async fn one(state: &AdminState, id: RegistrationId, attempt_key: &str) -> R
     queued.error = None;
     queued.attempts = 0;
     queued.updated_at = OffsetDateTime::now_utc();
-    let replacement = serde_json::to_string(&queued).map_err(|e| AdminError::Internal(e.to_string()))?;
+    let replacement =
+        serde_json::to_string(&queued).map_err(|e| AdminError::Internal(e.to_string()))?;
     let moved: i64 = COMPARE_AND_SET
         .key(state.keys.status(&id))
         .key(state.keys.failed_index())
@@ -123,10 +132,12 @@ pub async fn one(state: &AdminState, id: RegistrationId, attempt_key: &str) -> R
             .arg(&replacement)
             .arg(&raw)
             .arg(id.to_string())
-            .arg(record.updated_at.unix_timestamp())
+            .arg(intake_worker::status::unix_millis(record.updated_at))
             .invoke_async(&mut state.redis())
             .await;
-        return Err(AdminError::Internal(format!("re-drive not enqueued: {err}")));
+        return Err(AdminError::Internal(format!(
+            "re-drive not enqueued: {err}"
+        )));
     }
     tracing::info!(registration_id = %id, "registration re-driven");
     Ok(Outcome::Requeued)

@@ -39,7 +39,7 @@ impl RedisKeys {
         format!("{}:status-events:{id}", self.prefix)
     }
 
-    /// Registrations whose job failed for good, scored by the time it failed.
+    /// Registrations whose job failed for good, scored by when it failed (Unix milliseconds).
     pub fn failed_index(&self) -> String {
         format!("{}:failed", self.prefix)
     }

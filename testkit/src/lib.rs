@@ -9,6 +9,8 @@ pub mod private_redis;
 pub mod proxy;
 pub mod redis_keys;
 pub mod smtp;
+#[cfg(feature = "stack")]
+pub mod stack;
 
 use std::time::{Duration, Instant};
 

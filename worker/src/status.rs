@@ -110,11 +110,8 @@ impl StatusStore {
         }
         pipe.publish(self.keys.status_channel(&id), &json);
         if record.status == JobState::Failed {
-            pipe.zadd(
-                self.keys.failed_index(),
-                id.to_string(),
-                now.unix_timestamp(),
-            );
+            // Scored in milliseconds, so failures in the same second keep their order.
+            pipe.zadd(self.keys.failed_index(), id.to_string(), unix_millis(now));
         } else {
             pipe.zrem(self.keys.failed_index(), id.to_string());
         }
@@ -227,4 +224,9 @@ impl StatusStore {
             .query_async::<()>(&mut self.conn.clone())
             .await
     }
+}
+
+/// A time as Unix milliseconds, the score of the failed index.
+pub fn unix_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

@@ -1,15 +1,13 @@
 //! At-least-once delivery, exactly-once effects: a job that runs again after a crash at any
 //! step, a worker killed with SIGKILL mid-job, and a worker draining on SIGTERM.
 
-mod support;
-
 use std::time::Duration;
 
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::eventually;
 use intake_testkit::form::TestForm;
+use intake_testkit::stack::{Stack, team};
 use intake_worker::steps::{allocate_id, save};
-use support::{Stack, team};
 
 const FINISH: Duration = Duration::from_secs(60);
 
@@ -94,7 +92,7 @@ async fn a_worker_killed_mid_job_is_replaced_by_another() {
     stack
         .cloudinary
         .script([Behaviour::Slow(Duration::from_secs(5))]);
-    let mut doomed = stack.worker_process(2);
+    let mut doomed = stack.worker_process(env!("CARGO_BIN_EXE_intake-worker"), 2);
     let id = stack.submit(&TestForm::valid()).await;
     stack
         .wait_status(&id, "the doomed worker to start uploading", |s| {
@@ -123,7 +121,7 @@ async fn sigterm_lets_in_flight_jobs_finish_and_takes_no_new_ones() {
     stack
         .cloudinary
         .script([Behaviour::Slow(Duration::from_secs(2))]);
-    let worker = stack.worker_process(2);
+    let worker = stack.worker_process(env!("CARGO_BIN_EXE_intake-worker"), 2);
     let id = stack.submit(&TestForm::valid()).await;
     stack
         .wait_status(&id, "the worker to start uploading", |s| {

@@ -1,13 +1,11 @@
 //! Through the real api and real workers: a submission ends `completed` with a team ID, its
 //! documents in the store, its rows in Postgres and one confirmation email.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use intake_testkit::form::{TestForm, jpeg, pdf};
-use support::{Stack, team};
+use intake_testkit::stack::{Stack, team};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submission_completes_with_team_id_documents_rows_and_email() {

@@ -1,15 +1,13 @@
 //! Outside services failing: transient failures are retried until they pass, permanent ones
 //! fail the registration with the contract's code, and email never fails a registration.
 
-mod support;
-
 use std::time::Duration;
 
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::{TestForm, pdf};
 use intake_testkit::proxy::TcpProxy;
 use intake_testkit::smtp::SmtpBehaviour;
-use support::Stack;
+use intake_testkit::stack::Stack;
 
 const FINISH: Duration = Duration::from_secs(60);
 

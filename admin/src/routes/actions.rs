@@ -36,7 +36,9 @@ fn reason(given: Option<&str>) -> Result<String, AdminError> {
         return Err(AdminError::ReasonRequired);
     }
     if reason.chars().count() > MAX_REASON {
-        return Err(AdminError::BadRequest(format!("reason must be at most {MAX_REASON} characters")));
+        return Err(AdminError::BadRequest(format!(
+            "reason must be at most {MAX_REASON} characters"
+        )));
     }
     Ok(reason.to_owned())
 }
@@ -62,18 +64,35 @@ pub async fn redrive_one(
         reason: Some(&reason),
         request_id: Some(&request_id),
     };
-    let audit_id = entry.record(&state.pool, Outcome::Requested, json!({})).await?;
+    let audit_id = entry
+        .record(&state.pool, Outcome::Requested, json!({}))
+        .await?;
     let outcome = match redrive::one(&state, id, &audit_id.to_string()).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            let _ = entry.record(&state.pool, Outcome::Failed, json!({"error": err.to_string()})).await;
+            let _ = entry
+                .record(
+                    &state.pool,
+                    Outcome::Failed,
+                    json!({"error": err.to_string()}),
+                )
+                .await;
             return Err(err);
         }
     };
-    let logged = if outcome == redrive::Outcome::Requeued { Outcome::Succeeded } else { Outcome::Refused };
-    entry.record(&state.pool, logged, json!({"outcome": outcome})).await?;
+    let logged = if outcome == redrive::Outcome::Requeued {
+        Outcome::Succeeded
+    } else {
+        Outcome::Refused
+    };
+    entry
+        .record(&state.pool, logged, json!({"outcome": outcome}))
+        .await?;
     outcome.into_result()?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "status": "queued"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "status": "queued"})),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,24 +117,40 @@ pub async fn redrive_many(
         Some(ids) => ids
             .iter()
             .map(|id| {
-                RegistrationId::parse(id).ok_or_else(|| AdminError::BadRequest(format!("{id:?} is not a registration id")))
+                RegistrationId::parse(id).ok_or_else(|| {
+                    AdminError::BadRequest(format!("{id:?} is not a registration id"))
+                })
             })
             .collect::<Result<_, _>>()?,
         None => {
-            let parse = |name: &str, v: Option<&str>| -> Result<Option<OffsetDateTime>, AdminError> {
-                v.map(|v| {
-                    OffsetDateTime::parse(v, &Rfc3339)
-                        .map_err(|_| AdminError::BadRequest(format!("{name} must be an RFC 3339 time")))
-                })
-                .transpose()
-            };
+            let parse =
+                |name: &str, v: Option<&str>| -> Result<Option<OffsetDateTime>, AdminError> {
+                    v.map(|v| {
+                        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+                            AdminError::BadRequest(format!("{name} must be an RFC 3339 time"))
+                        })
+                    })
+                    .transpose()
+                };
             let since = parse("since", body.since.as_deref())?;
             let until = parse("until", body.until.as_deref())?;
             let mut ids = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
-                let page = failed_page(&state, body.code.as_deref(), since, until, MAX_PAGE, cursor.as_deref()).await?;
-                ids.extend(page.items.iter().filter_map(|i| i["id"].as_str().and_then(RegistrationId::parse)));
+                let page = failed_page(
+                    &state,
+                    body.code.as_deref(),
+                    since,
+                    until,
+                    MAX_PAGE,
+                    cursor.as_deref(),
+                )
+                .await?;
+                ids.extend(
+                    page.items
+                        .iter()
+                        .filter_map(|i| i["id"].as_str().and_then(RegistrationId::parse)),
+                );
                 match page.next_cursor {
                     Some(next) if ids.len() < MAX_BULK => cursor = Some(next),
                     _ => break,
@@ -125,7 +160,9 @@ pub async fn redrive_many(
         }
     };
     if ids.len() > MAX_BULK {
-        return Err(AdminError::BadRequest(format!("at most {MAX_BULK} registrations per call")));
+        return Err(AdminError::BadRequest(format!(
+            "at most {MAX_BULK} registrations per call"
+        )));
     }
     let entry = Entry {
         actor: &actor,
@@ -135,7 +172,11 @@ pub async fn redrive_many(
         request_id: Some(&request_id),
     };
     let audit_id = entry
-        .record(&state.pool, Outcome::Requested, json!({"filter": {"code": body.code, "since": body.since, "until": body.until}}))
+        .record(
+            &state.pool,
+            Outcome::Requested,
+            json!({"filter": {"code": body.code, "since": body.since, "until": body.until}}),
+        )
         .await?;
     let mut results = Vec::with_capacity(ids.len());
     let mut requeued = 0;
@@ -149,11 +190,21 @@ pub async fn redrive_many(
         }
         results.push(json!({"id": id, "outcome": outcome}));
     }
-    let logged = if requeued == ids.len() { Outcome::Succeeded } else { Outcome::Failed };
+    let logged = if requeued == ids.len() {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed
+    };
     entry
-        .record(&state.pool, logged, json!({"requeued": requeued, "results": results}))
+        .record(
+            &state.pool,
+            logged,
+            json!({"requeued": requeued, "results": results}),
+        )
         .await?;
-    Ok(Json(json!({"requested": ids.len(), "requeued": requeued, "results": results})))
+    Ok(Json(
+        json!({"requested": ids.len(), "requeued": requeued, "results": results}),
+    ))
 }
 
 pub async fn resend_email(
@@ -173,13 +224,21 @@ pub async fn resend_email(
         reason: Some(&reason),
         request_id: Some(&request_id),
     };
-    entry.record(&state.pool, Outcome::Requested, json!({})).await?;
+    entry
+        .record(&state.pool, Outcome::Requested, json!({}))
+        .await?;
     let saved = save::load(&state.pool, id).await.map_err(|e| match e {
         save::LoadError::Db(err) => AdminError::Database(err),
         save::LoadError::Invalid(msg) => AdminError::Internal(msg),
     })?;
     let Some(saved) = saved else {
-        entry.record(&state.pool, Outcome::Refused, json!({"why": "not completed"})).await?;
+        entry
+            .record(
+                &state.pool,
+                Outcome::Refused,
+                json!({"why": "not completed"}),
+            )
+            .await?;
         return Err(AdminError::InvalidState(
             "only a completed registration's confirmation can be resent".into(),
         ));
@@ -192,7 +251,15 @@ pub async fn resend_email(
     let email_json = json!(email);
     let sent = email == intake_shared::status::EmailStatus::Sent;
     entry
-        .record(&state.pool, if sent { Outcome::Succeeded } else { Outcome::Failed }, json!({"email_status": email_json}))
+        .record(
+            &state.pool,
+            if sent {
+                Outcome::Succeeded
+            } else {
+                Outcome::Failed
+            },
+            json!({"email_status": email_json}),
+        )
         .await?;
     // Keep the status record's email_status in step (best effort: the delivery row is the truth).
     if let Ok(Some(raw)) = redis::cmd("GET")

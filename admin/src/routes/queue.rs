@@ -8,7 +8,12 @@ use crate::auth::Actor;
 use crate::error::AdminError;
 use crate::state::AdminState;
 
-pub async fn stats(State(state): State<AdminState>, _actor: Actor) -> Result<Json<QueueStats>, AdminError> {
-    let stats = intake_shared::queue::stats(&mut state.redis(), &state.queue, &state.keys.failed_index()).await?;
+pub async fn stats(
+    State(state): State<AdminState>,
+    _actor: Actor,
+) -> Result<Json<QueueStats>, AdminError> {
+    let stats =
+        intake_shared::queue::stats(&mut state.redis(), &state.queue, &state.keys.failed_index())
+            .await?;
     Ok(Json(stats))
 }

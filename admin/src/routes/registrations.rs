@@ -3,9 +3,9 @@
 //! completed ones from Postgres. Phones and emails are masked unless the caller asks to see
 //! them, and asking is itself written to the audit log.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::Extension;
 use intake_shared::domain::{Registration, RegistrationId};
 use intake_shared::http::request_id::RequestId;
 use intake_shared::job::RegistrationJob;
@@ -57,15 +57,26 @@ pub async fn list(
 ) -> Result<Json<Page>, AdminError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(AdminError::BadRequest(format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(AdminError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
     }
     let since = time_param("since", query.since.as_deref())?;
     let until = time_param("until", query.until.as_deref())?;
     match query.status.as_deref().unwrap_or("failed") {
-        "failed" => failed_page(&state, query.code.as_deref(), since, until, limit, query.cursor.as_deref())
+        "failed" => failed_page(
+            &state,
+            query.code.as_deref(),
+            since,
+            until,
+            limit,
+            query.cursor.as_deref(),
+        )
+        .await
+        .map(Json),
+        "completed" => completed_page(&state, since, until, limit, query.cursor.as_deref())
             .await
             .map(Json),
-        "completed" => completed_page(&state, since, until, limit, query.cursor.as_deref()).await.map(Json),
         other => Err(AdminError::BadRequest(format!(
             "status must be failed or completed, not {other:?}"
         ))),
@@ -91,10 +102,12 @@ pub async fn failed_page(
         .transpose()?;
     let max = match (&cursor, until) {
         (Some((score, _)), _) => score.to_string(),
-        (None, Some(until)) => until.unix_timestamp().to_string(),
+        (None, Some(until)) => intake_worker::status::unix_millis(until).to_string(),
         (None, None) => "+inf".to_owned(),
     };
-    let min = since.map(|s| s.unix_timestamp().to_string()).unwrap_or_else(|| "-inf".to_owned());
+    let min = since
+        .map(|s| intake_worker::status::unix_millis(s).to_string())
+        .unwrap_or_else(|| "-inf".to_owned());
     let mut items = Vec::new();
     let mut offset = 0;
     const BATCH: usize = 200;
@@ -114,7 +127,9 @@ pub async fn failed_page(
         let candidates: Vec<(String, i64)> = batch
             .into_iter()
             .filter(|(id, score)| match &cursor {
-                Some((cursor_score, cursor_id)) => score < cursor_score || (score == cursor_score && id < cursor_id),
+                Some((cursor_score, cursor_id)) => {
+                    score < cursor_score || (score == cursor_score && id < cursor_id)
+                }
                 None => true,
             })
             .collect();
@@ -123,9 +138,13 @@ pub async fn failed_page(
                 .iter()
                 .filter_map(|(id, _)| RegistrationId::parse(id).map(|id| state.keys.status(&id)))
                 .collect();
-            let records: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut state.redis()).await?;
+            let records: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut state.redis())
+                .await?;
             for ((id, score), raw) in candidates.iter().zip(records) {
-                let Some(record) = raw.and_then(|r| serde_json::from_str::<StatusRecord>(&r).ok()) else {
+                let Some(record) = raw.and_then(|r| serde_json::from_str::<StatusRecord>(&r).ok())
+                else {
                     continue;
                 };
                 let error_code = record.error.as_ref().map(|e| e.code.as_str());
@@ -157,7 +176,9 @@ fn failed_item(record: &StatusRecord, failed_at: i64) -> Value {
         "team_id": record.team_id,
         "attempts": record.attempts,
         "error": record.error,
-        "failed_at": OffsetDateTime::from_unix_timestamp(failed_at).ok().and_then(|t| t.format(&Rfc3339).ok()),
+        "failed_at": OffsetDateTime::from_unix_timestamp_nanos(i128::from(failed_at) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok()),
         "updated_at": record.updated_at.format(&Rfc3339).ok(),
     })
 }
@@ -174,7 +195,12 @@ async fn completed_page(
     let cursor = cursor
         .map(|c| {
             c.split_once('|')
-                .and_then(|(at, id)| Some((OffsetDateTime::parse(at, &Rfc3339).ok()?, uuid::Uuid::parse_str(id).ok()?)))
+                .and_then(|(at, id)| {
+                    Some((
+                        OffsetDateTime::parse(at, &Rfc3339).ok()?,
+                        uuid::Uuid::parse_str(id).ok()?,
+                    ))
+                })
                 .ok_or_else(|| AdminError::BadRequest("cursor is not one this service gave".into()))
         })
         .transpose()?;
@@ -231,7 +257,10 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let id = RegistrationId::parse(&id).ok_or(AdminError::NotFound)?;
-    let raw: Option<String> = redis::cmd("GET").arg(state.keys.status(&id)).query_async(&mut state.redis()).await?;
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(state.keys.status(&id))
+        .query_async(&mut state.redis())
+        .await?;
     let record: Option<StatusRecord> = raw.and_then(|r| serde_json::from_str(&r).ok());
     let saved = save::load(&state.pool, id).await.map_err(|e| match e {
         save::LoadError::Db(err) => AdminError::Database(err),
@@ -262,7 +291,10 @@ pub async fn show(
         .arg(-1)
         .query_async(&mut state.redis())
         .await?;
-    let attempts: Vec<Value> = attempts.iter().filter_map(|a| serde_json::from_str(a).ok()).collect();
+    let attempts: Vec<Value> = attempts
+        .iter()
+        .filter_map(|a| serde_json::from_str(a).ok())
+        .collect();
     let email: Option<(String, i32, Option<String>, OffsetDateTime)> = sqlx::query_as(
         "SELECT status, attempts, last_error, updated_at FROM email_deliveries WHERE registration_id = $1",
     )

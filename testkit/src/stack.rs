@@ -1,19 +1,18 @@
 //! The whole system for a test: the real api and real workers (in this process, or as real
 //! `intake-worker` processes for crash tests) against the real Redis with a prefix of the
 //! test's own, a fresh Postgres database, the Cloudinary fake and a recording SMTP server.
-#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::cloudinary::FakeCloudinary;
+use crate::eventually;
+use crate::form::TestForm;
+use crate::postgres::TestDatabase;
+use crate::smtp::SmtpServer;
 use backon::ExponentialBuilder;
 use intake_api::Application;
 use intake_shared::config::Settings;
-use intake_testkit::cloudinary::FakeCloudinary;
-use intake_testkit::eventually;
-use intake_testkit::form::TestForm;
-use intake_testkit::postgres::TestDatabase;
-use intake_testkit::smtp::SmtpServer;
 use intake_worker::Runtime;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -142,10 +141,11 @@ impl Stack {
         }
     }
 
-    /// A real `intake-worker` process with this stack's settings.
-    pub fn worker_process(&self, concurrency: usize) -> Child {
+    /// A real `intake-worker` process with this stack's settings; `binary` is the path
+    /// cargo gives tests (`env!("CARGO_BIN_EXE_intake-worker")`).
+    pub fn worker_process(&self, binary: &str, concurrency: usize) -> Child {
         let s = &self.settings;
-        Command::new(env!("CARGO_BIN_EXE_intake-worker"))
+        Command::new(binary)
             .arg("--concurrency")
             .arg(concurrency.to_string())
             .env_clear()
@@ -289,7 +289,7 @@ impl Drop for Stack {
             worker.task.abort();
         }
         self.api.abort();
-        intake_testkit::redis_keys::delete_matching(
+        crate::redis_keys::delete_matching(
             &self.settings.redis_url,
             &self.settings.keys().all_pattern(),
         );

@@ -1,0 +1,96 @@
+//! The whole system plus the admin service, for admin tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use intake_admin::AdminApp;
+use intake_testkit::stack::Stack;
+use serde_json::Value;
+
+pub const TOKEN: &str = "support-token-0123456789";
+pub const OTHER_TOKEN: &str = "operator-token-0123456789";
+
+pub struct AdminStack {
+    pub stack: Stack,
+    pub base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl AdminStack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customise: impl FnOnce(&mut intake_shared::config::Settings)) -> Self {
+        let mut stack = Stack::start_with(|s| {
+            s.admin_tokens = Some(secrecy::SecretString::from(format!(
+                "alice:{TOKEN},bob:{OTHER_TOKEN}"
+            )));
+            s.admin_addr = "127.0.0.1:0".parse().expect("literal");
+            customise(s);
+        })
+        .await;
+        let health = stack.spawn_worker(4).await;
+        // The worker applies the migrations the admin service needs; wait until it has.
+        intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
+            let ready = reqwest::get(format!("http://{health}/health/ready"))
+                .await
+                .ok()?;
+            (ready.status() == 200).then_some(())
+        })
+        .await;
+        let app = AdminApp::build(stack.settings.clone())
+            .await
+            .expect("admin builds");
+        let base = format!("http://{}", app.local_addr());
+        let server = tokio::spawn(async move {
+            let _ = app.run_until(std::future::pending()).await;
+        });
+        Self {
+            stack,
+            base,
+            server,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.stack
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("admin reachable")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.stack
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin reachable")
+    }
+
+    /// Submits a registration and waits for it to fail.
+    pub async fn failed_registration(&self, form: &intake_testkit::form::TestForm) -> String {
+        let id = self.stack.submit(form).await;
+        let status = self.stack.wait_final(&id, Duration::from_secs(60)).await;
+        assert_eq!(status["status"], "failed", "{status}");
+        id
+    }
+}
+
+impl Drop for AdminStack {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
