@@ -1,14 +1,12 @@
 //! The admin API (design.md §6): authentication, listing, re-drive, resend and the audit log.
 
-mod support;
-
 use std::time::Duration;
 
+use intake_testkit::admin_stack::{AdminStack, OTHER_TOKEN, TOKEN};
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::TestForm;
 use intake_testkit::stack::team;
 use serde_json::json;
-use support::{AdminStack, OTHER_TOKEN, TOKEN};
 
 const FINISH: Duration = Duration::from_secs(60);
 

@@ -1,1 +1,104 @@
-fn main() {}
+//! `intakectl`: support and operator commands. Everything but `migrate` goes through the
+//! admin API (so it works from a laptop with a URL and a token); `migrate` talks to Postgres.
+//!
+//! Exit codes scripts can trust: 0 done; 1 the service refused or failed the action (or some
+//! of a bulk re-drive failed); 2 wrong usage; 3 not authorised; 4 the service could not be
+//! reached.
+
+mod client;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Support and operator commands for Intake.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Admin service URL.
+    #[arg(
+        long,
+        env = "INTAKE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
+    url: String,
+    /// Admin bearer token (one of INTAKE_ADMIN_TOKENS).
+    #[arg(
+        long,
+        env = "INTAKE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations (uses INTAKE_DATABASE_URL).
+    Migrate,
+    /// List failed registrations, newest first.
+    Failed {
+        /// Only this failure code (e.g. UPLOAD_UNAVAILABLE).
+        #[arg(long)]
+        code: Option<String>,
+        /// Only failures at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one registration: status, attempts, errors, documents, email, audit.
+    Show {
+        id: String,
+        /// Show phones and emails in full (audited).
+        #[arg(long)]
+        reveal: bool,
+        /// Why the full values are needed (recorded with --reveal).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run failed registrations again (same id, same team ID, same staged files).
+    Redrive {
+        /// Registrations to re-drive.
+        ids: Vec<String>,
+        /// Re-drive every failed registration (with --code, only those).
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+        /// With --all-failed: only this failure code.
+        #[arg(long, requires = "all_failed")]
+        code: Option<String>,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send a completed registration's confirmation email again.
+    ResendEmail {
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Queue depth, oldest wait, in flight, failed, workers alive.
+    Queue,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("intakectl: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! loopback that speaks the real protocol and can be told to fail in the ways the real
 //! service fails.
 
+#[cfg(feature = "stack")]
+pub mod admin_stack;
 pub mod cloudinary;
 pub mod form;
 pub mod postgres;

@@ -1,10 +1,9 @@
-//! The whole system plus the admin service, for admin tests.
-#![allow(dead_code)]
+//! The whole system plus the admin service, for admin and `intakectl` tests.
 
 use std::time::Duration;
 
+use crate::stack::Stack;
 use intake_admin::AdminApp;
-use intake_testkit::stack::Stack;
 use serde_json::Value;
 
 pub const TOKEN: &str = "support-token-0123456789";
@@ -32,7 +31,7 @@ impl AdminStack {
         .await;
         let health = stack.spawn_worker(4).await;
         // The worker applies the migrations the admin service needs; wait until it has.
-        intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
+        crate::eventually("worker ready", Duration::from_secs(30), || async {
             let ready = reqwest::get(format!("http://{health}/health/ready"))
                 .await
                 .ok()?;
@@ -81,7 +80,7 @@ impl AdminStack {
     }
 
     /// Submits a registration and waits for it to fail.
-    pub async fn failed_registration(&self, form: &intake_testkit::form::TestForm) -> String {
+    pub async fn failed_registration(&self, form: &crate::form::TestForm) -> String {
         let id = self.stack.submit(form).await;
         let status = self.stack.wait_final(&id, Duration::from_secs(60)).await;
         assert_eq!(status["status"], "failed", "{status}");
