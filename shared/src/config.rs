@@ -72,6 +72,11 @@ pub struct Settings {
     /// How often a worker proves it is alive; one silent for three beats is presumed dead
     /// and its in-flight jobs go back to the queue.
     pub worker_heartbeat_secs: u64,
+    /// How often a worker sweeps the staging directory (one worker at a time does).
+    pub janitor_interval_secs: u64,
+    /// How old a staged upload that no job references must be before it is removed (an
+    /// api that crashed mid-request leaves such uploads).
+    pub staging_orphan_grace_secs: u64,
     /// Longest wait for one answer from Cloudinary.
     pub cloudinary_timeout_secs: u64,
     /// Longest wait for one SMTP exchange.
@@ -118,6 +123,8 @@ impl Default for Settings {
             job_max_attempts: 10,
             shutdown_deadline_secs: 30,
             worker_heartbeat_secs: 2,
+            janitor_interval_secs: 300,
+            staging_orphan_grace_secs: 3600,
             cloudinary_timeout_secs: 30,
             smtp_timeout_secs: 10,
             cors_allowed_origins: Vec::new(),
@@ -206,6 +213,9 @@ impl Settings {
         }
         if self.request_timeout_secs == 0 {
             return invalid("INTAKE_REQUEST_TIMEOUT_SECS", "must be at least 1");
+        }
+        if self.janitor_interval_secs == 0 {
+            return invalid("INTAKE_JANITOR_INTERVAL_SECS", "must be at least 1");
         }
         if self.worker_heartbeat_secs == 0 {
             return invalid("INTAKE_WORKER_HEARTBEAT_SECS", "must be at least 1");

@@ -6,6 +6,7 @@ pub mod backends;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod janitor;
 pub mod pipeline;
 pub mod runtime;
 pub mod status;

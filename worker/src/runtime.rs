@@ -30,6 +30,7 @@ use crate::backends::outbox::Outbox;
 use crate::backends::smtp::Smtp;
 use crate::backends::store::DocumentStore;
 use crate::health::{self, HealthState};
+use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
 use crate::status::StatusStore;
 use crate::steps::notify::Notifier;
@@ -231,6 +232,18 @@ impl Runtime {
                 .into_future(),
         );
 
+        let janitor = Janitor {
+            staging_root: self.settings.staging_dir.clone(),
+            keys: self.settings.keys(),
+            redis: self.redis.clone(),
+            retention: Duration::from_secs(self.settings.staging_retention_secs),
+            orphan_grace: Duration::from_secs(self.settings.staging_orphan_grace_secs),
+        };
+        let janitor_task = tokio::spawn(run_janitor(
+            janitor,
+            Duration::from_secs(self.settings.janitor_interval_secs),
+            token.clone(),
+        ));
         if migrate_until_done(&self.pool, &token).await {
             started.store(true, Ordering::SeqCst);
             supervise(
@@ -244,8 +257,24 @@ impl Runtime {
         }
         token.cancel();
         let _ = health_server.await;
+        let _ = janitor_task.await;
         tracing::info!("intake-worker stopped");
         Ok(())
+    }
+}
+
+/// Sweeps the staging directory every `interval` until shut down.
+async fn run_janitor(janitor: Janitor, interval: Duration, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match janitor.sweep_if_due(interval).await {
+            Ok(Some(sweep)) => tracing::debug!(?sweep, "staging swept"),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "staging sweep skipped: Redis unavailable"),
+        }
     }
 }
 

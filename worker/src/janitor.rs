@@ -1,0 +1,174 @@
+//! The staging janitor. Staged files of completed registrations are removed by the job
+//! itself; this sweep removes the rest when their time is up: the files of failed
+//! registrations after `INTAKE_STAGING_RETENTION_SECS` (a re-drive then answers
+//! `DOCUMENTS_EXPIRED`), and uploads no job references (an api that crashed mid-request)
+//! after `INTAKE_STAGING_ORPHAN_GRACE_SECS`. Every worker runs it; a Redis lock lets one sweep
+//! per interval, and every removal is safe to repeat, so two sweeping at once do no harm.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use intake_shared::domain::RegistrationId;
+use intake_shared::keys::RedisKeys;
+use intake_shared::status::{JobState, StatusRecord};
+use redis::aio::ConnectionManager;
+use time::OffsetDateTime;
+
+#[derive(Clone)]
+pub struct Janitor {
+    pub staging_root: PathBuf,
+    pub keys: RedisKeys,
+    pub redis: ConnectionManager,
+    pub retention: Duration,
+    pub orphan_grace: Duration,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    pub orphans_removed: usize,
+    pub expired_removed: usize,
+    pub finished_removed: usize,
+    pub kept: usize,
+}
+
+impl Janitor {
+    /// Sweeps if no other worker holds the sweep lock for this interval.
+    pub async fn sweep_if_due(
+        &self,
+        interval: Duration,
+    ) -> Result<Option<Sweep>, redis::RedisError> {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let got: Option<String> = redis::cmd("SET")
+            .arg(self.keys.janitor_lock())
+            .arg(&owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(
+                u64::try_from(interval.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+            .query_async(&mut self.redis.clone())
+            .await?;
+        if got.is_none() {
+            return Ok(None);
+        }
+        self.sweep().await.map(Some)
+    }
+
+    /// One pass over the staging directory.
+    pub async fn sweep(&self) -> Result<Sweep, redis::RedisError> {
+        let mut sweep = Sweep::default();
+        let mut entries = match tokio::fs::read_dir(&self.staging_root).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::warn!(error = %err, "staging directory not readable");
+                return Ok(sweep);
+            }
+        };
+        let now = SystemTime::now();
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !meta.is_dir() {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            match self.verdict(&name, age).await? {
+                Verdict::Keep => sweep.kept += 1,
+                verdict => {
+                    let path = entry.path();
+                    match tokio::fs::remove_dir_all(&path).await {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, upload = %name, "staged upload not removed");
+                            continue;
+                        }
+                    }
+                    let _: () = redis::cmd("DEL")
+                        .arg(self.keys.staged_upload(&name))
+                        .query_async(&mut self.redis.clone())
+                        .await?;
+                    let reason = match verdict {
+                        Verdict::Orphan => {
+                            sweep.orphans_removed += 1;
+                            "orphan"
+                        }
+                        Verdict::Expired => {
+                            sweep.expired_removed += 1;
+                            "expired"
+                        }
+                        _ => {
+                            sweep.finished_removed += 1;
+                            "finished"
+                        }
+                    };
+                    metrics::counter!("intake_janitor_removed_total", "reason" => reason)
+                        .increment(1);
+                    tracing::info!(upload = %name, reason, "staged upload removed");
+                }
+            }
+        }
+        Ok(sweep)
+    }
+
+    async fn verdict(&self, upload: &str, age: Duration) -> Result<Verdict, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(self.keys.staged_upload(upload))
+            .query_async(&mut conn)
+            .await?;
+        let Some(id) = owner.as_deref().and_then(RegistrationId::parse) else {
+            return Ok(if age >= self.orphan_grace {
+                Verdict::Orphan
+            } else {
+                Verdict::Keep
+            });
+        };
+        let status: Option<String> = redis::cmd("GET")
+            .arg(self.keys.status(&id))
+            .query_async(&mut conn)
+            .await?;
+        let record = status.and_then(|s| serde_json::from_str::<StatusRecord>(&s).ok());
+        Ok(match record.map(|r| r.status) {
+            Some(JobState::Completed) => Verdict::Finished,
+            Some(JobState::Failed) => {
+                let failed_ms: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(self.keys.failed_index())
+                    .arg(id.to_string())
+                    .query_async(&mut conn)
+                    .await?;
+                let now_ms = crate::status::unix_millis(OffsetDateTime::now_utc()) as f64;
+                let failed_for =
+                    failed_ms.map(|f| Duration::from_millis((now_ms - f).max(0.0) as u64));
+                if failed_for.unwrap_or(age) >= self.retention {
+                    Verdict::Expired
+                } else {
+                    Verdict::Keep
+                }
+            }
+            Some(JobState::Queued | JobState::Processing) => Verdict::Keep,
+            // The status is gone (it outlived its own retention): so has the upload's purpose.
+            None if age >= self.retention => Verdict::Expired,
+            None => Verdict::Keep,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    Orphan,
+    Expired,
+    Finished,
+}
