@@ -100,6 +100,14 @@ psql_admin() {
   fi
 }
 
+# What only the tests need: headless Chromium and its WebDriver for the admin page test.
+ensure_test_tools() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 bootstrap() {
   ensure_packages
   ensure_rust
