@@ -54,6 +54,8 @@ impl AdminApp {
             redis: intake_shared::redis_conn::connect_lazy(&settings.redis_url)?,
             pool: intake_worker::db::pool(settings.database_url.expose_secret(), 5)?,
             notifier: intake_worker::runtime::notifier(&settings)?,
+            staging: intake_shared::staging::from_settings(&settings)
+                .map_err(|e| StartupError::Worker(intake_worker::StartupError::Staging(e)))?,
             tokens,
             settings,
         });

@@ -90,8 +90,12 @@ pub async fn one(
         return Ok(Outcome::DocumentsExpired);
     };
     for doc in &job.documents {
-        let path = state.settings.staging_dir.join(&doc.staged_path);
-        if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+        let present = state
+            .staging
+            .exists(&doc.staged_path)
+            .await
+            .map_err(|e| AdminError::Internal(format!("staging: {e}")))?;
+        if !present {
             return Ok(Outcome::DocumentsExpired);
         }
     }

@@ -20,6 +20,7 @@ pub struct Inner {
     pub redis: ConnectionManager,
     pub pool: PgPool,
     pub notifier: Notifier,
+    pub staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
     pub tokens: Tokens,
 }
 

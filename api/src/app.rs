@@ -30,8 +30,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("staging directory {dir} cannot be created: {source}")]
-    Staging { dir: String, source: std::io::Error },
+    #[error("staging area not usable: {0}")]
+    Staging(#[from] intake_shared::staging::StagingError),
     #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("INTAKE_CORS_ALLOWED_ORIGINS has an invalid origin: {0}")]
@@ -47,15 +47,14 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
-        let state = AppState::new(settings, redis, intake_shared::telemetry::prometheus());
-        state
-            .staging
-            .prepare()
-            .await
-            .map_err(|source| StartupError::Staging {
-                dir: state.staging.root().display().to_string(),
-                source,
-            })?;
+        let staging = intake_shared::staging::from_settings(&settings)?;
+        staging.prepare().await?;
+        let state = AppState::new(
+            settings,
+            redis,
+            staging,
+            intake_shared::telemetry::prometheus(),
+        );
         let router = router(state.clone())?;
         let listener = TcpListener::bind(state.settings.api_addr)
             .await
@@ -70,7 +69,7 @@ impl Application {
         tracing::info!(
             %addr,
             redis_prefix = %state.settings.redis_prefix,
-            staging_dir = %state.staging.root().display(),
+            staging = state.staging.store().name(),
             rate_limit_per_minute = state.settings.rate_limit_per_minute,
             rate_limit_per_hour = state.settings.rate_limit_per_hour,
             "intake-api listening"

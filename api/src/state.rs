@@ -32,10 +32,15 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, redis: ConnectionManager, metrics: PrometheusHandle) -> Self {
+    pub fn new(
+        settings: Settings,
+        redis: ConnectionManager,
+        staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
+        metrics: PrometheusHandle,
+    ) -> Self {
         let keys = settings.keys();
         Self(Arc::new(Inner {
-            staging: Staging::new(settings.staging_dir.clone()),
+            staging: Staging::new(staging),
             idempotency: Idempotency::new(keys.clone(), settings.idempotency_ttl()),
             rate_limiter: RateLimiter::new(
                 keys.clone(),

@@ -492,7 +492,7 @@ async fn accepts_pdf_renamed_exe_as_pdf() {
     assert!(
         job["documents"][0]["staged_path"]
             .as_str()
-            .is_some_and(|p| p.ends_with("payment_receipt.pdf"))
+            .is_some_and(|p| p.ends_with("/payment_receipt"))
     );
 }
 

@@ -46,6 +46,15 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     pub worker_concurrency: usize,
     pub staging_dir: PathBuf,
+    /// Stage uploads in this S3 bucket instead of `staging_dir`, so the api and the workers
+    /// can run on different hosts. Credentials come from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub staging_s3_bucket: Option<String>,
+    /// Endpoint of an S3-compatible service (MinIO, Ceph, …); unset means AWS.
+    pub staging_s3_endpoint: Option<String>,
+    pub staging_s3_region: String,
+    /// Key prefix of staged uploads inside the bucket.
+    pub staging_s3_prefix: String,
     pub cloudinary_url: Option<SecretString>,
     pub cloudinary_api_base: String,
     pub cloudinary_folder: String,
@@ -104,6 +113,10 @@ impl Default for Settings {
             // Jobs spend their time waiting on Cloudinary and SMTP, not on the CPU.
             worker_concurrency: 32,
             staging_dir: "./var/staging".into(),
+            staging_s3_bucket: None,
+            staging_s3_endpoint: None,
+            staging_s3_region: "us-east-1".into(),
+            staging_s3_prefix: "staging".into(),
             cloudinary_url: None,
             cloudinary_api_base: "https://api.cloudinary.com".into(),
             cloudinary_folder: "intake".into(),

@@ -5,18 +5,19 @@
 //! after `INTAKE_STAGING_ORPHAN_GRACE_SECS`. Every worker runs it; a Redis lock lets one sweep
 //! per interval, and every removal is safe to repeat, so two sweeping at once do no harm.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use intake_shared::domain::RegistrationId;
 use intake_shared::keys::RedisKeys;
+use intake_shared::staging::StagingStore;
 use intake_shared::status::{JobState, StatusRecord};
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct Janitor {
-    pub staging_root: PathBuf,
+    pub staging: Arc<dyn StagingStore>,
     pub keys: RedisKeys,
     pub redis: ConnectionManager,
     pub retention: Duration,
@@ -57,67 +58,47 @@ impl Janitor {
         self.sweep().await.map(Some)
     }
 
-    /// One pass over the staging directory.
+    /// One pass over the staging area.
     pub async fn sweep(&self) -> Result<Sweep, redis::RedisError> {
         let mut sweep = Sweep::default();
-        let mut entries = match tokio::fs::read_dir(&self.staging_root).await {
-            Ok(entries) => entries,
+        let uploads = match self.staging.uploads().await {
+            Ok(uploads) => uploads,
             Err(err) => {
-                tracing::warn!(error = %err, "staging directory not readable");
+                tracing::warn!(error = %err, "staging area not readable");
                 return Ok(sweep);
             }
         };
-        let now = SystemTime::now();
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let Ok(meta) = entry.metadata().await else {
-                continue;
-            };
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if !meta.is_dir() {
+        for upload in uploads {
+            let name = upload.name;
+            let verdict = self.verdict(&name, upload.age).await?;
+            if verdict == Verdict::Keep {
+                sweep.kept += 1;
                 continue;
             }
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            match self.verdict(&name, age).await? {
-                Verdict::Keep => sweep.kept += 1,
-                verdict => {
-                    let path = entry.path();
-                    match tokio::fs::remove_dir_all(&path).await {
-                        Ok(()) => {}
-                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(err) => {
-                            tracing::warn!(error = %err, upload = %name, "staged upload not removed");
-                            continue;
-                        }
-                    }
-                    let _: () = redis::cmd("DEL")
-                        .arg(self.keys.staged_upload(&name))
-                        .query_async(&mut self.redis.clone())
-                        .await?;
-                    let reason = match verdict {
-                        Verdict::Orphan => {
-                            sweep.orphans_removed += 1;
-                            "orphan"
-                        }
-                        Verdict::Expired => {
-                            sweep.expired_removed += 1;
-                            "expired"
-                        }
-                        _ => {
-                            sweep.finished_removed += 1;
-                            "finished"
-                        }
-                    };
-                    metrics::counter!("intake_janitor_removed_total", "reason" => reason)
-                        .increment(1);
-                    tracing::info!(upload = %name, reason, "staged upload removed");
+            if let Err(err) = self.staging.remove_upload(&name).await {
+                tracing::warn!(error = %err, upload = %name, "staged upload not removed");
+                continue;
+            }
+            let _: () = redis::cmd("DEL")
+                .arg(self.keys.staged_upload(&name))
+                .query_async(&mut self.redis.clone())
+                .await?;
+            let reason = match verdict {
+                Verdict::Orphan => {
+                    sweep.orphans_removed += 1;
+                    "orphan"
                 }
-            }
+                Verdict::Expired => {
+                    sweep.expired_removed += 1;
+                    "expired"
+                }
+                Verdict::Finished | Verdict::Keep => {
+                    sweep.finished_removed += 1;
+                    "finished"
+                }
+            };
+            metrics::counter!("intake_janitor_removed_total", "reason" => reason).increment(1);
+            tracing::info!(upload = %name, reason, "staged upload removed");
         }
         Ok(sweep)
     }

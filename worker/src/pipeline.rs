@@ -3,7 +3,10 @@
 //! step is safe to run again, which is what makes at-least-once delivery (a crashed worker,
 //! a re-drive) produce its effects exactly once.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
+use std::sync::Arc;
+
+use intake_shared::staging::StagingStore;
 use std::time::Instant;
 
 use intake_shared::job::RegistrationJob;
@@ -21,7 +24,7 @@ pub struct Pipeline {
     pub status: StatusStore,
     pub uploader: Uploader,
     pub notifier: Notifier,
-    pub staging_root: PathBuf,
+    pub staging: Arc<dyn StagingStore>,
     pub team_id_prefix: String,
     pub team_id_width: usize,
 }
@@ -55,7 +58,7 @@ impl Pipeline {
         } else {
             let documents = timed(
                 "uploading_files",
-                self.uploader.run(&self.staging_root, job),
+                self.uploader.run(self.staging.as_ref(), job),
             )
             .await?;
             self.status.step(id, Step::Saving).await?;
@@ -109,12 +112,9 @@ impl Pipeline {
     /// Removes the upload's staging directory. A failure here only leaves files for the
     /// staging janitor; the registration is complete either way.
     async fn remove_staged(&self, uploads: &[String]) {
-        for dir in uploads {
-            let path = self.staging_root.join(dir);
-            if let Err(err) = tokio::fs::remove_dir_all(&path).await
-                && err.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(error = %err, dir = %path.display(), "staged files not removed");
+        for upload in uploads {
+            if let Err(err) = self.staging.remove_upload(upload).await {
+                tracing::warn!(error = %err, %upload, "staged files not removed");
             }
         }
     }

@@ -60,6 +60,8 @@ pub enum StartupError {
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error("INTAKE_MAIL_FROM {0}")]
     MailFrom(String),
+    #[error("staging area not usable: {0}")]
+    Staging(#[from] intake_shared::staging::StagingError),
     #[error("worker concurrency must be at least 1")]
     Concurrency,
 }
@@ -142,6 +144,7 @@ impl Runtime {
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
         )?;
         let store = document_store(&settings)?;
+        let staging = intake_shared::staging::from_settings(&settings)?;
         let notifier = notifier(&settings)?;
         let pipeline = Pipeline {
             pool: pool.clone(),
@@ -152,7 +155,7 @@ impl Runtime {
             ),
             uploader: Uploader::new(store, settings.cloudinary_folder.clone()),
             notifier,
-            staging_root: settings.staging_dir.clone(),
+            staging: staging.clone(),
             team_id_prefix: settings.team_id_prefix.clone(),
             team_id_width: settings.team_id_width,
         };
@@ -233,7 +236,7 @@ impl Runtime {
         );
 
         let janitor = Janitor {
-            staging_root: self.settings.staging_dir.clone(),
+            staging: self.deps.pipeline.staging.clone(),
             keys: self.settings.keys(),
             redis: self.redis.clone(),
             retention: Duration::from_secs(self.settings.staging_retention_secs),

@@ -24,7 +24,7 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     let mut jobs = stack.queued_jobs();
     jobs.sort_by_key(|j| j.registration.team_name.to_string());
     let pipeline = runtime.pipeline();
-    let staging = stack.staging.path();
+    let staging = pipeline.staging.as_ref();
 
     // Crash right after the team ID was allocated.
     let first = allocate_id::run(&stack.pool, jobs[0].registration_id, "ICCT", 4)

@@ -10,7 +10,9 @@ use intake_worker::janitor::Janitor;
 
 fn janitor(stack: &Stack, retention: Duration, orphan_grace: Duration) -> Janitor {
     Janitor {
-        staging_root: stack.staging.path().to_path_buf(),
+        staging: std::sync::Arc::new(intake_shared::staging::LocalStaging::new(
+            stack.staging.path(),
+        )),
         keys: stack.settings.keys(),
         redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis_url)
             .expect("redis url"),
@@ -28,7 +30,7 @@ async fn orphans_go_after_the_grace_period_and_queued_uploads_stay() {
         .path()
         .join("0123456789abcdef0123456789abcdef");
     std::fs::create_dir(&orphan).expect("orphan dir");
-    std::fs::write(orphan.join("payment_receipt.png.part"), b"half a file").expect("orphan file");
+    std::fs::write(orphan.join("payment_receipt.part"), b"half a file").expect("orphan file");
     // A queued registration (no worker runs in this test).
     stack.submit(&TestForm::valid()).await;
     assert_eq!(stack.staged_files(), 2);

@@ -14,9 +14,9 @@ use axum::http::StatusCode;
 use intake_shared::domain::{DocumentKind, DocumentType};
 use intake_shared::errors::{FieldCode, FieldError};
 use intake_shared::job::StagedDocument;
+use intake_shared::staging::StagedWriter;
 use intake_shared::validation::RawForm;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::staging::Upload;
 
@@ -36,7 +36,7 @@ pub enum FormError {
     #[error("malformed multipart body: {0}")]
     Malformed(String),
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Staging(#[from] intake_shared::staging::StagingError),
 }
 
 impl From<MultipartError> for FormError {
@@ -224,8 +224,28 @@ async fn read_document(
     kind: DocumentKind,
     upload: &Upload,
 ) -> Result<DocumentOutcome, FormError> {
-    let partial = upload.path(&format!("{}.part", kind.field()));
-    let mut file = BufWriter::with_capacity(64 * 1024, tokio::fs::File::create(&partial).await?);
+    let mut writer = upload.create(kind.field()).await?;
+    let outcome = stream_document(field, kind, upload, &mut writer).await;
+    match outcome {
+        Ok(DocumentOutcome::Staged(doc)) => {
+            writer.finish().await?;
+            Ok(DocumentOutcome::Staged(doc))
+        }
+        other => {
+            writer.abort().await;
+            other
+        }
+    }
+}
+
+/// Streams one document into `writer`, counting, hashing and sniffing it on the way; stops
+/// writing (but keeps reading) as soon as the file is too large or of the wrong type.
+async fn stream_document(
+    field: &mut Field<'_>,
+    kind: DocumentKind,
+    upload: &Upload,
+    writer: &mut Box<dyn StagedWriter>,
+) -> Result<DocumentOutcome, FormError> {
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut head: Vec<u8> = Vec::new();
@@ -251,15 +271,13 @@ async fn read_document(
             }
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).await?;
+        writer.write(&chunk).await?;
     }
-    file.flush().await?;
-    drop(file);
     let verdict = verdict.unwrap_or_else(|| sniff(&head));
     let rejected = |code, message: String| {
         DocumentOutcome::Rejected(FieldError::new(kind.field(), code, message))
     };
-    let outcome = if size == 0 {
+    Ok(if size == 0 {
         DocumentOutcome::Empty
     } else if too_large {
         rejected(
@@ -267,23 +285,19 @@ async fn read_document(
             format!("must be at most {} bytes", DocumentType::MAX_BYTES),
         )
     } else if let Some(doc_type) = verdict {
-        let name = format!("{}.{}", kind.field(), doc_type.extension());
-        tokio::fs::rename(&partial, upload.path(&name)).await?;
-        return Ok(DocumentOutcome::Staged(StagedDocument {
+        DocumentOutcome::Staged(StagedDocument {
             kind,
             content_type: doc_type,
-            staged_path: upload.relative(&name),
+            staged_path: upload.path(kind.field()),
             bytes: size,
             sha256: hex::encode(hasher.finalize()),
-        }));
+        })
     } else {
         rejected(
             FieldCode::InvalidMimeType,
             "must be a PNG, JPEG or PDF file".to_owned(),
         )
-    };
-    tokio::fs::remove_file(&partial).await?;
-    Ok(outcome)
+    })
 }
 
 #[cfg(test)]

@@ -1,81 +1,88 @@
-//! The staging directory: where uploaded documents wait for the worker. Every upload gets a
-//! directory of its own with a server-chosen name; the client's filename is never a path.
-//! An [`Upload`] removes its directory when dropped unless it was handed to the queue, so a
-//! rejected, failed or abandoned request leaves nothing behind.
+//! Staging from the api's side: every request's documents go into an upload of their own
+//! with a server-chosen name (`{upload}/{field}`); the client's filename is never a path. An
+//! [`Upload`] is removed when dropped unless it was handed to the queue, so a rejected,
+//! failed or abandoned request leaves nothing behind. Where the files live (a directory or
+//! an S3 bucket) is `intake_shared::staging`'s business.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use intake_shared::staging::{StagedWriter, StagingError, StagingStore};
 use uuid::Uuid;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Staging {
-    root: PathBuf,
+    store: Arc<dyn StagingStore>,
 }
 
 impl Staging {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+    pub fn new(store: Arc<dyn StagingStore>) -> Self {
+        Self { store }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn store(&self) -> &Arc<dyn StagingStore> {
+        &self.store
     }
 
-    /// Makes sure the root exists; called once at start-up.
-    pub async fn prepare(&self) -> std::io::Result<()> {
-        tokio::fs::create_dir_all(&self.root).await
-    }
-
-    /// Starts a new upload in a fresh directory.
-    pub async fn begin(&self) -> std::io::Result<Upload> {
-        let name = Uuid::new_v4().simple().to_string();
-        let dir = self.root.join(&name);
-        tokio::fs::create_dir(&dir).await?;
-        Ok(Upload {
-            name,
-            dir,
+    /// Starts a new upload.
+    pub fn begin(&self) -> Upload {
+        Upload {
+            name: Uuid::new_v4().simple().to_string(),
+            store: self.store.clone(),
             keep: false,
-        })
+        }
     }
 }
 
 /// One request's staged files.
-#[derive(Debug)]
 pub struct Upload {
     name: String,
-    dir: PathBuf,
+    store: Arc<dyn StagingStore>,
     keep: bool,
 }
 
 impl Upload {
-    /// The upload's directory name, relative to the staging root.
+    /// The upload's name, the first part of its files' paths.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Absolute path of a file in this upload.
-    pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+    /// Path of one of this upload's files, as the job refers to it.
+    pub fn path(&self, field: &str) -> String {
+        format!("{}/{field}", self.name)
     }
 
-    /// Path of a file relative to the staging root, as the job refers to it.
-    pub fn relative(&self, file: &str) -> String {
-        format!("{}/{file}", self.name)
+    pub async fn create(&self, field: &str) -> Result<Box<dyn StagedWriter>, StagingError> {
+        self.store.create(&self.path(field)).await
     }
 
     /// The files now belong to an enqueued job; the worker removes them when done.
     pub fn keep(mut self) {
         self.keep = true;
     }
+
+    /// Removes the upload now and waits for it.
+    pub async fn discard(mut self) {
+        self.keep = true;
+        if let Err(err) = self.store.remove_upload(&self.name).await {
+            tracing::error!(error = %err, upload = %self.name, "staged upload could not be removed");
+        }
+    }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if !self.keep
-            && let Err(err) = std::fs::remove_dir_all(&self.dir)
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::error!(error = %err, dir = %self.dir.display(), "staged upload could not be removed");
+        if self.keep || self.store.remove_upload_now(&self.name) {
+            return;
+        }
+        // A store that cannot remove synchronously (S3): remove in the background. If even
+        // that fails, the staging janitor removes the orphan after its grace period.
+        let (store, name) = (self.store.clone(), std::mem::take(&mut self.name));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(err) = store.remove_upload(&name).await {
+                    tracing::warn!(error = %err, upload = %name, "staged upload not removed");
+                }
+            });
         }
     }
 }

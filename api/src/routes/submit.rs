@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use intake_shared::domain::{IdempotencyKey, RegistrationId};
+use intake_shared::domain::{IdempotencyKey, Registration, RegistrationId};
 use intake_shared::errors::{FieldCode, FieldError};
 use intake_shared::job::RegistrationJob;
 use intake_shared::validation;
@@ -93,43 +93,36 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
     let multipart = Multipart::from_request(request, &())
         .await
         .map_err(multipart_rejection)?;
-    let upload = app.staging.begin().await?;
-    let received = form::read(multipart, &upload)
-        .await
-        .map_err(|err| match err {
-            FormError::TooLarge => ApiError::PayloadTooLarge,
-            FormError::Malformed(detail) => ApiError::Validation(vec![FieldError::new(
-                "body",
-                FieldCode::MalformedBody,
-                format!("is not a well-formed multipart body: {detail}"),
-            )]),
-            FormError::Io(err) => ApiError::from(err),
-        })?;
-    let registration = match (validation::validate(&received.raw), received.errors) {
-        (Ok(registration), errors) if errors.is_empty() => registration,
-        (Ok(_), errors) => return Err(ApiError::Validation(errors)),
-        (Err(field_errors), read_errors) => {
-            return Err(ApiError::Validation(merge(field_errors, read_errors)));
+    let upload = app.staging.begin();
+    let (registration, received) = match read_and_validate(multipart, &upload).await {
+        Ok(read) => read,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
         }
     };
-
     let mut conn = app.redis();
-    let claim = match app
+    let claimed = app
         .idempotency
         .claim(&mut conn, &key, &received.fingerprint)
-        .await
-    {
+        .await;
+    let claim = match claimed {
         Ok(ClaimOutcome::Claimed(claim)) => claim,
-        Ok(ClaimOutcome::Replay(id)) => return Ok(Accepted { id, replayed: true }),
-        Ok(ClaimOutcome::Mismatch) => return Err(ApiError::IdempotencyKeyReused),
-        Ok(ClaimOutcome::InProgress { retry_after }) => {
-            return Err(ApiError::RequestInProgress { retry_after });
-        }
-        Err(IdempotencyError::Redis(err)) => return Err(ApiError::Unavailable(err)),
-        Err(IdempotencyError::Corrupt) => {
-            return Err(ApiError::Internal(
-                "idempotency record is corrupt".to_owned(),
-            ));
+        other => {
+            // Nothing of this request is needed: answer as the key says, leave nothing.
+            upload.discard().await;
+            return match other {
+                Ok(ClaimOutcome::Replay(id)) => Ok(Accepted { id, replayed: true }),
+                Ok(ClaimOutcome::Mismatch) => Err(ApiError::IdempotencyKeyReused),
+                Ok(ClaimOutcome::InProgress { retry_after }) => {
+                    Err(ApiError::RequestInProgress { retry_after })
+                }
+                Ok(ClaimOutcome::Claimed(_)) => Err(ApiError::Internal("unreachable claim".into())),
+                Err(IdempotencyError::Redis(err)) => Err(ApiError::Unavailable(err)),
+                Err(IdempotencyError::Corrupt) => Err(ApiError::Internal(
+                    "idempotency record is corrupt".to_owned(),
+                )),
+            };
         }
     };
     let job = RegistrationJob {
@@ -143,6 +136,29 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
     tokio::spawn(hand_off(app, claim, job, upload).instrument(span))
         .await
         .map_err(|err| ApiError::Internal(format!("hand-off task failed: {err}")))?
+}
+
+/// Reads the form into `upload` and validates it; every problem in one error.
+async fn read_and_validate(
+    multipart: Multipart,
+    upload: &Upload,
+) -> Result<(Registration, form::ReceivedForm), ApiError> {
+    let received = form::read(multipart, upload)
+        .await
+        .map_err(|err| match err {
+            FormError::TooLarge => ApiError::PayloadTooLarge,
+            FormError::Malformed(detail) => ApiError::Validation(vec![FieldError::new(
+                "body",
+                FieldCode::MalformedBody,
+                format!("is not a well-formed multipart body: {detail}"),
+            )]),
+            FormError::Staging(err) => ApiError::Internal(format!("staging: {err}")),
+        })?;
+    match validation::validate(&received.raw) {
+        Ok(registration) if received.errors.is_empty() => Ok((registration, received)),
+        Ok(_) => Err(ApiError::Validation(received.errors)),
+        Err(field_errors) => Err(ApiError::Validation(merge(field_errors, received.errors))),
+    }
 }
 
 /// Writes the status record, pushes the job and completes the claim, undoing what it did

@@ -118,17 +118,7 @@ impl Cloudinary {
     }
 
     async fn upload(&self, doc: &DocumentUpload) -> Result<StoredDocument, StoreError> {
-        let bytes = match tokio::fs::read(&doc.path).await {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing);
-            }
-            Err(err) => {
-                return Err(StoreError::Unavailable(format!(
-                    "staged file unreadable: {err}"
-                )));
-            }
-        };
+        let bytes = doc.content.to_vec();
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()

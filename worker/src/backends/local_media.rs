@@ -49,22 +49,14 @@ impl LocalMedia {
                 .map_err(unavailable)?;
         }
         let partial = target.with_extension(format!("{}.part", uuid::Uuid::new_v4().simple()));
-        match tokio::fs::copy(&doc.path, &partial).await {
-            Ok(bytes) => {
-                tokio::fs::rename(&partial, &target)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(stored(bytes, url().await))
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let _ = tokio::fs::remove_file(&partial).await;
-                Err(StoreError::Missing)
-            }
-            Err(err) => {
-                let _ = tokio::fs::remove_file(&partial).await;
-                Err(unavailable(err))
-            }
+        if let Err(err) = tokio::fs::write(&partial, &doc.content).await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(unavailable(err));
         }
+        tokio::fs::rename(&partial, &target)
+            .await
+            .map_err(unavailable)?;
+        Ok(stored(doc.content.len() as u64, url().await))
     }
 }
 

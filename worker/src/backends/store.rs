@@ -1,8 +1,7 @@
 //! Where documents end up. A store is given a deterministic `public_id` per registration and
 //! document; storing the same id twice must return the existing asset, not make a second.
 
-use std::path::PathBuf;
-
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use intake_shared::domain::{DocumentKind, DocumentType};
 
@@ -11,7 +10,8 @@ use intake_shared::domain::{DocumentKind, DocumentType};
 pub struct DocumentUpload {
     pub kind: DocumentKind,
     pub public_id: String,
-    pub path: PathBuf,
+    /// The document's content, read from staging.
+    pub content: Bytes,
     pub content_type: DocumentType,
     pub sha256: String,
 }

@@ -4,7 +4,8 @@
 //! circuit breaker opens after consecutive failures, and while it is open jobs wait in this
 //! step instead of each spending its attempts against a store that is down.
 
-use std::path::Path;
+use bytes::Bytes;
+use intake_shared::staging::{StagingError, StagingStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,33 @@ use crate::error::StepError;
 
 /// Consecutive transient failures after which the breaker opens.
 const BREAKER_THRESHOLD: u32 = 5;
+
+/// A staged document's content; a missing one means its retention ran out.
+async fn read_staged(
+    staging: &dyn StagingStore,
+    path: &str,
+    field: &str,
+) -> Result<Bytes, StepError> {
+    let read = || staging.read(path);
+    read.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_times(3)
+            .with_jitter(),
+    )
+    .when(|e| matches!(e, StagingError::Unavailable(_)))
+    .await
+    .map_err(|err| match err {
+        StagingError::NotFound => StepError::permanent(
+            JobFailureCode::DocumentsExpired,
+            format!("the staged {field} is no longer available; submit the registration again"),
+        ),
+        StagingError::Unavailable(message) => StepError::transient(
+            JobFailureCode::InternalError,
+            format!("the staging area is unavailable: {message}"),
+        ),
+    })
+}
 
 /// The document store with its circuit breaker, shared by every job of the process.
 #[derive(Clone)]
@@ -66,19 +94,24 @@ impl Uploader {
 
     pub async fn run(
         &self,
-        staging_root: &Path,
+        staging: &dyn StagingStore,
         job: &RegistrationJob,
     ) -> Result<Vec<StoredDocument>, StepError> {
-        let uploads = job.documents.iter().map(|doc| DocumentUpload {
-            kind: doc.kind,
-            public_id: self.public_id(job, doc.kind.field()),
-            path: staging_root.join(&doc.staged_path),
-            content_type: doc.content_type,
-            sha256: doc.sha256.clone(),
+        let uploads = job.documents.iter().map(|doc| async move {
+            let content = read_staged(staging, &doc.staged_path, doc.kind.field()).await?;
+            let upload = DocumentUpload {
+                kind: doc.kind,
+                public_id: self.public_id(job, doc.kind.field()),
+                content,
+                content_type: doc.content_type,
+                sha256: doc.sha256.clone(),
+            };
+            self.one(&upload).await
         });
-        let results =
-            futures::future::join_all(uploads.map(|u| async move { self.one(&u).await })).await;
-        results.into_iter().collect()
+        futures::future::join_all(uploads)
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn one(&self, upload: &DocumentUpload) -> Result<StoredDocument, StepError> {
@@ -155,7 +188,7 @@ mod tests {
         DocumentUpload {
             kind: DocumentKind::PaymentReceipt,
             public_id: "intake/x/payment_receipt".into(),
-            path: "/nonexistent".into(),
+            content: Bytes::from_static(b"\x89PNG"),
             content_type: DocumentType::Png,
             sha256: String::new(),
         }

@@ -1,0 +1,408 @@
+//! The staging area: where the api puts uploaded documents and the workers (and the admin
+//! service) find them. A local directory by default; an S3-compatible bucket when api and
+//! workers run on different hosts. Paths are `{upload}/{field}`, both chosen by the server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::Settings;
+use unix_millis::UnixMillis;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StagingError {
+    #[error("staged file not found")]
+    NotFound,
+    #[error("staging unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<std::io::Error> for StagingError {
+    fn from(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            Self::NotFound
+        } else {
+            Self::Unavailable(err.to_string())
+        }
+    }
+}
+
+impl From<object_store::Error> for StagingError {
+    fn from(err: object_store::Error) -> Self {
+        match err {
+            object_store::Error::NotFound { .. } => Self::NotFound,
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// One upload directory and how long ago it was last written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUpload {
+    pub name: String,
+    pub age: Duration,
+}
+
+/// Writes one staged file as it streams in.
+pub trait StagedWriter: Send {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), StagingError>>;
+    /// The file is complete: make it visible under its path.
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), StagingError>>;
+    /// The file is not wanted: leave nothing of it.
+    fn abort(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+pub trait StagingStore: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Makes the store usable (creates the directory); called at start-up.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), StagingError>>;
+    fn create<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn StagedWriter>, StagingError>>;
+    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Bytes, StagingError>>;
+    fn exists<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<bool, StagingError>>;
+    /// Removes an upload and everything in it; removing what is gone is not an error.
+    fn remove_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), StagingError>>;
+    /// Removes an upload without waiting, where the store can (a local directory); `false`
+    /// means the caller must use [`Self::remove_upload`].
+    fn remove_upload_now(&self, upload: &str) -> bool;
+    fn uploads(&self) -> BoxFuture<'_, Result<Vec<StagedUpload>, StagingError>>;
+}
+
+/// The staging store the settings choose.
+pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, StagingError> {
+    match &settings.staging_s3_bucket {
+        Some(bucket) => {
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(&settings.staging_s3_region);
+            if let Some(endpoint) = &settings.staging_s3_endpoint {
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            let store = builder.build()?;
+            Ok(Arc::new(S3Staging {
+                store: Arc::new(store),
+                prefix: settings.staging_s3_prefix.trim_matches('/').to_owned(),
+            }))
+        }
+        None => Ok(Arc::new(LocalStaging::new(settings.staging_dir.clone()))),
+    }
+}
+
+/// A directory on this host (the default).
+pub struct LocalStaging {
+    root: PathBuf,
+}
+
+impl LocalStaging {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Joins a staged path under the root, refusing anything but plain names.
+    fn path(&self, path: &str) -> Result<PathBuf, StagingError> {
+        let relative = std::path::Path::new(path);
+        if relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(StagingError::NotFound);
+        }
+        Ok(self.root.join(relative))
+    }
+}
+
+struct LocalWriter {
+    partial: PathBuf,
+    target: PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+}
+
+impl StagedWriter for LocalWriter {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), StagingError>> {
+        async move { self.file.write_all(chunk).await.map_err(StagingError::from) }.boxed()
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), StagingError>> {
+        let mut this = *self;
+        async move {
+            this.file.flush().await?;
+            drop(this.file);
+            tokio::fs::rename(&this.partial, &this.target).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn abort(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let this = *self;
+        async move {
+            drop(this.file);
+            let _ = tokio::fs::remove_file(&this.partial).await;
+        }
+        .boxed()
+    }
+}
+
+impl StagingStore for LocalStaging {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<(), StagingError>> {
+        async move { Ok(tokio::fs::create_dir_all(&self.root).await?) }.boxed()
+    }
+
+    fn create<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn StagedWriter>, StagingError>> {
+        async move {
+            let target = self.path(path)?;
+            if let Some(dir) = target.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            let partial = target.with_extension("part");
+            let file = tokio::fs::File::create(&partial).await?;
+            Ok(Box::new(LocalWriter {
+                partial,
+                target,
+                file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+            }) as Box<dyn StagedWriter>)
+        }
+        .boxed()
+    }
+
+    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Bytes, StagingError>> {
+        async move { Ok(Bytes::from(tokio::fs::read(self.path(path)?).await?)) }.boxed()
+    }
+
+    fn exists<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<bool, StagingError>> {
+        async move {
+            match tokio::fs::metadata(self.path(path)?).await {
+                Ok(meta) => Ok(meta.is_file()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(err) => Err(err.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn remove_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), StagingError>> {
+        async move {
+            match tokio::fs::remove_dir_all(self.path(upload)?).await {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+                _ => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
+    fn remove_upload_now(&self, upload: &str) -> bool {
+        if let Ok(path) = self.path(upload)
+            && let Err(err) = std::fs::remove_dir_all(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(error = %err, dir = %path.display(), "staged upload could not be removed");
+        }
+        true
+    }
+
+    fn uploads(&self) -> BoxFuture<'_, Result<Vec<StagedUpload>, StagingError>> {
+        async move {
+            let mut entries = tokio::fs::read_dir(&self.root).await?;
+            let now = SystemTime::now();
+            let mut uploads = Vec::new();
+            while let Some(entry) = entries.next_entry().await? {
+                let Ok(meta) = entry.metadata().await else {
+                    continue;
+                };
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    let age = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| now.duration_since(m).ok())
+                        .unwrap_or_default();
+                    uploads.push(StagedUpload { name, age });
+                }
+            }
+            Ok(uploads)
+        }
+        .boxed()
+    }
+}
+
+/// An S3-compatible bucket, through the `object_store` crate. Uploads stream in parts; a
+/// document (at most 5 MiB) is one part.
+pub struct S3Staging {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl S3Staging {
+    fn key(&self, path: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{path}", self.prefix))
+    }
+}
+
+struct S3Writer {
+    upload: WriteMultipart,
+}
+
+impl StagedWriter for S3Writer {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), StagingError>> {
+        async move {
+            self.upload.wait_for_capacity(4).await?;
+            self.upload.write(chunk);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), StagingError>> {
+        async move {
+            self.upload.finish().await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn abort(self: Box<Self>) -> BoxFuture<'static, ()> {
+        async move {
+            let _ = self.upload.abort().await;
+        }
+        .boxed()
+    }
+}
+
+impl StagingStore for S3Staging {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<(), StagingError>> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn create<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn StagedWriter>, StagingError>> {
+        async move {
+            let upload = self.store.put_multipart(&self.key(path)).await?;
+            Ok(Box::new(S3Writer {
+                upload: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024),
+            }) as Box<dyn StagedWriter>)
+        }
+        .boxed()
+    }
+
+    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Bytes, StagingError>> {
+        async move { Ok(self.store.get(&self.key(path)).await?.bytes().await?) }.boxed()
+    }
+
+    fn exists<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<bool, StagingError>> {
+        async move {
+            match self.store.head(&self.key(path)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(err) => Err(err.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn remove_upload<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), StagingError>> {
+        async move {
+            let prefix = self.key(upload);
+            let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+            for object in objects {
+                match self.store.delete(&object.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn remove_upload_now(&self, _upload: &str) -> bool {
+        false
+    }
+
+    fn uploads(&self) -> BoxFuture<'_, Result<Vec<StagedUpload>, StagingError>> {
+        async move {
+            let root = ObjectPath::from(self.prefix.clone());
+            let mut newest: std::collections::BTreeMap<String, UnixMillis> = Default::default();
+            let mut listing = self.store.list(Some(&root));
+            while let Some(object) = listing.next().await {
+                let object = object?;
+                let Some(upload) = object
+                    .location
+                    .prefix_match(&root)
+                    .and_then(|mut parts| parts.next())
+                    .map(|p| p.as_ref().to_owned())
+                else {
+                    continue;
+                };
+                let modified = UnixMillis::from(object.last_modified.timestamp_millis());
+                let entry = newest.entry(upload).or_insert(modified);
+                *entry = (*entry).max(modified);
+            }
+            let now = UnixMillis::now();
+            Ok(newest
+                .into_iter()
+                .map(|(name, modified)| StagedUpload {
+                    name,
+                    age: now.since(modified),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+/// Milliseconds since the Unix epoch: enough clock to age uploads by.
+mod unix_millis {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct UnixMillis(i64);
+
+    impl From<i64> for UnixMillis {
+        fn from(millis: i64) -> Self {
+            Self(millis)
+        }
+    }
+
+    impl UnixMillis {
+        pub fn now() -> Self {
+            Self(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    .unwrap_or(0),
+            )
+        }
+
+        pub fn since(self, earlier: UnixMillis) -> Duration {
+            Duration::from_millis(u64::try_from(self.0 - earlier.0).unwrap_or(0))
+        }
+    }
+}
