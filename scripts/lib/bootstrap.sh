@@ -100,12 +100,22 @@ psql_admin() {
   fi
 }
 
-# What only the tests need: headless Chromium and its WebDriver for the admin page test.
+# What only the tests need: headless Chromium and its WebDriver for the admin page test,
+# and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
 ensure_test_tools() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+  local venv="${INTAKE_MOTO_VENV:-$HOME/.cache/intake/moto-venv}"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "installing moto (S3-compatible test server) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet 'moto[server]'
+  fi
+  export INTAKE_TEST_MOTO_SERVER="$venv/bin/moto_server"
 }
 
 bootstrap() {

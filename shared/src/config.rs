@@ -53,6 +53,9 @@ pub struct Settings {
     /// Endpoint of an S3-compatible service (MinIO, Ceph, …); unset means AWS.
     pub staging_s3_endpoint: Option<String>,
     pub staging_s3_region: String,
+    /// S3 credentials; unset means `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub staging_s3_access_key_id: Option<String>,
+    pub staging_s3_secret_access_key: Option<SecretString>,
     /// Key prefix of staged uploads inside the bucket.
     pub staging_s3_prefix: String,
     pub cloudinary_url: Option<SecretString>,
@@ -116,6 +119,8 @@ impl Default for Settings {
             staging_s3_bucket: None,
             staging_s3_endpoint: None,
             staging_s3_region: "us-east-1".into(),
+            staging_s3_access_key_id: None,
+            staging_s3_secret_access_key: None,
             staging_s3_prefix: "staging".into(),
             cloudinary_url: None,
             cloudinary_api_base: "https://api.cloudinary.com".into(),

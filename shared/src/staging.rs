@@ -85,6 +85,15 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, Stagi
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(&settings.staging_s3_region);
+            if let (Some(id), Some(secret)) = (
+                &settings.staging_s3_access_key_id,
+                &settings.staging_s3_secret_access_key,
+            ) {
+                use secrecy::ExposeSecret;
+                builder = builder
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret.expose_secret());
+            }
             if let Some(endpoint) = &settings.staging_s3_endpoint {
                 builder = builder
                     .with_endpoint(endpoint)

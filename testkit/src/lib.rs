@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod private_redis;
 pub mod proxy;
 pub mod redis_keys;
+pub mod s3;
 pub mod smtp;
 #[cfg(feature = "stack")]
 pub mod stack;
