@@ -56,6 +56,8 @@ pub struct Uploader {
     breaker: Arc<StateMachine<ConsecutiveFailures<EqualJittered>, ()>>,
     folder: String,
     retry: ExponentialBuilder,
+    /// How long one call waits for an open breaker to let calls through again.
+    breaker_wait: Duration,
 }
 
 impl Uploader {
@@ -75,7 +77,29 @@ impl Uploader {
                 .with_max_delay(Duration::from_secs(10))
                 .with_max_times(8)
                 .with_jitter(),
+            breaker_wait: Duration::from_secs(60),
         }
+    }
+
+    /// Overrides how long a call waits for an open breaker (tests make it short).
+    pub fn with_breaker_wait(mut self, wait: Duration) -> Self {
+        self.breaker_wait = wait;
+        self
+    }
+
+    /// Waits while the breaker is open, up to `breaker_wait`: during an outage jobs queue up
+    /// here instead of spending their retries and attempts.
+    async fn wait_for_breaker(&self) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + self.breaker_wait;
+        while !self.breaker.is_call_permitted() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "circuit open after repeated failures".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200).min(self.breaker_wait)).await;
+        }
+        Ok(())
     }
 
     /// Overrides the in-step retry policy (tests make it fast).
@@ -116,11 +140,7 @@ impl Uploader {
 
     async fn one(&self, upload: &DocumentUpload) -> Result<StoredDocument, StepError> {
         let attempt = || async {
-            if !self.breaker.is_call_permitted() {
-                return Err(StoreError::Unavailable(
-                    "circuit open after repeated failures".into(),
-                ));
-            }
+            self.wait_for_breaker().await?;
             let result = self.store.store(upload).await;
             match &result {
                 Err(err) if err.is_transient() => self.breaker.on_error(),
@@ -197,12 +217,14 @@ mod tests {
     #[tokio::test]
     async fn breaker_stops_calling_a_store_that_keeps_failing() {
         let store = Arc::new(DownStore(AtomicUsize::new(0)));
-        let uploader = Uploader::new(store.clone(), "intake").with_retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(1))
-                .with_max_delay(Duration::from_millis(2))
-                .with_max_times(20),
-        );
+        let uploader = Uploader::new(store.clone(), "intake")
+            .with_breaker_wait(Duration::from_millis(1))
+            .with_retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(1))
+                    .with_max_delay(Duration::from_millis(2))
+                    .with_max_times(20),
+            );
         let err = uploader.one(&upload()).await.expect_err("store is down");
         assert_eq!(err.code(), JobFailureCode::UploadUnavailable);
         assert!(err.is_transient());
