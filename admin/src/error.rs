@@ -29,6 +29,15 @@ pub enum AdminError {
     Internal(String),
 }
 
+impl From<intake_worker::steps::save::LoadError> for AdminError {
+    fn from(err: intake_worker::steps::save::LoadError) -> Self {
+        match err {
+            intake_worker::steps::save::LoadError::Db(err) => Self::Database(err),
+            intake_worker::steps::save::LoadError::Invalid(msg) => Self::Internal(msg),
+        }
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code, detail) = match &self {

@@ -9,9 +9,6 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("configuration")?;
     intake_shared::telemetry::init(settings.log_format);
     let app = AdminApp::build(settings).await?;
-    app.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    app.run_until(intake_shared::signals::shutdown()).await?;
     Ok(())
 }

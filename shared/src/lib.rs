@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mask;
 pub mod queue;
 pub mod redis_conn;
+pub mod signals;
 pub mod staging;
 pub mod status;
 pub mod telemetry;

@@ -39,25 +39,8 @@ pub fn router(state: HealthState) -> Router {
 }
 
 async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
-    let mut conn = state.redis.clone();
-    let ping = redis::cmd("PING");
-    let redis_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            ping.query_async::<String>(&mut conn)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    let postgres_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            sqlx::query("SELECT 1").execute(&state.pool)
-        )
-        .await,
-        Ok(Ok(_))
-    );
     let started = state.started.load(Ordering::SeqCst);
+    let (redis_ok, postgres_ok) = dependencies_reachable(&state.redis, &state.pool).await;
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let status = if redis_ok && postgres_ok && started {
         StatusCode::OK
@@ -75,6 +58,29 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
             },
         })),
     )
+}
+
+/// Whether Redis and Postgres each answer within two seconds.
+pub async fn dependencies_reachable(redis: &ConnectionManager, pool: &PgPool) -> (bool, bool) {
+    let mut conn = redis.clone();
+    let ping = redis::cmd("PING");
+    let redis_ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            ping.query_async::<String>(&mut conn)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let postgres_ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(pool)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    (redis_ok, postgres_ok)
 }
 
 async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {

@@ -22,30 +22,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("configuration")?;
     intake_shared::telemetry::init(settings.log_format);
     let runtime = Runtime::build(settings, args.concurrency).await?;
-    runtime.run_until(shutdown_signal()).await?;
+    runtime
+        .run_until(intake_shared::signals::shutdown())
+        .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested; finishing jobs in flight");
 }

@@ -227,10 +227,7 @@ pub async fn resend_email(
     entry
         .record(&state.pool, Outcome::Requested, json!({}))
         .await?;
-    let saved = save::load(&state.pool, id).await.map_err(|e| match e {
-        save::LoadError::Db(err) => AdminError::Database(err),
-        save::LoadError::Invalid(msg) => AdminError::Internal(msg),
-    })?;
+    let saved = save::load(&state.pool, id).await?;
     let Some(saved) = saved else {
         entry
             .record(

@@ -1,7 +1,5 @@
 //! `/health/live` and `/health/ready` (Redis and Postgres reachable).
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,24 +12,8 @@ pub async fn live() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
-    let ping = redis::cmd("PING");
-    let mut conn = state.redis();
-    let redis_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            ping.query_async::<String>(&mut conn)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    let postgres_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            sqlx::query("SELECT 1").execute(&state.pool)
-        )
-        .await,
-        Ok(Ok(_))
-    );
+    let (redis_ok, postgres_ok) =
+        intake_worker::health::dependencies_reachable(&state.redis, &state.pool).await;
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let ready = redis_ok && postgres_ok;
     (

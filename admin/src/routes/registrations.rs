@@ -262,10 +262,7 @@ pub async fn show(
         .query_async(&mut state.redis())
         .await?;
     let record: Option<StatusRecord> = raw.and_then(|r| serde_json::from_str(&r).ok());
-    let saved = save::load(&state.pool, id).await.map_err(|e| match e {
-        save::LoadError::Db(err) => AdminError::Database(err),
-        save::LoadError::Invalid(msg) => AdminError::Internal(msg),
-    })?;
+    let saved = save::load(&state.pool, id).await?;
     let failed_job: Option<RegistrationJob> = redis::cmd("GET")
         .arg(state.keys.failed_job(&id))
         .query_async::<Option<String>>(&mut state.redis())
