@@ -17,6 +17,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::intake::status_events::StatusHub;
 use crate::middleware::metrics;
 use crate::problem::Problem;
 use crate::routes;
@@ -49,10 +50,12 @@ impl Application {
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
         let staging = intake_shared::staging::from_settings(&settings)?;
         staging.prepare().await?;
+        let hub = StatusHub::start(&settings.redis_url, settings.keys().status_channel_prefix())?;
         let state = AppState::new(
             settings,
             redis,
             staging,
+            hub,
             intake_shared::telemetry::prometheus(),
         );
         let router = router(state.clone())?;
@@ -113,6 +116,7 @@ pub fn router(state: AppState) -> Result<Router, StartupError> {
             post(routes::submit::submit).layer(DefaultBodyLimit::max(body_limit)),
         )
         .route("/v1/registrations/{id}", get(routes::status::status))
+        .route("/v1/registrations/{id}/events", get(routes::events::events))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .route("/metrics", get(routes::metrics::render))

@@ -10,6 +10,7 @@ use crate::intake::enqueue::Enqueuer;
 use crate::intake::idempotency::Idempotency;
 use crate::intake::rate_limit::RateLimiter;
 use crate::intake::staging::Staging;
+use crate::intake::status_events::StatusHub;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -22,6 +23,7 @@ pub struct Inner {
     pub rate_limiter: RateLimiter,
     pub enqueuer: Enqueuer,
     pub metrics: PrometheusHandle,
+    pub status_hub: StatusHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -36,6 +38,7 @@ impl AppState {
         settings: Settings,
         redis: ConnectionManager,
         staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
+        status_hub: StatusHub,
         metrics: PrometheusHandle,
     ) -> Self {
         let keys = settings.keys();
@@ -54,6 +57,7 @@ impl AppState {
             ),
             redis,
             metrics,
+            status_hub,
             settings,
         }))
     }

@@ -36,7 +36,12 @@ impl RedisKeys {
 
     /// The pub/sub channel on which a registration's status changes are announced.
     pub fn status_channel(&self, id: &RegistrationId) -> String {
-        format!("{}:status-events:{id}", self.prefix)
+        format!("{}{id}", self.status_channel_prefix())
+    }
+
+    /// What every status channel starts with (for one pattern subscription to them all).
+    pub fn status_channel_prefix(&self) -> String {
+        format!("{}:status-events:", self.prefix)
     }
 
     /// Registrations whose job failed for good, scored by when it failed (Unix milliseconds).

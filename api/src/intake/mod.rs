@@ -7,3 +7,4 @@ pub mod form;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod staging;
+pub mod status_events;

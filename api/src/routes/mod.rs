@@ -1,5 +1,6 @@
 //! One module per endpoint.
 
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod status;
