@@ -1,100 +1,14 @@
 //! The admin page in headless Chromium: sign in with a token, see the failed registrations,
 //! open one, re-drive a selection. Screenshots go to `target/test-output/`.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use intake_testkit::admin_stack::{AdminStack, TOKEN};
+use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::eventually;
 use intake_testkit::stack::team;
-
-struct ChromeDriver {
-    child: Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-impl ChromeDriver {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver on PATH (scripts/test installs chromium-driver)");
-        let url = format!("http://127.0.0.1:{port}/status");
-        eventually(
-            "chromedriver to answer",
-            Duration::from_secs(20),
-            || async {
-                reqwest::get(&url)
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(drop)
-            },
-        )
-        .await;
-        Self {
-            child,
-            port,
-            _profile: tempfile::tempdir().expect("profile dir"),
-        }
-    }
-
-    async fn browser(&self) -> Client {
-        let profile = self._profile.path().display().to_string();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                    format!("--user-data-dir={profile}"),
-                ],
-            }),
-        );
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("browser session")
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-output");
-    std::fs::create_dir_all(&dir).expect("test output dir");
-    dir.join(name)
-}
-
-async fn text(browser: &Client, css: &str) -> String {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .expect("element")
-        .text()
-        .await
-        .expect("text")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn support_signs_in_sees_failures_and_redrives_a_selection() {

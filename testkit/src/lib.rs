@@ -4,6 +4,8 @@
 
 #[cfg(feature = "stack")]
 pub mod admin_stack;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod cloudinary;
 pub mod form;
 pub mod postgres;

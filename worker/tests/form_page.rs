@@ -1,0 +1,216 @@
+//! The registration form in headless Chromium, against the real api and a real worker:
+//! a valid registration shows its team ID, bad input shows each field's message, and a
+//! double click registers once. Screenshots go to `target/test-output/`.
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
+use intake_testkit::eventually;
+use intake_testkit::form::{jpeg, pdf};
+use intake_testkit::stack::Stack;
+
+const PLAYERS: [&str; 11] = [
+    "Arjun Mehta",
+    "Ravi Kumar",
+    "Sanjay Patel",
+    "Vikram Singh",
+    "Anil Sharma",
+    "Deepak Rao",
+    "Kiran Das",
+    "Manoj Iyer",
+    "Suresh Nair",
+    "Rahul Verma",
+    "Amit Joshi",
+];
+
+async fn type_into(browser: &Client, id: &str, value: &str) {
+    let input = browser.find(Locator::Id(id)).await.expect(id);
+    input.clear().await.expect("clear");
+    input.send_keys(value).await.expect("type");
+}
+
+/// Fills every field with valid data and attaches a receipt and a letter.
+async fn fill_valid(browser: &Client, files: &tempfile::TempDir) {
+    type_into(browser, "team_name", "Rising Stars XI").await;
+    type_into(browser, "captain_name", "Arjun Mehta").await;
+    type_into(browser, "captain_phone", "9876543210").await;
+    type_into(browser, "captain_email", "arjun@example.org").await;
+    type_into(browser, "vice_captain_name", "Ravi Kumar").await;
+    type_into(browser, "vice_captain_phone", "9123456780").await;
+    type_into(browser, "vice_captain_email", "ravi@example.org").await;
+    let names = browser
+        .find_all(Locator::Css(".player-name"))
+        .await
+        .expect("player rows");
+    assert_eq!(names.len(), 11, "the form starts with 11 player rows");
+    for (input, name) in names.iter().zip(PLAYERS) {
+        input.send_keys(name).await.expect("type player");
+    }
+    let receipt = files.path().join("receipt.pdf");
+    std::fs::write(&receipt, pdf(30_000)).expect("receipt file");
+    let letter = files.path().join("letter.jpg");
+    std::fs::write(&letter, jpeg(20_000)).expect("letter file");
+    browser
+        .find(Locator::Id("payment_receipt"))
+        .await
+        .expect("receipt input")
+        .send_keys(&receipt.display().to_string())
+        .await
+        .expect("attach receipt");
+    browser
+        .find(Locator::Id("pastor_letter"))
+        .await
+        .expect("letter input")
+        .send_keys(&letter.display().to_string())
+        .await
+        .expect("attach letter");
+}
+
+async fn team_id_shown(browser: &Client) -> String {
+    eventually(
+        "the team ID on the page",
+        Duration::from_secs(60),
+        || async {
+            let shown = text(browser, "#team-id").await;
+            let outcome = text(browser, "#outcome").await;
+            (shown.contains("ICCT-") && outcome.contains("registered")).then_some(shown)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_valid_registration_shows_its_team_id() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    let files = tempfile::tempdir().expect("files");
+    browser.goto(&stack.api_base).await.expect("form loads");
+    fill_valid(&browser, &files).await;
+    std::fs::write(
+        screenshot_path("form-filled.png"),
+        browser.screenshot().await.expect("shot"),
+    )
+    .expect("save");
+    browser
+        .find(Locator::Id("submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    let shown = team_id_shown(&browser).await;
+    assert!(shown.contains("ICCT-0001"), "{shown}");
+    let steps = browser
+        .find_all(Locator::Css(".steps li.done"))
+        .await
+        .expect("steps");
+    assert_eq!(steps.len(), 5, "every step is ticked");
+    std::fs::write(
+        screenshot_path("form-completed.png"),
+        browser.screenshot().await.expect("shot"),
+    )
+    .expect("save");
+    assert_eq!(stack.cloudinary.assets().len(), 2);
+    assert_eq!(stack.smtp.messages().len(), 1);
+    browser.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_input_shows_each_fields_message() {
+    let stack = Stack::start().await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    let files = tempfile::tempdir().expect("files");
+    browser.goto(&stack.api_base).await.expect("form loads");
+    fill_valid(&browser, &files).await;
+    // Client-side checks: a short team name and a nine-digit phone.
+    type_into(&browser, "team_name", "AB").await;
+    type_into(&browser, "captain_phone", "987654321").await;
+    browser
+        .find(Locator::Id("submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    assert!(
+        text(&browser, "#team_name-error")
+            .await
+            .contains("at least 3")
+    );
+    assert!(
+        text(&browser, "#captain_phone-error")
+            .await
+            .contains("10 digits")
+    );
+
+    // A check only the server can make: a "PNG" that is really text.
+    type_into(&browser, "team_name", "Rising Stars XI").await;
+    type_into(&browser, "captain_phone", "9876543210").await;
+    let fake = files.path().join("receipt.png");
+    std::fs::write(&fake, b"this is not a picture").expect("fake file");
+    browser
+        .find(Locator::Id("payment_receipt"))
+        .await
+        .expect("receipt input")
+        .send_keys(&fake.display().to_string())
+        .await
+        .expect("attach");
+    browser
+        .find(Locator::Id("submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    let message = eventually(
+        "the server's message next to the field",
+        Duration::from_secs(10),
+        || async {
+            let message = text(&browser, "#payment_receipt-error").await;
+            (!message.is_empty()).then_some(message)
+        },
+    )
+    .await;
+    assert!(message.contains("PNG, JPEG or PDF"), "{message}");
+    assert!(
+        text(&browser, "#team_name-error").await.is_empty(),
+        "fixed fields lose their message"
+    );
+    std::fs::write(
+        screenshot_path("form-errors.png"),
+        browser.screenshot().await.expect("shot"),
+    )
+    .expect("save");
+    assert_eq!(stack.staged_files(), 0);
+    browser.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_double_click_registers_once() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    let files = tempfile::tempdir().expect("files");
+    browser.goto(&stack.api_base).await.expect("form loads");
+    fill_valid(&browser, &files).await;
+    browser
+        .execute(
+            "const b = document.getElementById('submit'); b.click(); b.click();",
+            vec![],
+        )
+        .await
+        .expect("double click");
+    team_id_shown(&browser).await;
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+    let statuses = intake_testkit::redis_keys::matching(
+        &stack.settings.redis_url,
+        &format!("{}:status:*", stack.settings.redis_prefix),
+    );
+    assert_eq!(statuses.len(), 1, "one registration: {statuses:?}");
+    browser.close().await.expect("close");
+}
