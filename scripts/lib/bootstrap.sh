@@ -100,12 +100,13 @@ psql_admin() {
   fi
 }
 
-# What only the tests need: headless Chromium and its WebDriver for the admin page test,
-# and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
+# What only the tests need: headless Chromium and its WebDriver for the page tests,
+# docker-compose to validate compose.yaml, and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
 ensure_test_tools() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# Builds every Intake binary (intake-api, intake-worker, intake-admin, intakectl) into one
+# slim image; compose.yaml picks the program per service. Dependencies are cooked in their
+# own layer by cargo-chef, so a source change does not rebuild the world.
+
+FROM rust:1-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked \
+      --bin intake-api --bin intake-worker --bin intake-admin --bin intakectl
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system intake \
+ && useradd --system --gid intake --home-dir /var/lib/intake --create-home intake \
+ && mkdir -p /var/lib/intake/staging /var/lib/intake/media /var/lib/intake/outbox \
+ && chown -R intake:intake /var/lib/intake
+COPY --from=builder /src/target/release/intake-api /src/target/release/intake-worker \
+     /src/target/release/intake-admin /src/target/release/intakectl /usr/local/bin/
+USER intake
+WORKDIR /var/lib/intake
+ENV INTAKE_LOG_FORMAT=json \
+    INTAKE_STAGING_DIR=/var/lib/intake/staging \
+    INTAKE_MEDIA_DIR=/var/lib/intake/media \
+    INTAKE_OUTBOX_DIR=/var/lib/intake/outbox
+CMD ["intake-api"]
