@@ -18,7 +18,11 @@ fn compose_file_is_valid_and_has_the_whole_stack() {
         .args(["config", "--quiet"])
         .output()
         .expect("docker-compose on PATH (scripts/test installs it)");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let services = Command::new("docker-compose")
         .arg("-f")
         .arg(&compose)
@@ -30,7 +34,10 @@ fn compose_file_is_valid_and_has_the_whole_stack() {
         .map(str::to_owned)
         .collect();
     services.sort();
-    assert_eq!(services, ["admin", "api", "mail", "postgres", "redis", "worker"]);
+    assert_eq!(
+        services,
+        ["admin", "api", "mail", "postgres", "redis", "worker"]
+    );
     let resolved = Command::new("docker-compose")
         .arg("-f")
         .arg(&compose)
@@ -38,16 +45,28 @@ fn compose_file_is_valid_and_has_the_whole_stack() {
         .output()
         .expect("docker-compose runs");
     let text = String::from_utf8_lossy(&resolved.stdout);
-    assert!(text.contains("--appendonly"), "Redis keeps an append-only file");
-    assert!(text.contains("condition: service_healthy"), "start order waits for health");
+    assert!(
+        text.contains("--appendonly"),
+        "Redis keeps an append-only file"
+    );
+    assert!(
+        text.contains("condition: service_healthy"),
+        "start order waits for health"
+    );
     assert!(!text.contains("container_name"), "workers can be scaled");
 }
 
 #[test]
 fn dockerfile_builds_in_stages_and_runs_as_non_root() {
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
-    assert!(dockerfile.contains("cargo chef cook"), "dependency layer cached with cargo-chef");
-    assert!(dockerfile.matches("\nFROM ").count() >= 3, "multi-stage build");
+    assert!(
+        dockerfile.contains("cargo chef cook"),
+        "dependency layer cached with cargo-chef"
+    );
+    assert!(
+        dockerfile.matches("\nFROM ").count() >= 3,
+        "multi-stage build"
+    );
     assert!(dockerfile.contains("FROM debian:bookworm-slim AS runtime"));
     for binary in ["intake-api", "intake-worker", "intake-admin", "intakectl"] {
         assert!(dockerfile.contains(binary), "{binary} is built");

@@ -66,6 +66,11 @@ impl Pipeline {
             tracing::info!(?saved, documents = documents.len(), "registration saved");
         }
 
+        // The documents are stored and saved: the staged copies are not needed by any later
+        // run (it finds the registration saved), so they go before anyone sees "completed".
+        let uploads = upload_dirs(job);
+        self.remove_staged(&uploads).await;
+
         // 4. Confirmation email: never fatal.
         self.status.sending_email(id).await?;
         let email = timed(
@@ -74,9 +79,7 @@ impl Pipeline {
         )
         .await?;
 
-        let uploads = upload_dirs(job);
         self.status.completed(job, &uploads, email).await?;
-        self.remove_staged(&uploads).await;
         tracing::info!(?email, "registration completed");
         Ok(())
     }
