@@ -4,6 +4,7 @@
 pub mod app;
 pub mod intake;
 pub mod middleware;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod state;

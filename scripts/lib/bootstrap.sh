@@ -101,7 +101,7 @@ psql_admin() {
 }
 
 # What only the tests need: headless Chromium and its WebDriver for the page tests,
-# docker-compose to validate compose.yaml, and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
+# docker-compose to validate compose.yaml, schemathesis for the OpenAPI contract test, and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
 ensure_test_tools() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -117,6 +117,13 @@ ensure_test_tools() {
     "$venv/bin/pip" install --quiet 'moto[server]'
   fi
   export INTAKE_TEST_MOTO_SERVER="$venv/bin/moto_server"
+  local st_venv="${INTAKE_SCHEMATHESIS_VENV:-$HOME/.cache/intake/schemathesis-venv}"
+  if [ ! -x "$st_venv/bin/schemathesis" ]; then
+    log "installing schemathesis (OpenAPI contract tests) into $st_venv"
+    python3 -m venv "$st_venv"
+    "$st_venv/bin/pip" install --quiet schemathesis
+  fi
+  export INTAKE_TEST_SCHEMATHESIS="$st_venv/bin/schemathesis"
 }
 
 bootstrap() {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Codes of a single field problem, listed in a 400 `VALIDATION_FAILED` answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FieldCode {
     Required,
@@ -49,7 +49,7 @@ impl FieldCode {
 }
 
 /// One problem with one field: what the contract calls an entry of `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub code: FieldCode,
@@ -87,7 +87,7 @@ impl Invalid {
 }
 
 /// Top-level codes of a problem+json answer (design.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProblemCode {
     ValidationFailed,
@@ -142,7 +142,7 @@ impl ProblemCode {
 
 /// Why a registration job failed, as its status record and the support tools show it
 /// (design.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobFailureCode {
     /// The same team (name and captain's phone) is already registered. Permanent.

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::domain::RegistrationId;
 use crate::errors::JobFailureCode;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -22,7 +22,7 @@ impl JobState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     AllocatingId,
@@ -31,7 +31,7 @@ pub enum Step {
     SendingEmail,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailStatus {
     Pending,
@@ -40,24 +40,29 @@ pub enum EmailStatus {
 }
 
 /// Why a job failed, as the client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     pub code: JobFailureCode,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusRecord {
+    #[schema(value_type = String, format = Uuid)]
     pub id: RegistrationId,
     pub status: JobState,
     pub step: Option<Step>,
     pub attempts: u32,
+    /// Set once allocated, e.g. `ICCT-0007`.
     pub team_id: Option<String>,
     pub email_status: Option<EmailStatus>,
+    /// Set only when the registration failed.
     pub error: Option<JobError>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
 }
 

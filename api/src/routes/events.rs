@@ -23,6 +23,22 @@ use crate::state::AppState;
 /// How often a stream re-reads the record even without events: the safety net under pub/sub.
 const REREAD: Duration = Duration::from_secs(15);
 
+/// A registration's status as Server-Sent Events.
+///
+/// One `event: status` with the status record at once and on every change; the stream ends
+/// after `completed` or `failed`.
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{id}/events",
+    tag = "registrations",
+    params(("id" = String, Path, description = "The registration id")),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such registration", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn events(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,

@@ -9,10 +9,19 @@ use serde_json::{Value, json};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
+/// The process answers.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object)))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Redis answers: the api can take submissions.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Redis unreachable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn ready(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut conn = app.redis();
     let ping = redis::cmd("PING");

@@ -7,6 +7,9 @@ use axum::response::IntoResponse;
 use crate::middleware::metrics as recorder;
 use crate::state::AppState;
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
     let mut conn = app.redis();
     match app.enqueuer.depth(&mut conn).await {

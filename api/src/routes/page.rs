@@ -34,3 +34,24 @@ pub async fn style() -> impl IntoResponse {
         include_str!("../../assets/form.css"),
     )
 }
+
+/// The api's documentation page: renders `/openapi.json` with a small script of our own.
+pub async fn docs() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../assets/docs.html"),
+    )
+}
+
+pub async fn docs_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../assets/docs.js"),
+    )
+}

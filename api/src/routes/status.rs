@@ -11,7 +11,23 @@ use redis::AsyncCommands;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
-/// Any id that is not a registration's, including one that does not even decode, is 404.
+/// A registration's status.
+///
+/// Poll until `status` is `completed` or `failed`, honouring `Retry-After`. Any id that is
+/// not a registration's, including one that does not even decode, is 404.
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{id}",
+    tag = "registrations",
+    params(("id" = String, Path, description = "The registration id from the 202 answer")),
+    responses(
+        (status = 200, description = "The status", body = StatusRecord,
+            headers(("Cache-Control" = String), ("Retry-After" = u32, description = "While not finished"))),
+        (status = 404, description = "No such registration", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable", body = crate::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn status(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,

@@ -25,10 +25,46 @@ use crate::intake::form::{self, FormError};
 use crate::intake::idempotency::{Claim, ClaimKind, ClaimOutcome, IdempotencyError};
 use crate::intake::staging::Upload;
 use crate::middleware::metrics;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 use intake_shared::http::request_id::RequestId;
 
+/// Submit a registration.
+///
+/// Validates the form, stages its documents and queues it; answers `202` with the URL to
+/// poll. Send the same `Idempotency-Key` again to retry safely.
+#[utoipa::path(
+    post,
+    path = "/v1/registrations",
+    tag = "registrations",
+    params(
+        ("Idempotency-Key" = String, Header, description = "1–255 visible ASCII characters, one per filled-in form"),
+    ),
+    request_body(content = crate::openapi::RegistrationForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Accepted and queued", body = crate::openapi::AcceptedBody,
+            headers(
+                ("Location" = String, description = "The status URL"),
+                ("Retry-After" = u32, description = "Seconds before the first poll"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answers a repeat"),
+                ("X-Request-ID" = String),
+            )),
+        (status = 400, description = "Invalid fields (all listed in `errors`) or Idempotency-Key missing or malformed",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body took too long to arrive", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is still being accepted",
+            body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32))),
+        (status = 413, description = "Body over the size cap", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart/form-data", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The key was used with different content", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many submissions from this client",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32), ("X-RateLimit-Limit" = u64), ("X-RateLimit-Remaining" = u64), ("X-RateLimit-Reset" = u64))),
+        (status = 500, description = "Internal error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unreachable; retry later",
+            body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32))),
+    )
+)]
 #[tracing::instrument(name = "submit", skip_all)]
 pub async fn submit(
     State(app): State<AppState>,

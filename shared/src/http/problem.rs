@@ -12,15 +12,20 @@ use crate::errors::{FieldError, ProblemCode};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The body of an error answer, without its request id until [`super::render_problems`] adds it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// Always `about:blank`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     kind: &'static str,
+    #[schema(value_type = String)]
     title: &'static str,
     #[serde(serialize_with = "serialize_status")]
+    #[schema(value_type = u16)]
     status: StatusCode,
     detail: String,
     code: ProblemCode,
+    /// Every field problem, for `VALIDATION_FAILED`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
