@@ -7,22 +7,8 @@ use std::time::Duration;
 use fantoccini::{Client, Locator};
 use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
 use intake_testkit::eventually;
-use intake_testkit::form::{jpeg, pdf};
+use intake_testkit::form::{PLAYER_NAMES, jpeg, pdf};
 use intake_testkit::stack::Stack;
-
-const PLAYERS: [&str; 11] = [
-    "Arjun Mehta",
-    "Ravi Kumar",
-    "Sanjay Patel",
-    "Vikram Singh",
-    "Anil Sharma",
-    "Deepak Rao",
-    "Kiran Das",
-    "Manoj Iyer",
-    "Suresh Nair",
-    "Rahul Verma",
-    "Amit Joshi",
-];
 
 async fn type_into(browser: &Client, id: &str, value: &str) {
     let input = browser.find(Locator::Id(id)).await.expect(id);
@@ -44,7 +30,7 @@ async fn fill_valid(browser: &Client, files: &tempfile::TempDir) {
         .await
         .expect("player rows");
     assert_eq!(names.len(), 11, "the form starts with 11 player rows");
-    for (input, name) in names.iter().zip(PLAYERS) {
+    for (input, name) in names.iter().zip(PLAYER_NAMES) {
         input.send_keys(name).await.expect("type player");
     }
     let receipt = files.path().join("receipt.pdf");

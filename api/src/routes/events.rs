@@ -13,11 +13,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use intake_shared::domain::RegistrationId;
 use intake_shared::status::StatusRecord;
-use redis::AsyncCommands;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::intake::status_events::StatusEvent;
 use crate::problem::ApiError;
+use crate::routes::status::{read, registration_id};
 use crate::state::AppState;
 
 /// How often a stream re-reads the record even without events: the safety net under pub/sub.
@@ -43,10 +43,7 @@ pub async fn events(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = id
-        .ok()
-        .and_then(|Path(id)| RegistrationId::parse(&id))
-        .ok_or(ApiError::NotFound)?;
+    let id = registration_id(id)?;
     // Subscribe before the first read, so nothing published in between is missed.
     let events = app.status_hub.subscribe();
     let first = read(&app, id).await?.ok_or(ApiError::NotFound)?;
@@ -65,14 +62,6 @@ pub async fn events(
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
-}
-
-async fn read(
-    app: &AppState,
-    id: RegistrationId,
-) -> Result<Option<(String, StatusRecord)>, ApiError> {
-    let raw: Option<String> = app.redis().get(app.settings.keys().status(&id)).await?;
-    Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok().map(|record| (raw, record))))
 }
 
 fn event(raw: &str) -> Event {

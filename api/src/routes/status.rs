@@ -32,14 +32,8 @@ pub async fn status(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = id
-        .ok()
-        .and_then(|Path(id)| RegistrationId::parse(&id))
-        .ok_or(ApiError::NotFound)?;
-    let mut conn = app.redis();
-    let raw: Option<String> = conn.get(app.settings.keys().status(&id)).await?;
-    let record: StatusRecord = serde_json::from_str(&raw.ok_or(ApiError::NotFound)?)
-        .map_err(|e| ApiError::Internal(format!("status record of {id} unreadable: {e}")))?;
+    let id = registration_id(id)?;
+    let (_, record) = read(&app, id).await?.ok_or(ApiError::NotFound)?;
     let mut response = axum::Json(&record).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -47,4 +41,27 @@ pub async fn status(
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     Ok(response)
+}
+
+/// The registration id of a path; anything else (malformed, undecodable) is 404.
+pub fn registration_id(
+    id: Result<Path<String>, PathRejection>,
+) -> Result<RegistrationId, ApiError> {
+    id.ok()
+        .and_then(|Path(id)| RegistrationId::parse(&id))
+        .ok_or(ApiError::NotFound)
+}
+
+/// The status record as stored (the raw JSON) and parsed; `None` if there is none.
+pub async fn read(
+    app: &AppState,
+    id: RegistrationId,
+) -> Result<Option<(String, StatusRecord)>, ApiError> {
+    let raw: Option<String> = app.redis().get(app.settings.keys().status(&id)).await?;
+    raw.map(|raw| {
+        serde_json::from_str(&raw)
+            .map(|record| (raw, record))
+            .map_err(|e| ApiError::Internal(format!("status record of {id} unreadable: {e}")))
+    })
+    .transpose()
 }
