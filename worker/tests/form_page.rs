@@ -200,3 +200,66 @@ async fn a_double_click_registers_once() {
     assert_eq!(statuses.len(), 1, "one registration: {statuses:?}");
     browser.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_form_fits_a_phone_and_every_control_has_a_label() {
+    let stack = Stack::start().await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .set_window_size(390, 844)
+        .await
+        .expect("phone-sized window");
+    browser.goto(&stack.api_base).await.expect("form loads");
+    let overflow = browser
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("measure");
+    assert!(
+        overflow.as_i64().is_some_and(|px| px <= 0),
+        "no sideways scrolling: {overflow}"
+    );
+    let unlabeled = browser
+        .execute(
+            "return [...document.querySelectorAll('input, select, button')].filter(e => \
+               !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()\
+             ).map(e => e.id || e.className);",
+            vec![],
+        )
+        .await
+        .expect("labels");
+    assert_eq!(
+        unlabeled,
+        serde_json::json!([]),
+        "every control is named for screen readers and keyboards"
+    );
+    // Keyboard: Tab from the team name reaches the captain's name.
+    browser
+        .find(Locator::Id("team_name"))
+        .await
+        .expect("field")
+        .click()
+        .await
+        .expect("focus");
+    browser
+        .active_element()
+        .await
+        .expect("focused")
+        .send_keys("\u{E004}")
+        .await
+        .expect("tab");
+    let focused = browser
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .expect("focus");
+    assert_eq!(focused, "captain_name");
+    std::fs::write(
+        screenshot_path("form-phone.png"),
+        browser.screenshot().await.expect("shot"),
+    )
+    .expect("save");
+    browser.close().await.expect("close");
+}
