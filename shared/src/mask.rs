@@ -23,6 +23,33 @@ pub fn email(value: &str) -> String {
     }
 }
 
+/// Masks every email address inside free text (a mail server's refusal often quotes the
+/// recipient), leaving the rest as it is.
+pub fn emails_in(text: &str) -> String {
+    let is_address_char =
+        |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@');
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') && !word.starts_with('@') && !word.ends_with('@') {
+            out.push_str(&email(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_address_char(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,6 +58,15 @@ mod tests {
     fn phone_keeps_two_digits_each_end() {
         assert_eq!(phone("9876543210"), "98******10");
         assert_eq!(phone("123"), "***");
+    }
+
+    #[test]
+    fn addresses_inside_text_are_masked() {
+        assert_eq!(
+            emails_in("550 5.1.1 <captain@example.org>: Recipient rejected"),
+            "550 5.1.1 <c***@example.org>: Recipient rejected"
+        );
+        assert_eq!(emails_in("no address here"), "no address here");
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Notifier {
                 .retry(self.retry)
                 .when(MailError::is_transient)
                 .notify(|err, delay| {
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
+                    tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
                 })
                 .await,
             Err(err) => Err(MailError::Permanent(err)),
@@ -108,8 +108,11 @@ impl Notifier {
         let (status, last_error) = match &outcome {
             Ok(()) => (EmailStatus::Sent, None),
             Err(err) => {
-                tracing::warn!(error = %err, mailer = self.mailer.name(), "confirmation email failed");
-                (EmailStatus::Failed, Some(err.to_string()))
+                tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), mailer = self.mailer.name(), "confirmation email failed");
+                (
+                    EmailStatus::Failed,
+                    Some(intake_shared::mask::emails_in(&err.to_string())),
+                )
             }
         };
         (|| async {
