@@ -4,6 +4,7 @@
 //! `DOCUMENTS_EXPIRED`), and uploads no job references (an api that crashed mid-request)
 //! after `INTAKE_STAGING_ORPHAN_GRACE_SECS`. Every worker runs it; a Redis lock lets one sweep
 //! per interval, and every removal is safe to repeat, so two sweeping at once do no harm.
+//! It also forgets finished apalis tasks, whose payloads would otherwise stay in Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct Janitor {
+    /// apalis-redis' keys, for forgetting finished tasks.
+    pub queue: apalis_redis::Config,
     pub staging: Arc<dyn StagingStore>,
     pub keys: RedisKeys,
     pub redis: ConnectionManager,
@@ -31,6 +34,8 @@ pub struct Sweep {
     pub expired_removed: usize,
     pub finished_removed: usize,
     pub kept: usize,
+    /// Finished apalis tasks whose payload and metadata were removed.
+    pub tasks_forgotten: usize,
 }
 
 impl Janitor {
@@ -58,9 +63,42 @@ impl Janitor {
         self.sweep().await.map(Some)
     }
 
-    /// One pass over the staging area.
+    /// apalis-redis keeps every task's payload (with the team's personal data) and metadata
+    /// for ever. Tasks in its `done` and `dead` sets are acknowledged and can never be
+    /// fetched again (only in-flight tasks are re-queued), so their copies can go.
+    pub async fn forget_finished_tasks(&self) -> Result<usize, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let mut forgotten = 0;
+        for set in [self.queue.done_jobs_set(), self.queue.dead_jobs_set()] {
+            loop {
+                let ids: Vec<String> = redis::cmd("SRANDMEMBER")
+                    .arg(&set)
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                pipe.hdel(self.queue.job_data_hash(), &ids);
+                for id in &ids {
+                    pipe.del(format!("{}:{id}", self.queue.job_meta_hash()));
+                }
+                pipe.srem(&set, &ids);
+                pipe.query_async::<()>(&mut conn).await?;
+                forgotten += ids.len();
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// One pass over the staging area and the queue's finished tasks.
     pub async fn sweep(&self) -> Result<Sweep, redis::RedisError> {
-        let mut sweep = Sweep::default();
+        let mut sweep = Sweep {
+            tasks_forgotten: self.forget_finished_tasks().await?,
+            ..Sweep::default()
+        };
         let uploads = match self.staging.uploads().await {
             Ok(uploads) => uploads,
             Err(err) => {

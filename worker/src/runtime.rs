@@ -236,6 +236,7 @@ impl Runtime {
         );
 
         let janitor = Janitor {
+            queue: intake_shared::queue::config(&self.settings),
             staging: self.deps.pipeline.staging.clone(),
             keys: self.settings.keys(),
             redis: self.redis.clone(),

@@ -10,6 +10,7 @@ use intake_worker::janitor::Janitor;
 
 fn janitor(stack: &Stack, retention: Duration, orphan_grace: Duration) -> Janitor {
     Janitor {
+        queue: intake_shared::queue::config(&stack.settings),
         staging: std::sync::Arc::new(intake_shared::staging::LocalStaging::new(
             stack.staging.path(),
         )),
@@ -104,4 +105,66 @@ async fn one_worker_sweeps_per_interval() {
             .expect("redis")
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finished_tasks_leave_no_payload_in_the_queue() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let completed = stack.submit(&team(1)).await;
+    assert_eq!(
+        stack.wait_final(&completed, Duration::from_secs(60)).await["status"],
+        "completed"
+    );
+    stack.cloudinary.set_default(Behaviour::Fail(400));
+    let failed = stack.submit(&team(2)).await;
+    assert_eq!(
+        stack.wait_final(&failed, Duration::from_secs(60)).await["status"],
+        "failed"
+    );
+    let queue = intake_shared::queue::config(&stack.settings);
+    // apalis acknowledges a task just after the handler returns.
+    let finished = || {
+        let done: i64 = redis::Client::open(stack.settings.redis_url.as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| {
+                redis::pipe()
+                    .scard(queue.done_jobs_set())
+                    .scard(queue.dead_jobs_set())
+                    .query::<(i64, i64)>(&mut c)
+            })
+            .map(|(d, k)| d + k)
+            .unwrap_or(0);
+        done
+    };
+    intake_testkit::eventually(
+        "both tasks acknowledged",
+        Duration::from_secs(10),
+        || async { (finished() == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(stack.queued_jobs().len(), 2, "apalis keeps both payloads");
+    let sweep = janitor(&stack, Duration::from_secs(3600), Duration::from_secs(3600))
+        .sweep()
+        .await
+        .expect("sweep");
+    assert_eq!(sweep.tasks_forgotten, 2);
+    assert!(
+        stack.queued_jobs().is_empty(),
+        "no personal data left in the queue"
+    );
+    assert_eq!(finished(), 0);
+    // A re-drive still works: the failed registration kept its own copy.
+    let payload: Option<String> = redis::Client::open(stack.settings.redis_url.as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| {
+            redis::cmd("GET")
+                .arg(format!(
+                    "{}:failed-job:{failed}",
+                    stack.settings.redis_prefix
+                ))
+                .query(&mut c)
+        })
+        .expect("redis");
+    assert!(payload.is_some());
 }

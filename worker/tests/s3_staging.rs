@@ -98,6 +98,7 @@ async fn failed_registrations_keep_their_staged_files_until_the_janitor_expires_
     assert_eq!(moto.keys(BUCKET, &prefix).await.len(), 1);
 
     let janitor = Janitor {
+        queue: intake_shared::queue::config(&stack.settings),
         staging: intake_shared::staging::from_settings(&stack.settings).expect("s3 staging"),
         keys: stack.settings.keys(),
         redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis_url)
