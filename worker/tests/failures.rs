@@ -282,3 +282,35 @@ async fn smtp_wrong_password_means_email_failed_not_registration_failed() {
     assert_eq!(status["email_status"], "failed");
     assert!(server.messages().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_simultaneous_registrations_of_one_team_make_one_row() {
+    let mut stack = Stack::start().await;
+    for _ in 0..4 {
+        stack.spawn_worker(16).await;
+    }
+    let submissions = (0..200).map(|_| {
+        let stack = &stack;
+        async move { stack.submit(&TestForm::valid()).await }
+    });
+    let ids = futures::future::join_all(submissions).await;
+    let mut completed = 0;
+    for id in &ids {
+        let status = stack.wait_final(id, Duration::from_secs(120)).await;
+        match status["status"].as_str() {
+            Some("completed") => completed += 1,
+            _ => assert_eq!(status["error"]["code"], "DUPLICATE_TEAM", "{status}"),
+        }
+    }
+    assert_eq!(completed, 1);
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+    assert_eq!(stack.smtp.messages().len(), 1);
+    // Duplicates racing the first one may each have been given a team ID before the save
+    // refused them; those IDs stay with those registrations and are never given again.
+    assert_eq!(
+        stack.count("SELECT count(*) FROM team_ids").await,
+        stack
+            .count("SELECT count(DISTINCT team_id) FROM team_ids")
+            .await
+    );
+}
