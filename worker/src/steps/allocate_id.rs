@@ -5,6 +5,8 @@
 //! lock serialises allocations, which costs one short transaction per registration; that is
 //! far below what the rest of the job costs. A registration that already has an ID (a
 //! retried or re-driven job) gets the same one back, and an ID is never given out twice.
+//! (A duplicate registration racing its original can take an ID before the save refuses
+//! it; that ID stays with it, leaving a gap in the sequence.)
 
 use backon::Retryable;
 use intake_shared::domain::{RegistrationId, TeamId};
