@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
+    /// With persistence: the directory holding the append-only file.
+    data: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
@@ -15,7 +17,27 @@ impl PrivateRedis {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port,
+            child: None,
+            data: None,
+        };
+        redis.resume();
+        redis
+    }
+
+    /// A server that keeps an append-only file (fsync every write), so a restart keeps
+    /// everything it had acknowledged.
+    pub fn start_persistent() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self {
+            port,
+            child: None,
+            data: Some(tempfile::tempdir().expect("redis data dir")),
+        };
         redis.resume();
         redis
     }
@@ -26,9 +48,22 @@ impl PrivateRedis {
 
     /// Starts the server (again) on the same port and waits until it answers.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.data {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

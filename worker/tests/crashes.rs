@@ -231,3 +231,56 @@ async fn worker_resumes_by_itself_after_redis_restarts() {
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restart_loses_no_accepted_registration() {
+    let mut redis = intake_testkit::private_redis::PrivateRedis::start_persistent();
+    let url = redis.url();
+    let mut stack = Stack::start_with(move |s| {
+        s.redis_url = url;
+        s.job_max_attempts = 25;
+    })
+    .await;
+    // Slow uploads keep jobs in the queue and in flight when Redis goes down.
+    stack
+        .cloudinary
+        .set_default(Behaviour::Slow(Duration::from_millis(500)));
+    stack.spawn_worker(2).await;
+    let mut accepted = Vec::new();
+    for n in 0..10 {
+        accepted.push(stack.submit(&team(n)).await);
+    }
+
+    redis.kill();
+    // While Redis is down the api refuses with 503 and stages nothing.
+    let staged_before = stack.staged_files();
+    for n in 10..13 {
+        let response = stack
+            .client
+            .post(format!("{}/v1/registrations", stack.api_base))
+            .header("Idempotency-Key", format!("during-outage-{n}"))
+            .multipart(team(n).to_form())
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+    }
+    assert!(
+        stack.staged_files() <= staged_before,
+        "refused requests left no files"
+    );
+
+    redis.resume();
+    for id in &accepted {
+        let status = stack.wait_final(id, Duration::from_secs(120)).await;
+        assert_eq!(status["status"], "completed", "{status}");
+    }
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 10);
+    assert_eq!(
+        stack
+            .count("SELECT count(DISTINCT team_id) FROM teams")
+            .await,
+        10
+    );
+}
