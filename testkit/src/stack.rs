@@ -144,6 +144,27 @@ impl Stack {
     /// A real `intake-worker` process with this stack's settings; `binary` is the path
     /// cargo gives tests (`env!("CARGO_BIN_EXE_intake-worker")`).
     pub fn worker_process(&self, binary: &str, concurrency: usize) -> Child {
+        self.worker_process_logging(binary, concurrency, None)
+    }
+
+    /// As [`Self::worker_process`], appending the worker's JSON logs to `log` when given.
+    pub fn worker_process_logging(
+        &self,
+        binary: &str,
+        concurrency: usize,
+        log: Option<&std::path::Path>,
+    ) -> Child {
+        let output = || -> Stdio {
+            log.and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            })
+            .map(Stdio::from)
+            .unwrap_or_else(Stdio::null)
+        };
         let s = &self.settings;
         Command::new(binary)
             .arg("--concurrency")
@@ -186,8 +207,8 @@ impl Stack {
             .env("INTAKE_JOB_MAX_ATTEMPTS", s.job_max_attempts.to_string())
             .env("INTAKE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .expect("intake-worker starts")
     }

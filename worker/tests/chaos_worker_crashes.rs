@@ -20,8 +20,10 @@ async fn registrations_survive_workers_killed_every_two_seconds() {
             Duration::from_millis(800),
         ));
     let binary = env!("CARGO_BIN_EXE_intake-worker");
+    let logs = tempfile::tempdir().expect("log dir");
+    let log = logs.path().join("workers.log");
     let mut workers: Vec<_> = (0..WORKERS)
-        .map(|_| stack.worker_process(binary, 2))
+        .map(|_| stack.worker_process_logging(binary, 2, Some(&log)))
         .collect();
 
     let submissions = (0..REGISTRATIONS).map(|n| {
@@ -53,7 +55,7 @@ async fn registrations_survive_workers_killed_every_two_seconds() {
         );
         let _ = workers[victim].kill();
         let _ = workers[victim].wait();
-        workers[victim] = stack.worker_process(binary, 2);
+        workers[victim] = stack.worker_process_logging(binary, 2, Some(&log));
         kills += 1;
         victim = (victim + 1) % WORKERS;
     }
@@ -107,6 +109,19 @@ async fn registrations_survive_workers_killed_every_two_seconds() {
     // written can send twice; count them so the figure is visible if it ever happens.
     assert!(twice.len() <= kills, "{twice:?}");
     assert_eq!(stack.staged_files(), 0);
+    // Privacy: the workers' logs name registrations, never the people in them.
+    let logged = std::fs::read_to_string(&log).expect("worker logs");
+    assert!(
+        logged.contains("registration completed"),
+        "the logs were captured"
+    );
+    for n in 0..REGISTRATIONS {
+        let phone = format!("98{n:08}");
+        assert!(!logged.contains(&phone), "phone {phone} logged in clear");
+    }
+    for email in ["arjun@example.org", "ravi@example.org"] {
+        assert!(!logged.contains(email), "{email} logged in clear");
+    }
     eprintln!(
         "{REGISTRATIONS} registrations, {kills} workers killed, {} emails sent twice",
         twice.len()
