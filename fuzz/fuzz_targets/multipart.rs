@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
         let upload = staging.begin();
         let _ = form::read(multipart, &upload).await;
         upload.discard().await;
-        let left = std::fs::read_dir(DIR.path()).map(|d| d.count()).unwrap_or(0);
+        let left = std::fs::read_dir(DIR.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
         assert_eq!(left, 0, "a discarded upload left files");
     });
 });
