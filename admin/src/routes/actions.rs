@@ -12,13 +12,12 @@ use intake_worker::steps::save;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{self, Entry, Outcome};
 use crate::auth::Actor;
 use crate::error::AdminError;
 use crate::redrive;
-use crate::routes::registrations::{MAX_PAGE, failed_page};
+use crate::routes::registrations::{MAX_PAGE, failed_page, time_param};
 use crate::state::AdminState;
 
 const MAX_REASON: usize = 1000;
@@ -123,17 +122,8 @@ pub async fn redrive_many(
             })
             .collect::<Result<_, _>>()?,
         None => {
-            let parse =
-                |name: &str, v: Option<&str>| -> Result<Option<OffsetDateTime>, AdminError> {
-                    v.map(|v| {
-                        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-                            AdminError::BadRequest(format!("{name} must be an RFC 3339 time"))
-                        })
-                    })
-                    .transpose()
-                };
-            let since = parse("since", body.since.as_deref())?;
-            let until = parse("until", body.until.as_deref())?;
+            let since = time_param("since", body.since.as_deref())?;
+            let until = time_param("until", body.until.as_deref())?;
             let mut ids = Vec::new();
             let mut cursor: Option<String> = None;
             loop {

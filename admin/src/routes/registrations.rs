@@ -41,7 +41,8 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, AdminError> {
+/// An optional RFC 3339 time parameter; a malformed one is a 400 naming it.
+pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, AdminError> {
     value
         .map(|v| {
             OffsetDateTime::parse(v, &Rfc3339)

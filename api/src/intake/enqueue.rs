@@ -113,6 +113,11 @@ impl Enqueuer {
         Ok(pushed)
     }
 
+    /// The queue's apalis-redis configuration.
+    pub fn queue(&self) -> &apalis_redis::Config {
+        &self.queue
+    }
+
     /// Whether the queue holds a job for this registration, to settle a push whose answer
     /// was lost.
     pub async fn is_queued(
@@ -122,16 +127,5 @@ impl Enqueuer {
     ) -> Result<bool, redis::RedisError> {
         conn.exists(format!("{}:{id}", self.queue.idempotency_key_set()))
             .await
-    }
-
-    /// Jobs waiting to be picked up. apalis-redis parks every pushed job in its scheduled
-    /// set (due at once) until a worker's fetch moves it to the active list, so both count.
-    pub async fn depth(&self, conn: &mut ConnectionManager) -> Result<u64, redis::RedisError> {
-        let (active, scheduled): (u64, u64) = redis::pipe()
-            .llen(self.queue.active_jobs_list())
-            .zcard(self.queue.scheduled_jobs_set())
-            .query_async(conn)
-            .await?;
-        Ok(active + scheduled)
     }
 }

@@ -12,8 +12,9 @@ use crate::state::AppState;
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
     let mut conn = app.redis();
-    match app.enqueuer.depth(&mut conn).await {
-        Ok(depth) => recorder::queue_depth(depth),
+    let failed_index = app.settings.keys().failed_index();
+    match intake_shared::queue::stats(&mut conn, app.enqueuer.queue(), &failed_index).await {
+        Ok(stats) => recorder::queue_depth(stats.waiting),
         Err(err) => tracing::debug!(error = %err, "queue depth unavailable for this scrape"),
     }
     (
