@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use intake_api::intake::idempotency::{ClaimOutcome, Idempotency};
+use intake_api::intake::idempotency::{Claim, ClaimOutcome, Idempotency};
 use intake_shared::domain::IdempotencyKey;
 use support::form::TestForm;
 use support::{accepted, problem, spawn_app};
@@ -69,23 +69,31 @@ async fn same_key_with_different_content_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn same_key_while_first_is_in_progress_is_409_with_retry_after() {
-    let app = spawn_app().await;
-    let form = TestForm::valid();
-    // Another api replica holds the claim for this exact content right now.
+/// Claims `key` for `form`'s content the way another api replica would, mid-request.
+async fn claim_elsewhere(app: &support::TestApp, key: &str, form: &TestForm) -> Claim {
     let mut conn = redis::Client::open(app.settings.redis_url.as_str())
         .expect("url")
         .get_connection_manager()
         .await
         .expect("redis");
     let idempotency = Idempotency::new(app.settings.keys(), app.settings.idempotency_ttl());
-    let key = IdempotencyKey::parse("key-busy").expect("valid key");
-    let outcome = idempotency
-        .claim(&mut conn, &key, &support::fingerprint(&form))
+    let key = IdempotencyKey::parse(key).expect("valid key");
+    match idempotency
+        .claim(&mut conn, &key, &support::fingerprint(form))
         .await
-        .expect("claim");
-    assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
+        .expect("claim")
+    {
+        ClaimOutcome::Claimed(claim) => claim,
+        other => panic!("the first claim is fresh, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn same_key_while_first_is_in_progress_is_409_with_retry_after() {
+    let app = spawn_app().await;
+    let form = TestForm::valid();
+    // Another api replica holds the claim for this exact content right now.
+    claim_elsewhere(&app, "key-busy", &form).await;
 
     let response = app.submit(form.to_form(), "key-busy").await;
     let retry_after: u64 = response
@@ -104,20 +112,8 @@ async fn same_key_while_first_is_in_progress_is_409_with_retry_after() {
 async fn abandoned_claim_is_taken_over_with_its_registration_id() {
     let app = spawn_app().await;
     let form = TestForm::valid();
-    let mut conn = redis::Client::open(app.settings.redis_url.as_str())
-        .expect("url")
-        .get_connection_manager()
-        .await
-        .expect("redis");
-    let idempotency = Idempotency::new(app.settings.keys(), app.settings.idempotency_ttl());
+    let claim = claim_elsewhere(&app, "key-abandoned", &form).await;
     let key = IdempotencyKey::parse("key-abandoned").expect("valid key");
-    let ClaimOutcome::Claimed(claim) = idempotency
-        .claim(&mut conn, &key, &support::fingerprint(&form))
-        .await
-        .expect("claim")
-    else {
-        panic!("first claim is fresh");
-    };
     // The replica that held it died: its lock runs out.
     let _: () = app.redis_command(
         redis::cmd("HSET")
