@@ -40,6 +40,7 @@ pub struct AdminApp {
     listener: TcpListener,
     router: Router,
     addr: SocketAddr,
+    options: intake_shared::http::serve::ServeOptions,
 }
 
 impl AdminApp {
@@ -68,6 +69,7 @@ impl AdminApp {
             .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(%addr, "intake-admin listening");
         Ok(Self {
+            options: state.settings.serve_options(),
             router: router(state),
             listener,
             addr,
@@ -82,9 +84,7 @@ impl AdminApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        intake_shared::http::serve::serve(self.listener, self.router, self.options, shutdown).await
     }
 }
 
@@ -115,7 +115,10 @@ pub fn router(state: AdminState) -> Router {
             axum::response::IntoResponse::into_response(Problem::for_status(
                 StatusCode::INTERNAL_SERVER_ERROR,
             ))
-        }));
+        }))
+        .layer(axum::middleware::from_fn(
+            intake_shared::http::head_limits::limit_head,
+        ));
     for (name, value) in security_headers(hsts) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,

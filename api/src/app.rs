@@ -22,7 +22,8 @@ use crate::middleware::metrics;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
-use intake_shared::http::{render_problems, request_id, security_headers};
+use intake_shared::http::serve::{ServeOptions, serve};
+use intake_shared::http::{head_limits, render_problems, request_id, security_headers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,6 +44,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     addr: SocketAddr,
+    options: ServeOptions,
 }
 
 impl Application {
@@ -81,6 +83,7 @@ impl Application {
             listener,
             router,
             addr,
+            options: state.settings.serve_options(),
         })
     }
 
@@ -97,13 +100,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        serve(self.listener, self.router, self.options, shutdown).await
     }
 }
 
@@ -140,7 +137,8 @@ pub fn with_layers(routes: Router, settings: &Settings) -> Result<Router, Startu
             settings.request_timeout(),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(cors(&settings.cors_allowed_origins)?);
+        .layer(cors(&settings.cors_allowed_origins)?)
+        .layer(axum::middleware::from_fn(head_limits::limit_head));
     for (name, value) in security_headers(settings.hsts) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,

@@ -1,156 +1,87 @@
-//! Hostile input (a reduced version of issue 7's scenario 5): a thousand malformed
-//! multipart requests from a seeded generator. Every one gets a 4xx problem+json answer,
-//! none a 5xx, and nothing is left in staging or Redis.
+//! Hostile input (a reduced version of issue 7's scenario 5): a thousand requests from the
+//! seeded generator in `intake_testkit::hostile`, sent byte for byte: broken multipart,
+//! lying files, odd Unicode, abusive headers and request lines, wrong content types, slow
+//! bodies. Every one gets a 4xx problem+json answer, none a 5xx, and nothing is left in
+//! staging or Redis. `scripts/chaos hostile` sends ten thousand.
 
 mod support;
 
-use support::spawn_app;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-const FIELDS: [&str; 12] = [
-    "team_name",
-    "captain_name",
-    "captain_phone",
-    "captain_email",
-    "vice_captain_name",
-    "vice_captain_phone",
-    "vice_captain_email",
-    "players",
-    "payment_receipt",
-    "pastor_letter",
-    "bogus",
-    "",
-];
-
-fn values() -> Vec<Vec<u8>> {
-    vec![
-        Vec::new(),
-        vec![b'A'; 70_000],
-        "\u{202E}evil".as_bytes().to_vec(),
-        "e\u{301}e\u{301}e\u{301}".as_bytes().to_vec(),
-        b"nul\x00byte".to_vec(),
-        b"../../etc/passwd".to_vec(),
-        b"\r\n\r\n".to_vec(),
-        b"\xff\xfe\xfa invalid utf-8".to_vec(),
-        b"9999999999".to_vec(),
-        b"[{\"name\":\"Aaa\",\"role\":\"batsman\"}]".to_vec(),
-        b"{not json".to_vec(),
-    ]
-}
-
-const MAGIC: [&[u8]; 6] = [
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",
-    b"%PDF-1.4",
-    b"<html>",
-    b"",
-    b"GIF89a",
-];
-const FILENAMES: [&str; 5] = ["a.png", "../../x", "con\x01trol.pdf", "", "\u{202E}gnp.exe"];
-
-fn request(rng: &mut Rng) -> (Vec<u8>, String) {
-    let boundary = format!("B{}", rng.below(1000));
-    let values = values();
-    let mut body = Vec::new();
-    for _ in 0..rng.below(15) {
-        let name = *rng.pick(&FIELDS);
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        let file = name.ends_with("receipt") || name.ends_with("letter") || rng.below(5) == 0;
-        if file {
-            let filename = *rng.pick(&FILENAMES);
-            body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\r\n").as_bytes(),
-            );
-            let magic: &[u8] = MAGIC[rng.below(MAGIC.len())];
-            body.extend_from_slice(magic);
-            let size = *rng.pick(&[0usize, 10, 1000]);
-            body.extend(rng.bytes(size));
-        } else {
-            body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            );
-            let value: &Vec<u8> = rng.pick(&values);
-            body.extend_from_slice(value);
-        }
-        body.extend_from_slice(b"\r\n");
-    }
-    match rng.below(10) {
-        0 => {
-            let cut = rng.below(body.len() + 1);
-            body.truncate(cut);
-        }
-        1 => {}
-        _ => body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes()),
-    }
-    let content_type = match rng.below(12) {
-        0 => "multipart/form-data".to_owned(),
-        1 => "text/plain".to_owned(),
-        2 => "multipart/form-data; boundary=\"\"".to_owned(),
-        3 => "application/json".to_owned(),
-        _ => format!("multipart/form-data; boundary={boundary}"),
-    };
-    (body, content_type)
-}
+use futures::StreamExt;
+use intake_testkit::hostile::{self, Rng};
+use support::spawn_app_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_malformed_requests_get_problems_and_leave_nothing() {
-    let app = spawn_app().await;
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let mut statuses = std::collections::BTreeMap::new();
-    for i in 0..1000 {
-        let (body, content_type) = request(&mut rng);
-        let response = app
-            .client
-            .post(app.url("/v1/registrations"))
-            .header("Idempotency-Key", format!("hostile-{i}"))
-            .header("content-type", &content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("answered");
-        let status = response.status().as_u16();
-        let kind = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        assert!((400..500).contains(&status), "request {i} got {status}");
-        assert_eq!(kind, "application/problem+json", "request {i}");
-        let problem: serde_json::Value = response.json().await.expect("problem body");
-        assert!(
-            problem["code"].is_string() && problem["request_id"].is_string(),
-            "request {i}: {problem}"
-        );
-        *statuses.entry(status).or_insert(0) += 1;
+async fn a_thousand_hostile_requests_get_problems_and_leave_nothing() {
+    let app = spawn_app_with(|s| s.request_timeout_secs = 2).await;
+    let mut rng = Rng::new(0x5eed_1234_abcd_0001);
+    let requests: Vec<_> = (0..1000).map(|i| hostile::generate(&mut rng, i)).collect();
+    let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
+        .map(|(i, request)| async move {
+            let answer = hostile::send(app.addr, request, Duration::from_secs(20)).await;
+            (i, request.kind, answer)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut kinds: BTreeMap<(&str, u16), usize> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (i, kind, answer) in answers {
+        match answer.map_err(|e| e.to_string()).and_then(|a| hostile::check(&a).map(|()| a)) {
+            Ok(answer) => *kinds.entry((kind, answer.status)).or_default() += 1,
+            Err(e) => wrong.push(format!("request {i} ({kind}): {e}")),
+        }
     }
-    assert!(
-        statuses.contains_key(&400) && statuses.contains_key(&415),
-        "{statuses:?}"
-    );
+    assert!(wrong.is_empty(), "{} wrong answers: {wrong:#?}", wrong.len());
+    eprintln!("{kinds:?}");
+    for family in [
+        "oversized-header",
+        "too-many-headers",
+        "control-bytes-in-header",
+        "malformed-request-line",
+        "oversized-uri",
+        "bad-idempotency-key",
+        "wrong-content-type",
+        "bad-chunked-encoding",
+        "slow-loris-body",
+        "odd-unicode",
+        "lying-files",
+        "truncated-multipart",
+    ] {
+        assert!(
+            kinds.keys().any(|(kind, _)| *kind == family),
+            "{family} was sent: {kinds:?}"
+        );
+    }
+    // Each family gets the answer its abuse calls for, whatever the bytes around it.
+    for (family, status) in [
+        ("oversized-header", 431),
+        ("too-many-headers", 431),
+        ("control-bytes-in-header", 400),
+        ("malformed-request-line", 400),
+        ("declared-length-over-cap", 413),
+    ] {
+        assert!(
+            kinds
+                .iter()
+                .filter(|((kind, _), _)| *kind == family)
+                .all(|((_, got), _)| *got == status),
+            "{family} is always {status}: {kinds:?}"
+        );
+    }
+    // A slow body is timed out (408) unless what did arrive is already wrong (400).
+    for (family, allowed) in [("oversized-uri", [414, 431]), ("slow-loris-body", [408, 400])] {
+        assert!(
+            kinds
+                .iter()
+                .filter(|((kind, _), _)| *kind == family)
+                .all(|((_, got), _)| allowed.contains(got)),
+            "{family}: {kinds:?}"
+        );
+    }
+    assert!(kinds.contains_key(&("slow-loris-body", 408)), "{kinds:?}");
     assert!(app.staged_files().is_empty(), "{:?}", app.staged_files());
     assert!(app.redis_keys().is_empty(), "{:?}", app.redis_keys());
 }

@@ -269,6 +269,15 @@ impl Settings {
     pub fn idempotency_ttl(&self) -> Duration {
         Duration::from_secs(self.idempotency_ttl_secs)
     }
+
+    /// How an HTTP service of ours serves: HSTS or not, and how long shutdown lets open
+    /// connections finish.
+    pub fn serve_options(&self) -> crate::http::serve::ServeOptions {
+        crate::http::serve::ServeOptions {
+            hsts: self.hsts,
+            drain: Duration::from_secs(self.shutdown_deadline_secs),
+        }
+    }
 }
 
 fn axum_header_name_invalid(name: &str) -> bool {

@@ -103,6 +103,12 @@ pub enum ProblemCode {
     RateLimited,
     ServiceUnavailable,
     InternalError,
+    /// The request line or a header is not valid HTTP (control bytes, a bad method or URI).
+    MalformedRequest,
+    /// The request's header section is over the server's limit.
+    HeadersTooLarge,
+    /// The request's URI is over the server's limit.
+    UriTooLong,
     /// Admin API: no valid bearer token.
     Unauthorized,
     /// Admin API: an action needs a reason.
@@ -131,6 +137,9 @@ impl ProblemCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
+            Self::MalformedRequest => "MALFORMED_REQUEST",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::UriTooLong => "URI_TOO_LONG",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::ReasonRequired => "REASON_REQUIRED",
             Self::AlreadyCompleted => "ALREADY_COMPLETED",

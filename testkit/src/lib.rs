@@ -8,6 +8,7 @@ pub mod admin_stack;
 pub mod browser;
 pub mod cloudinary;
 pub mod form;
+pub mod hostile;
 pub mod postgres;
 pub mod private_redis;
 pub mod proxy;

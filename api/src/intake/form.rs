@@ -215,8 +215,23 @@ enum DocumentOutcome {
 }
 
 /// The type of a document from its first bytes, `None` for anything but PNG, JPEG or PDF.
+/// Beyond the magic number, the bytes after it must have the structure the format
+/// requires (a PNG's first chunk is `IHDR`, a JPEG's signature is followed by a segment
+/// marker, a PDF names its version), so a bare signature on other content (HTML behind
+/// `\x89PNG`, say) is refused. A file that is a real image and something else too (a
+/// polyglot) passes: only decoding the whole image could tell, and that is left to the
+/// document store, which re-encodes images.
 pub fn sniff(head: &[u8]) -> Option<DocumentType> {
-    infer::get(head).and_then(|t| DocumentType::from_mime(t.mime_type()))
+    let kind = infer::get(head).and_then(|t| DocumentType::from_mime(t.mime_type()))?;
+    let structured = match kind {
+        DocumentType::Png => head.get(12..16) == Some(b"IHDR"),
+        DocumentType::Jpeg => head.get(3).is_some_and(|marker| *marker >= 0xC0 && *marker != 0xFF),
+        DocumentType::Pdf => matches!(
+            head.get(5..8),
+            Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit()
+        ),
+    };
+    structured.then_some(kind)
 }
 
 async fn read_document(
@@ -326,5 +341,13 @@ mod tests {
         assert_eq!(sniff(b"GIF89a\x01\0\x01\0"), None);
         assert_eq!(sniff(b"MZ\x90\0\x03\0\0\0"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn refuses_a_bare_signature_on_other_content() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n<html><script>"), None);
+        assert_eq!(sniff(b"\xFF\xD8\xFF<html><body>"), None);
+        assert_eq!(sniff(b"%PDF-<html>"), None);
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), None);
     }
 }

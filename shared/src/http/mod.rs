@@ -1,9 +1,11 @@
 //! What every Intake HTTP service shares: problem+json errors, request ids, and the
 //! security headers on every answer.
 
+pub mod head_limits;
 pub mod problem;
 mod render;
 pub mod request_id;
+pub mod serve;
 
 use axum::http::{HeaderName, header};
 
