@@ -1,7 +1,8 @@
 //! A fake of Cloudinary's Upload API (design.md §8) that is strict where the real one is:
 //! it checks the api key, the timestamp's age and the request signature, keeps assets by
 //! `public_id` and honours `overwrite=false`. Tests can script failures: an error status
-//! with Cloudinary's error body, a hang, or a slow answer.
+//! with Cloudinary's error body, a hang, a slow answer, a connection broken before or
+//! after the asset is stored, or a random mix of these at a given rate.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -30,6 +31,13 @@ pub enum Behaviour {
     Hang,
     /// Answer normally after a delay.
     Slow(Duration),
+    /// Break the connection before storing anything.
+    Reset,
+    /// Store the asset, then break the connection: the client never learns it succeeded.
+    LostAnswer,
+    /// Fail this percentage of calls, each time at random with a 5xx, a broken connection
+    /// (before or after storing) or a hang; answer the rest normally.
+    Flaky(u8),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +57,7 @@ struct Inner {
     default: Option<Behaviour>,
     upload_calls: usize,
     refused_signatures: usize,
+    dice: Option<crate::Dice>,
 }
 
 #[derive(Clone)]
@@ -168,11 +177,29 @@ async fn upload(
     let behaviour = {
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.upload_calls += 1;
-        inner
+        let behaviour = inner
             .scripted
             .pop_front()
             .or_else(|| inner.default.clone())
-            .unwrap_or(Behaviour::Normal)
+            .unwrap_or(Behaviour::Normal);
+        match behaviour {
+            Behaviour::Flaky(percent) => {
+                let dice = inner.dice.get_or_insert_with(|| crate::Dice::new(0xC10D));
+                if dice.roll(100) < u64::from(percent) {
+                    match dice.roll(6) {
+                        0 => Behaviour::Fail(500),
+                        1 => Behaviour::Fail(502),
+                        2 => Behaviour::Fail(503),
+                        3 => Behaviour::Reset,
+                        4 => Behaviour::LostAnswer,
+                        _ => Behaviour::Hang,
+                    }
+                } else {
+                    Behaviour::Normal
+                }
+            }
+            other => other,
+        }
     };
     match behaviour {
         Behaviour::Fail(status) => return error(status, "scripted failure"),
@@ -180,7 +207,8 @@ async fn upload(
             std::future::pending::<()>().await;
         }
         Behaviour::Slow(delay) => tokio::time::sleep(delay).await,
-        Behaviour::Normal => {}
+        Behaviour::Reset => return broken_connection(),
+        Behaviour::Normal | Behaviour::LostAnswer | Behaviour::Flaky(_) => {}
     }
     if cloud != CLOUD_NAME {
         return error(404, "Unknown cloud");
@@ -260,7 +288,19 @@ async fn upload(
     };
     let body = asset_json(&asset, false);
     inner.assets.insert(public_id, asset);
+    if behaviour == Behaviour::LostAnswer {
+        return broken_connection();
+    }
     Json(body).into_response()
+}
+
+/// An answer whose body fails at once: hyper abandons the connection, and the client sees
+/// it closed before a complete answer, as when a connection is reset.
+fn broken_connection() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection reset by the fake"))
+    });
+    Response::new(axum::body::Body::from_stream(failing))
 }
 
 fn asset_json(asset: &Asset, existing: bool) -> serde_json::Value {

@@ -17,6 +17,10 @@ pub enum SmtpBehaviour {
     RejectPermanent,
     /// Close every connection at once, as a server that is down would.
     Down,
+    /// Fail this percentage of messages, each at random with a 451, a 550 or a connection
+    /// dropped after the data and before the reply (the message is not kept); accept the
+    /// rest.
+    Flaky(u8),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,7 @@ struct Inner {
     messages: Vec<ReceivedMail>,
     behaviour: SmtpBehaviour,
     scripted: std::collections::VecDeque<SmtpBehaviour>,
+    dice: crate::Dice,
 }
 
 #[derive(Clone)]
@@ -67,6 +72,7 @@ impl SmtpServer {
             messages: Vec::new(),
             behaviour: SmtpBehaviour::Accept,
             scripted: Default::default(),
+            dice: crate::Dice::new(0x5317),
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let addr = listener.local_addr().expect("local addr");
@@ -194,7 +200,18 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
             }
             let behaviour = {
                 let mut inner = lock();
-                let b = inner.scripted.pop_front().unwrap_or(inner.behaviour);
+                let mut b = inner.scripted.pop_front().unwrap_or(inner.behaviour);
+                if let SmtpBehaviour::Flaky(percent) = b {
+                    b = if inner.dice.roll(100) < u64::from(percent) {
+                        match inner.dice.roll(3) {
+                            0 => SmtpBehaviour::RejectTransient,
+                            1 => SmtpBehaviour::RejectPermanent,
+                            _ => SmtpBehaviour::Down,
+                        }
+                    } else {
+                        SmtpBehaviour::Accept
+                    };
+                }
                 if b == SmtpBehaviour::Accept {
                     inner.messages.push(ReceivedMail {
                         user: user.clone(),
@@ -213,7 +230,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
                 SmtpBehaviour::RejectPermanent => {
                     write.write_all(b"550 5.7.1 Message refused\r\n").await?
                 }
-                SmtpBehaviour::Down => return Ok(()),
+                SmtpBehaviour::Down | SmtpBehaviour::Flaky(_) => return Ok(()),
             }
         } else if upper == "RSET" {
             from.clear();

@@ -32,6 +32,22 @@ async fn cloudinary_5xx_then_success_completes_after_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudinary_connection_broken_before_or_after_storing_uploads_once() {
+    let mut stack = Stack::start().await;
+    // The second break happens after the fake stored the asset: the retry must find it
+    // (same public_id, overwrite=false), not store a second one.
+    stack
+        .cloudinary
+        .script([Behaviour::Reset, Behaviour::LostAnswer]);
+    stack.spawn_worker(2).await;
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(stack.cloudinary.assets().len(), 1, "one asset");
+    assert_eq!(stack.cloudinary.upload_calls(), 3, "two broken calls, one that answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cloudinary_outage_longer_than_one_attempt_is_retried_by_the_queue() {
     let mut stack = Stack::start().await;
     // More failures than the in-attempt retries absorb (1 + 3): the job itself is retried.
