@@ -1,0 +1,74 @@
+//! Scenario 1: workers SIGKILLed every two seconds and restarted while registrations flow.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use intake_testkit::cloudinary::Behaviour;
+
+use crate::harness::{Binaries, Harness, Options};
+use crate::invariants::{self, Email};
+use crate::load::{self, Pace};
+use crate::report::Report;
+use crate::Size;
+
+pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
+    let (n, concurrency, upload_delay, rate) = match size {
+        Size::Full => (1000, 4, 400, 25.0),
+        Size::Ci => (40, 2, 800, 20.0),
+    };
+    let workers = 3;
+    let mut report = Report::new(
+        "crashes",
+        format!("{n} submissions, {workers} workers, one SIGKILLed every 2 s"),
+    );
+    let h = Harness::start(
+        bins,
+        Options {
+            workers,
+            concurrency,
+            ..Options::default()
+        },
+        logs,
+    )
+    .await?;
+    // Slow uploads keep jobs in flight when the kills land.
+    h.cloudinary
+        .set_default(Behaviour::Slow(Duration::from_millis(upload_delay)));
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    let work = async {
+        let pace = Pace {
+            concurrency: 16,
+            per_second: Some(rate),
+            give_up: Duration::from_secs(60),
+        };
+        let load = load::submit(&h, 0..n, pace, started).await;
+        let ids: Vec<String> = load.accepted.values().cloned().collect();
+        let finals = h.wait_all_final(&ids, Duration::from_secs(900)).await;
+        done.store(true, Ordering::SeqCst);
+        (load, finals)
+    };
+    let kills = async {
+        let mut kills = 0usize;
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            if h.kill_and_restart_worker(kills).is_ok() {
+                kills += 1;
+            }
+        }
+        kills
+    };
+    let ((load, finals), kills) = tokio::join!(work, kills);
+    let finals = finals?;
+    report.figure(format!("{kills} workers SIGKILLed and restarted"));
+    report.figure(format!("answers: {:?}", load.answers()));
+    report.check("workers were killed mid-run", kills >= 3, format!("{kills} kills"));
+    report.equal("submissions accepted", load.accepted.len(), n);
+    invariants::completed_exactly_once(&h, &mut report, &load.accepted, &finals, Email::ExactlyOnce)
+        .await?;
+    invariants::privacy(&h, &mut report, 0..n, &finals);
+    Ok(report.finish())
+}

@@ -1,0 +1,75 @@
+//! Scenario 5: malformed and abusive requests sent byte for byte to the real api. Each must
+//! get a 4xx problem+json; none a 5xx; no panic in the logs; nothing left in staging or
+//! Redis.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use intake_testkit::hostile::{self, Rng};
+
+use crate::harness::{Binaries, Harness, Options};
+use crate::report::Report;
+use crate::Size;
+
+pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
+    let n = match size {
+        Size::Full => 10_000,
+        Size::Ci => 600,
+    };
+    let seed = 0x1ad0_7e57_0000_0007;
+    let mut report = Report::new("hostile", format!("{n} hostile requests (seed {seed:#x})"));
+    // The api alone: nothing these requests send may reach a worker.
+    let h = Harness::start(
+        bins,
+        Options {
+            workers: 0,
+            request_timeout_secs: 3,
+            ..Options::default()
+        },
+        logs,
+    )
+    .await?;
+    let mut rng = Rng::new(seed);
+    let requests: Vec<_> = (0..n).map(|i| hostile::generate(&mut rng, i)).collect();
+    let addr = h.api_addr;
+    let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
+        .map(|(i, request)| async move {
+            (i, request.kind, hostile::send(addr, request, Duration::from_secs(30)).await)
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut kinds: BTreeMap<(&str, u16), usize> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for (i, kind, answer) in answers {
+        match answer
+            .map_err(|e| e.to_string())
+            .and_then(|a| hostile::check(&a).map(|()| a))
+        {
+            Ok(answer) => *kinds.entry((kind, answer.status)).or_default() += 1,
+            Err(e) => wrong.push(format!("request {i} ({kind}): {e}")),
+        }
+    }
+    report.check(
+        "every request answered 4xx problem+json with a code and request id",
+        wrong.is_empty(),
+        format!("{} of {n} did not: {:?}", wrong.len(), wrong.iter().take(5).collect::<Vec<_>>()),
+    );
+    let families: std::collections::BTreeSet<&str> = kinds.keys().map(|(k, _)| *k).collect();
+    report.figure(format!("{} families: {kinds:?}", families.len()));
+    let api_log = std::fs::read_to_string(h.logs_dir().join("api.log")).unwrap_or_default();
+    report.equal(
+        "panics in the api's log",
+        api_log.lines().filter(|l| l.contains("panicked")).count(),
+        0,
+    );
+    report.equal(
+        "server errors in the api's log",
+        api_log.lines().filter(|l| l.contains("\"status\":5")).count(),
+        0,
+    );
+    report.equal("files left in staging", h.staged_files(), 0);
+    report.equal("keys left in Redis", h.redis_keys(), Vec::<String>::new());
+    Ok(report.finish())
+}

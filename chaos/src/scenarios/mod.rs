@@ -1,0 +1,8 @@
+//! One module per scenario of issue 7, each a separate run with its own system.
+
+pub mod contention;
+pub mod crashes;
+pub mod flaky;
+pub mod hostile;
+pub mod postgres;
+pub mod redis;

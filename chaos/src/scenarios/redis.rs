@@ -1,0 +1,77 @@
+//! Scenario 4: the private Redis (append-only file on) killed mid-run and started again.
+//! While it is down the api answers 503 with Retry-After and stages nothing; the client
+//! retries with the same key; api and workers reconnect by themselves.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Binaries, Harness, Options};
+use crate::invariants::{self, Email};
+use crate::load::{self, Pace};
+use crate::report::Report;
+use crate::Size;
+
+pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
+    let (n, rate, kill_at, down_for) = match size {
+        Size::Full => (600, 20.0, 10, 10),
+        Size::Ci => (40, 10.0, 1, 3),
+    };
+    let (kill_at, down_for) = (Duration::from_secs(kill_at), Duration::from_secs(down_for));
+    let mut report = Report::new(
+        "redis",
+        format!("{n} submissions at {rate}/s, Redis killed for {} s and restarted from its AOF", down_for.as_secs()),
+    );
+    let h = Harness::start(bins, Options::default(), logs).await?;
+    let started = Instant::now();
+    let pace = Pace {
+        concurrency: 16,
+        per_second: Some(rate),
+        give_up: Duration::from_secs(120),
+    };
+    let outage = async {
+        tokio::time::sleep_until((started + kill_at).into()).await;
+        h.kill_redis();
+        // Requests already past the claim when Redis died may still finish staging; count
+        // from a second in, when every request sees Redis gone.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let staged_early = h.staged_files();
+        tokio::time::sleep(down_for.saturating_sub(Duration::from_secs(1))).await;
+        let staged_late = h.staged_files();
+        h.restart_redis();
+        (staged_early, staged_late)
+    };
+    let (load, (staged_early, staged_late)) =
+        tokio::join!(load::submit(&h, 0..n, pace, started), outage);
+    let window = |t: &load::Try| {
+        t.at >= kill_at + Duration::from_millis(500) && t.at + Duration::from_millis(500) < kill_at + down_for
+    };
+    let during: Vec<_> = load.tries.iter().filter(|t| window(t)).collect();
+    let refused_properly = during.iter().filter(|t| t.status == 503 && t.retry_after).count();
+    report.check(
+        "while Redis is down the api answers 503 with Retry-After",
+        !during.is_empty() && refused_properly == during.len(),
+        format!("{refused_properly} of {} answers while down", during.len()),
+    );
+    let wrong: Vec<_> = load
+        .tries
+        .iter()
+        .filter(|t| !(t.status == 202 || (t.status == 503 && t.retry_after)))
+        .collect();
+    report.check(
+        "no answer other than 202 or 503 + Retry-After",
+        wrong.is_empty(),
+        format!("{:?}", wrong.iter().take(5).collect::<Vec<_>>()),
+    );
+    report.check(
+        "nothing staged while Redis was down",
+        staged_late <= staged_early,
+        format!("{staged_early} staged files a second in, {staged_late} at the end of the outage"),
+    );
+    let ids: Vec<String> = load.accepted.values().cloned().collect();
+    let finals = h.wait_all_final(&ids, Duration::from_secs(900)).await?;
+    report.figure(format!("answers: {:?}", load.answers()));
+    report.equal("submissions accepted (0 lost)", load.accepted.len(), n);
+    invariants::completed_exactly_once(&h, &mut report, &load.accepted, &finals, Email::ExactlyOnce)
+        .await?;
+    invariants::privacy(&h, &mut report, 0..n, &finals);
+    Ok(report.finish())
+}
