@@ -15,11 +15,13 @@ pub type Accepted = BTreeMap<usize, String>;
 /// How strict the email invariant is for a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Email {
-    /// Every registration's email went out exactly once (the SMTP server is healthy).
+    /// Every registration's email went out exactly once (healthy SMTP, no worker stopped
+    /// mid-send).
     ExactlyOnce,
-    /// A flaky SMTP server: each registration's delivery is `sent` (and received once) or
-    /// `failed` (and never received).
-    SentOrFailed,
+    /// Each registration's delivery is `sent` and received exactly once, or `failed` (the
+    /// server refused it, or a worker stopped mid-send and it was not sent again); no one
+    /// is emailed twice.
+    AtMostOnce,
 }
 
 /// Every accepted registration completed, once: one team row and one team ID each, IDs
@@ -96,9 +98,11 @@ async fn check_emails(
     accepted: &Accepted,
     email: Email,
 ) -> anyhow::Result<()> {
+    // Each registration's captain has an address of their own; the vice-captain's (in Cc)
+    // is the same on every test form, so messages are counted by captain.
     let mut received: BTreeMap<String, usize> = BTreeMap::new();
     for mail in h.smtp.messages() {
-        for to in mail.to {
+        for to in mail.to.into_iter().filter(|to| to.ends_with("@chaos.example")) {
             *received.entry(to).or_default() += 1;
         }
     }
@@ -106,32 +110,42 @@ async fn check_emails(
     report.check(
         "no registration emailed twice",
         twice.is_empty(),
-        format!("{} messages, {} recipients twice {:?}", received.values().sum::<usize>(), twice.len(), twice.iter().take(3).collect::<Vec<_>>()),
+        format!(
+            "{} messages; twice: {:?}",
+            received.values().sum::<usize>(),
+            twice.iter().take(3).collect::<Vec<_>>()
+        ),
     );
-    let deliveries: Vec<(String, String)> =
-        sqlx::query_as("SELECT registration_id::text, status FROM email_deliveries")
+    let deliveries: BTreeMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT registration_id::text, status FROM email_deliveries")
             .fetch_all(&h.pool)
-            .await?;
-    let by_status = |wanted: &str| deliveries.iter().filter(|(_, s)| s == wanted).count();
-    let (sent, failed) = (by_status("sent"), by_status("failed"));
+            .await?
+            .into_iter()
+            .collect();
+    let sent = deliveries.values().filter(|s| *s == "sent").count();
+    let failed = deliveries.values().filter(|s| *s == "failed").count();
     report.equal(
         "every registration has email_status sent or failed",
         sent + failed,
         accepted.len(),
     );
+    let sent_not_received = accepted
+        .iter()
+        .filter(|(n, id)| {
+            deliveries.get(*id).is_some_and(|s| s == "sent")
+                && !received.contains_key(&harness::email(**n))
+        })
+        .count();
+    report.equal("deliveries recorded sent but not received", sent_not_received, 0);
     let emailed = accepted
         .keys()
         .filter(|n| received.contains_key(&harness::email(**n)))
         .count();
-    match email {
-        Email::ExactlyOnce => {
-            report.equal("registrations emailed", emailed, accepted.len());
-            report.equal("deliveries failed", failed, 0);
-        }
-        Email::SentOrFailed => {
-            report.equal("registrations emailed = deliveries sent", emailed, sent);
-            report.figure(format!("email deliveries: {sent} sent, {failed} failed"));
-        }
+    report.figure(format!(
+        "email deliveries: {sent} sent, {failed} failed; {emailed} captains received one"
+    ));
+    if email == Email::ExactlyOnce {
+        report.equal("registrations emailed", emailed, accepted.len());
     }
     Ok(())
 }

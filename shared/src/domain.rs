@@ -302,6 +302,11 @@ impl RegistrationId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// An id read back from our own storage.
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
 }
 
 impl Default for RegistrationId {

@@ -17,7 +17,9 @@ use crate::error::StepError;
 use crate::status::StatusStore;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
-use crate::steps::{allocate_id, save};
+use crate::steps::allocate_id::{self, Allocation};
+use crate::steps::save;
+use intake_shared::domain::{RegistrationId, TeamId};
 
 pub struct Pipeline {
     pub pool: PgPool,
@@ -42,11 +44,7 @@ impl Pipeline {
 
         // 1. Team ID: the same one on every run of this registration.
         self.status.step(id, Step::AllocatingId).await?;
-        let team_id = timed("allocating_id", async {
-            save::check_not_duplicate(&self.pool, job).await?;
-            allocate_id::run(&self.pool, id, &self.team_id_prefix, self.team_id_width).await
-        })
-        .await?;
+        let team_id = timed("allocating_id", self.allocate(job)).await?;
         self.status.team_id(id, &team_id).await?;
         tracing::info!(%team_id, "team ID allocated");
 
@@ -82,6 +80,41 @@ impl Pipeline {
         self.status.completed(job, &uploads, email).await?;
         tracing::info!(?email, "registration completed");
         Ok(())
+    }
+
+    /// The team ID, with the claim on the team. A team claimed by a registration that
+    /// failed for good and was never saved is taken over; one claimed by a registration
+    /// still in progress or saved makes this one a duplicate.
+    async fn allocate(&self, job: &RegistrationJob) -> Result<TeamId, StepError> {
+        let (prefix, width) = (&self.team_id_prefix, self.team_id_width);
+        let mut take_over = None;
+        loop {
+            match allocate_id::run(&self.pool, job, prefix, width, take_over).await? {
+                Allocation::Allocated(team_id) => return Ok(team_id),
+                Allocation::Claimed { holder } => {
+                    if take_over.is_none() && self.gave_up(holder).await? {
+                        tracing::info!(%holder, "taking over the team's claim from a failed registration");
+                        take_over = Some(holder);
+                        continue;
+                    }
+                    return Err(save::duplicate());
+                }
+            }
+        }
+    }
+
+    /// Whether `holder` failed for good (or is unknown) and was never saved.
+    async fn gave_up(&self, holder: RegistrationId) -> Result<bool, StepError> {
+        if save::is_saved(&self.pool, holder).await? {
+            return Ok(false);
+        }
+        let status = self.status.get(holder).await.map_err(|e| {
+            StepError::transient(
+                intake_shared::errors::JobFailureCode::StatusUnavailable,
+                format!("reading the status of the team's holder: {e}"),
+            )
+        })?;
+        Ok(status.is_none_or(|s| s.status == intake_shared::status::JobState::Failed))
     }
 
     /// Marks the registration failed for good; its staged files stay for a re-drive.

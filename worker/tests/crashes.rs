@@ -7,7 +7,8 @@ use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::eventually;
 use intake_testkit::form::TestForm;
 use intake_testkit::stack::{Stack, team};
-use intake_worker::steps::{allocate_id, save};
+use intake_worker::steps::allocate_id::{self, Allocation};
+use intake_worker::steps::save;
 
 const FINISH: Duration = Duration::from_secs(60);
 
@@ -18,7 +19,7 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     intake_worker::db::migrate(&stack.pool)
         .await
         .expect("migrations");
-    for n in 0..4 {
+    for n in 0..5 {
         stack.submit(&team(n)).await;
     }
     let mut jobs = stack.queued_jobs();
@@ -27,9 +28,12 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     let staging = pipeline.staging.as_ref();
 
     // Crash right after the team ID was allocated.
-    let first = allocate_id::run(&stack.pool, jobs[0].registration_id, "ICCT", 4)
+    let Allocation::Allocated(first) = allocate_id::run(&stack.pool, &jobs[0], "ICCT", 4, None)
         .await
-        .expect("allocate");
+        .expect("allocate")
+    else {
+        panic!("the team is free")
+    };
     pipeline.run(&jobs[0], 2).await.expect("re-run completes");
     assert_eq!(
         stack.status(&jobs[0].registration_id.to_string()).await["team_id"],
@@ -45,9 +49,12 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[1], 2).await.expect("re-run completes");
 
     // Crash right after the registration was saved.
-    let id2 = allocate_id::run(&stack.pool, jobs[2].registration_id, "ICCT", 4)
+    let Allocation::Allocated(id2) = allocate_id::run(&stack.pool, &jobs[2], "ICCT", 4, None)
         .await
-        .expect("allocate");
+        .expect("allocate")
+    else {
+        panic!("the team is free")
+    };
     let docs = pipeline
         .uploader
         .run(staging, &jobs[2])
@@ -62,24 +69,50 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[3], 1).await.expect("first run");
     pipeline.run(&jobs[3], 2).await.expect("second run");
 
-    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 4);
+    // Crash while sending the email: the delivery is marked `sending` and nothing says how
+    // it ended. The re-run does not send (the captain may have the message already) and
+    // records the delivery failed, for support to resend.
+    sqlx::query(
+        "INSERT INTO email_deliveries (registration_id, status, message_id) VALUES ($1, 'sending', 'x')",
+    )
+    .bind(jobs[4].registration_id.as_uuid())
+    .execute(&stack.pool)
+    .await
+    .expect("delivery marked sending");
+    pipeline.run(&jobs[4], 2).await.expect("re-run completes");
+    let status = stack.status(&jobs[4].registration_id.to_string()).await;
+    assert_eq!(status["email_status"], "failed", "{status}");
+    let (last_error,): (String,) = sqlx::query_as(
+        "SELECT last_error FROM email_deliveries WHERE registration_id = $1",
+    )
+    .bind(jobs[4].registration_id.as_uuid())
+    .fetch_one(&stack.pool)
+    .await
+    .expect("delivery");
+    assert_eq!(last_error, intake_worker::steps::notify::UNKNOWN_OUTCOME);
+
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 5);
     assert_eq!(
         stack
             .count("SELECT count(DISTINCT team_id) FROM teams")
             .await,
-        4
+        5
     );
     assert_eq!(
         stack.count("SELECT count(*) FROM team_ids").await,
-        4,
+        5,
         "no ID was taken twice"
     );
     assert_eq!(
         stack.count("SELECT last_value FROM team_id_counters").await,
-        4
+        5
     );
-    assert_eq!(stack.cloudinary.assets().len(), 4, "one asset per document");
-    assert_eq!(stack.smtp.messages().len(), 4, "one email per registration");
+    assert_eq!(stack.cloudinary.assets().len(), 5, "one asset per document");
+    assert_eq!(
+        stack.smtp.messages().len(),
+        4,
+        "one email per registration, none for the one stopped mid-send"
+    );
     for job in &jobs {
         let status = stack.status(&job.registration_id.to_string()).await;
         assert_eq!(status["status"], "completed", "{status}");

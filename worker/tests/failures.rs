@@ -329,12 +329,40 @@ async fn two_hundred_simultaneous_registrations_of_one_team_make_one_row() {
     assert_eq!(completed, 1);
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
     assert_eq!(stack.smtp.messages().len(), 1);
-    // Duplicates racing the first one may each have been given a team ID before the save
-    // refused them; those IDs stay with those registrations and are never given again.
-    assert_eq!(
-        stack.count("SELECT count(*) FROM team_ids").await,
-        stack
-            .count("SELECT count(DISTINCT team_id) FROM team_ids")
-            .await
-    );
+    // The team is claimed with the ID, before any upload: the duplicates took no team ID
+    // and uploaded nothing.
+    assert_eq!(stack.count("SELECT count(*) FROM team_ids").await, 1);
+    assert_eq!(stack.cloudinary.assets().len(), 1, "one asset, the winner's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_whose_registration_failed_for_good_can_register_again() {
+    let mut stack = Stack::start().await;
+    stack.cloudinary.script([Behaviour::Fail(400)]);
+    stack.spawn_worker(2).await;
+    let first = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&first, FINISH).await;
+    assert_eq!(status["error"]["code"], "DOCUMENT_REJECTED", "{status}");
+    // The captain submits again (a new key): the failed registration's claim on the team
+    // is taken over.
+    let second = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&second, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["team_id"], "ICCT-0002");
+    // Re-running the first one now finds the team taken and uploads nothing.
+    let uploads = stack.cloudinary.upload_calls();
+    let job = stack
+        .queued_jobs()
+        .into_iter()
+        .find(|j| j.registration_id.to_string() == first)
+        .expect("the first job's payload");
+    let runtime = stack.runtime(1).await;
+    let error = runtime
+        .pipeline()
+        .run(&job, 2)
+        .await
+        .expect_err("a duplicate now");
+    assert_eq!(error.code().as_str(), "DUPLICATE_TEAM");
+    assert_eq!(stack.cloudinary.upload_calls(), uploads, "nothing uploaded");
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
 }

@@ -5,48 +5,125 @@
 //! lock serialises allocations, which costs one short transaction per registration; that is
 //! far below what the rest of the job costs. A registration that already has an ID (a
 //! retried or re-driven job) gets the same one back, and an ID is never given out twice.
-//! (A duplicate registration racing its original can take an ID before the save refuses
-//! it; that ID stays with it, leaving a gap in the sequence.)
+//!
+//! The same transaction claims the team (its folded name and the captain's phone) for the
+//! registration. A second registration of a team already claimed is refused here, before
+//! it takes an ID or uploads anything, so duplicates leave neither gaps in the IDs nor
+//! orphaned files at the document store. A claim whose holder failed for good and was never
+//! saved can be taken over ([`run`]'s `take_over`).
 
 use backon::Retryable;
 use intake_shared::domain::{RegistrationId, TeamId};
+use intake_shared::job::RegistrationJob;
 use sqlx::PgPool;
 
 use crate::db;
 use crate::error::StepError;
 
+/// The claim key of a team, folded as the unique index on `teams` folds it.
+const TEAM_KEY: &str = "lower(regexp_replace($1, '\\s+', ' ', 'g')) || E'\\n' || $2";
+
+/// What allocation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// The registration holds the team and this ID (new, or found again on a re-run).
+    Allocated(TeamId),
+    /// Another registration holds the team.
+    Claimed { holder: RegistrationId },
+}
+
+/// Gives the registration its team ID and the claim on its team; `take_over` names a
+/// holder the caller found gone (failed for good, never saved) whose claim may be moved.
 pub async fn run(
     pool: &PgPool,
-    registration_id: RegistrationId,
+    job: &RegistrationJob,
     prefix: &str,
     width: usize,
-) -> Result<TeamId, StepError> {
-    (|| allocate(pool, registration_id, prefix, width))
+    take_over: Option<RegistrationId>,
+) -> Result<Allocation, StepError> {
+    (|| allocate(pool, job, prefix, width, take_over))
         .retry(db::retry_policy())
         .when(db::is_transient)
         .await
         .map_err(|e| db::step_error(&e, "allocating the team ID"))
 }
 
-async fn existing(pool: &PgPool, id: RegistrationId) -> Result<Option<TeamId>, sqlx::Error> {
+/// Takes the team's claim for `id` inside `tx`: `None` if it holds it now, the holder
+/// otherwise.
+async fn claim(
+    tx: &mut sqlx::PgConnection,
+    job: &RegistrationJob,
+    take_over: Option<RegistrationId>,
+) -> Result<Option<RegistrationId>, sqlx::Error> {
+    let (name, phone) = (
+        job.registration.team_name.as_str(),
+        job.registration.captain.phone.as_str(),
+    );
+    let id = job.registration_id.as_uuid();
+    let holder: (uuid::Uuid,) = sqlx::query_as(&format!(
+        "INSERT INTO team_claims (team_key, registration_id) VALUES ({TEAM_KEY}, $3)
+         ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key
+         RETURNING registration_id"
+    ))
+    .bind(name)
+    .bind(phone)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let holder = holder.0;
+    if holder == id {
+        return Ok(None);
+    }
+    if take_over.is_some_and(|gone| gone.as_uuid() == holder) {
+        let moved = sqlx::query(&format!(
+            "UPDATE team_claims SET registration_id = $3, claimed_at = now()
+             WHERE team_key = {TEAM_KEY} AND registration_id = $4"
+        ))
+        .bind(name)
+        .bind(phone)
+        .bind(id)
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(RegistrationId::from_uuid(holder)))
+}
+
+async fn existing(
+    db: impl sqlx::PgExecutor<'_>,
+    id: RegistrationId,
+) -> Result<Option<TeamId>, sqlx::Error> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT team_id FROM team_ids WHERE registration_id = $1")
             .bind(id.as_uuid())
-            .fetch_optional(pool)
+            .fetch_optional(db)
             .await?;
     Ok(row.map(|(t,)| TeamId::from_stored(t)))
 }
 
 async fn allocate(
     pool: &PgPool,
-    id: RegistrationId,
+    job: &RegistrationJob,
     prefix: &str,
     width: usize,
-) -> Result<TeamId, sqlx::Error> {
-    if let Some(team_id) = existing(pool, id).await? {
-        return Ok(team_id);
-    }
+    take_over: Option<RegistrationId>,
+) -> Result<Allocation, sqlx::Error> {
+    let id = job.registration_id;
     let mut tx = pool.begin().await?;
+    // The claim first, even for a registration that has its ID already: one re-driven
+    // after another registration took its team over must not upload again.
+    if let Some(holder) = claim(&mut tx, job, take_over).await? {
+        tx.rollback().await?;
+        return Ok(Allocation::Claimed { holder });
+    }
+    if let Some(team_id) = existing(&mut *tx, id).await? {
+        tx.commit().await?;
+        return Ok(Allocation::Allocated(team_id));
+    }
     sqlx::query(
         "INSERT INTO team_id_counters (prefix, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING",
     )
@@ -74,8 +151,9 @@ async fn allocate(
         tx.rollback().await?;
         return existing(pool, id)
             .await?
+            .map(Allocation::Allocated)
             .ok_or_else(|| sqlx::Error::RowNotFound);
     }
     tx.commit().await?;
-    Ok(team_id)
+    Ok(Allocation::Allocated(team_id))
 }

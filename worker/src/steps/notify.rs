@@ -1,9 +1,9 @@
 //! Step 4: the confirmation email, to the captain with the vice-captain in Cc, as plain text
 //! and HTML. It is never fatal: the registration completes with `email_status` `sent` or
-//! `failed`. Each registration's delivery is recorded in Postgres, and a run that finds an
-//! accepted delivery does not send again. (A crash between the server accepting the message
-//! and the record being written can still send twice; the fixed Message-ID lets mail systems
-//! recognise the repeat.)
+//! `failed`. Each registration's delivery is recorded in Postgres and marked `sending` before
+//! the message goes out: a run that finds it `sent` does not send again, and one that finds
+//! it still `sending` (a worker stopped mid-send) does not either, recording it `failed`
+//! with the reason, so a captain is never emailed twice; support can resend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,21 +80,23 @@ impl Notifier {
         team_id: &TeamId,
         again: bool,
     ) -> Result<EmailStatus, StepError> {
-        let previous: Option<(String,)> = (|| async {
-            sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1")
-                .bind(id.as_uuid())
-                .fetch_optional(pool)
-                .await
-        })
-        .retry(db::retry_policy())
-        .when(db::is_transient)
-        .await
-        .map_err(|e| db::step_error(&e, "reading the email delivery"))?;
-        if !again && previous.as_ref().is_some_and(|(s,)| s == "sent") {
-            tracing::info!("confirmation email was already accepted; not sending again");
-            return Ok(EmailStatus::Sent);
-        }
         let message_id = format!("<registration-{id}@intake>");
+        match self.mark_sending(pool, id, &message_id, again).await? {
+            Previous::None => {}
+            Previous::Sent => {
+                tracing::info!("confirmation email was already accepted; not sending again");
+                return Ok(EmailStatus::Sent);
+            }
+            Previous::Sending => {
+                // A run stopped between marking and recording: the message may or may not
+                // have gone out. Sending again could email the captain twice; support can
+                // resend if nothing arrived.
+                tracing::warn!("an earlier run stopped while sending the confirmation; not sending again");
+                self.record(pool, id, EmailStatus::Failed, Some(UNKNOWN_OUTCOME), true)
+                    .await?;
+                return Ok(EmailStatus::Failed);
+            }
+        }
         let outcome = match confirmation(&self.from, registration, team_id, &message_id) {
             Ok(message) => (|| self.mailer.send(&message))
                 .retry(self.retry)
@@ -115,18 +117,74 @@ impl Notifier {
                 )
             }
         };
+        self.record(pool, id, status, last_error.as_deref(), false)
+            .await?;
+        Ok(status)
+    }
+
+    /// Marks the delivery `sending` unless it was sent or is being sent (a resend, which
+    /// support asks for knowingly, marks it whatever it was); says what it found instead. Only one run can move a delivery to
+    /// `sending`, so two runs of one job never both send.
+    async fn mark_sending(
+        &self,
+        pool: &PgPool,
+        id: RegistrationId,
+        message_id: &str,
+        again: bool,
+    ) -> Result<Previous, StepError> {
+        let found: Option<(String,)> = (|| async {
+            let marked = sqlx::query(
+                "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
+                 VALUES ($1, 'sending', $2, 1)
+                 ON CONFLICT (registration_id) DO UPDATE
+                 SET status = 'sending', attempts = email_deliveries.attempts + 1,
+                     last_error = NULL, updated_at = now()
+                 WHERE email_deliveries.status = 'failed' OR $3",
+            )
+            .bind(id.as_uuid())
+            .bind(message_id)
+            .bind(again)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if marked == 1 {
+                return Ok(None);
+            }
+            sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+        })
+        .retry(db::retry_policy())
+        .when(db::is_transient)
+        .await
+        .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
+        Ok(match found {
+            None => Previous::None,
+            Some((status,)) if status == "sent" => Previous::Sent,
+            Some(_) => Previous::Sending,
+        })
+    }
+
+    /// Records how the delivery ended; `only_if_sending` leaves a delivery another run
+    /// finished in the meantime as it is.
+    async fn record(
+        &self,
+        pool: &PgPool,
+        id: RegistrationId,
+        status: EmailStatus,
+        last_error: Option<&str>,
+        only_if_sending: bool,
+    ) -> Result<(), StepError> {
         (|| async {
             sqlx::query(
-                "INSERT INTO email_deliveries (registration_id, status, message_id, attempts, last_error)
-                 VALUES ($1, $2, $3, 1, $4)
-                 ON CONFLICT (registration_id) DO UPDATE
-                 SET status = EXCLUDED.status, attempts = email_deliveries.attempts + 1,
-                     last_error = EXCLUDED.last_error, updated_at = now()",
+                "UPDATE email_deliveries SET status = $2, last_error = $3, updated_at = now()
+                 WHERE registration_id = $1 AND (NOT $4 OR status = 'sending')",
             )
             .bind(id.as_uuid())
             .bind(if status == EmailStatus::Sent { "sent" } else { "failed" })
-            .bind(&message_id)
-            .bind(last_error.as_deref())
+            .bind(last_error)
+            .bind(only_if_sending)
             .execute(pool)
             .await
         })
@@ -134,9 +192,21 @@ impl Notifier {
         .when(db::is_transient)
         .await
         .map_err(|e| db::step_error(&e, "recording the email delivery"))?;
-        Ok(status)
+        Ok(())
     }
 }
+
+/// The delivery's state before this run.
+enum Previous {
+    None,
+    Sent,
+    /// Marked `sending` by a run that did not record how it ended.
+    Sending,
+}
+
+/// Why a delivery found `sending` is recorded as failed.
+pub const UNKNOWN_OUTCOME: &str =
+    "a worker stopped while sending; whether the message went out is unknown, so it was not sent again";
 
 /// The confirmation message: team ID, team name and players, in text and HTML.
 pub fn confirmation(

@@ -31,32 +31,8 @@ enum SaveError {
     Db(#[from] sqlx::Error),
 }
 
-/// Fails fast when another registration already holds this team, so a duplicate does not
-/// take a team ID. The unique key in [`run`] remains the guarantee; this is a courtesy.
-pub async fn check_not_duplicate(pool: &PgPool, job: &RegistrationJob) -> Result<(), StepError> {
-    let found = (|| async {
-        sqlx::query_as::<_, (uuid::Uuid,)>(
-            "SELECT registration_id FROM teams
-             WHERE lower(regexp_replace(team_name, '\\s+', ' ', 'g')) = lower(regexp_replace($1, '\\s+', ' ', 'g'))
-               AND captain_phone = $2 AND registration_id <> $3",
-        )
-        .bind(job.registration.team_name.as_str())
-        .bind(job.registration.captain.phone.as_str())
-        .bind(job.registration_id.as_uuid())
-        .fetch_optional(pool)
-        .await
-    })
-    .retry(db::retry_policy())
-    .when(db::is_transient)
-    .await
-    .map_err(|e| db::step_error(&e, "checking for an existing registration"))?;
-    match found {
-        Some(_) => Err(duplicate()),
-        None => Ok(()),
-    }
-}
-
-fn duplicate() -> StepError {
+/// The failure of a registration whose team another registration holds.
+pub fn duplicate() -> StepError {
     StepError::permanent(
         JobFailureCode::DuplicateTeam,
         "a team with this name and captain's phone number is already registered",
