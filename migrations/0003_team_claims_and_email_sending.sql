@@ -14,10 +14,12 @@ SELECT lower(regexp_replace(team_name, '\s+', ' ', 'g')) || E'\n' || captain_pho
 FROM teams
 ON CONFLICT DO NOTHING;
 
--- A delivery is marked `sending` before the message goes to the SMTP server. A later run
--- that finds it still `sending` knows a worker stopped mid-send and cannot tell whether the
--- message went out: it does not send again (at most one email) and records the delivery as
--- failed with that reason, for support to resend if the captain got nothing.
+-- A delivery is marked `sending` before the message goes to the SMTP server; only one run
+-- can mark it. A later run that finds it `sending` after the sending run's deadline knows
+-- that run stopped mid-send and cannot tell whether the message went out: it does not send
+-- again (at most one email) and records `unknown`, shown to clients as `failed`, for
+-- support to resend if the captain got nothing.
 ALTER TABLE email_deliveries DROP CONSTRAINT email_deliveries_status_check;
 ALTER TABLE email_deliveries
-    ADD CONSTRAINT email_deliveries_status_check CHECK (status IN ('sending', 'sent', 'failed'));
+    ADD CONSTRAINT email_deliveries_status_check
+    CHECK (status IN ('sending', 'sent', 'failed', 'unknown'));

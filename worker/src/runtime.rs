@@ -109,7 +109,10 @@ pub fn notifier(settings: &Settings) -> Result<Notifier, StartupError> {
             )?,
         ),
     };
-    Ok(Notifier::new(mailer, from))
+    // Every attempt may take the SMTP timeout; the waits between attempts add up to
+    // about 15 s (see `Notifier::new`).
+    let deadline = Duration::from_secs(settings.smtp_timeout_secs.saturating_mul(5) + 15);
+    Ok(Notifier::new(mailer, from).with_send_deadline(deadline))
 }
 
 /// What every job needs, shared by all jobs of the process.

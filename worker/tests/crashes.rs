@@ -69,11 +69,12 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[3], 1).await.expect("first run");
     pipeline.run(&jobs[3], 2).await.expect("second run");
 
-    // Crash while sending the email: the delivery is marked `sending` and nothing says how
-    // it ended. The re-run does not send (the captain may have the message already) and
-    // records the delivery failed, for support to resend.
+    // Crash while sending the email: the delivery was marked `sending` an hour ago and
+    // nothing says how it ended. The re-run does not send (the captain may have the
+    // message already) and records it `unknown` (`failed` to clients), for support.
     sqlx::query(
-        "INSERT INTO email_deliveries (registration_id, status, message_id) VALUES ($1, 'sending', 'x')",
+        "INSERT INTO email_deliveries (registration_id, status, message_id, updated_at)
+         VALUES ($1, 'sending', 'x', now() - interval '1 hour')",
     )
     .bind(jobs[4].registration_id.as_uuid())
     .execute(&stack.pool)
@@ -82,16 +83,38 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[4], 2).await.expect("re-run completes");
     let status = stack.status(&jobs[4].registration_id.to_string()).await;
     assert_eq!(status["email_status"], "failed", "{status}");
-    let (last_error,): (String,) = sqlx::query_as(
-        "SELECT last_error FROM email_deliveries WHERE registration_id = $1",
+    let (delivery, last_error): (String, String) = sqlx::query_as(
+        "SELECT status, last_error FROM email_deliveries WHERE registration_id = $1",
     )
     .bind(jobs[4].registration_id.as_uuid())
     .fetch_one(&stack.pool)
     .await
     .expect("delivery");
+    assert_eq!(delivery, "unknown");
     assert_eq!(last_error, intake_worker::steps::notify::UNKNOWN_OUTCOME);
 
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 5);
+    // A delivery marked `sending` just now belongs to a run that may still be sending (two
+    // runs of one job): this run waits for its outcome instead of sending too.
+    sqlx::query("UPDATE email_deliveries SET status = 'sending', updated_at = now() WHERE registration_id = $1")
+        .bind(jobs[3].registration_id.as_uuid())
+        .execute(&stack.pool)
+        .await
+        .expect("delivery marked sending");
+    let pool = stack.pool.clone();
+    let other_run = jobs[3].registration_id.as_uuid();
+    let finisher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sqlx::query("UPDATE email_deliveries SET status = 'sent' WHERE registration_id = $1")
+            .bind(other_run)
+            .execute(&pool)
+            .await
+            .expect("the other run records its send");
+    });
+    pipeline.run(&jobs[3], 3).await.expect("third run");
+    finisher.await.expect("finisher");
+    let status = stack.status(&jobs[3].registration_id.to_string()).await;
+    assert_eq!(status["email_status"], "sent", "{status}");
     assert_eq!(
         stack
             .count("SELECT count(DISTINCT team_id) FROM teams")

@@ -11,6 +11,9 @@ pub enum MailError {
     /// The server refused the message for good (5xx).
     #[error("mail delivery refused: {0}")]
     Permanent(String),
+    /// Sending outran its deadline: the message may or may not have gone out.
+    #[error("mail delivery outcome unknown: sending outran its deadline")]
+    OutcomeUnknown,
 }
 
 impl MailError {

@@ -1,9 +1,10 @@
 //! Step 4: the confirmation email, to the captain with the vice-captain in Cc, as plain text
 //! and HTML. It is never fatal: the registration completes with `email_status` `sent` or
 //! `failed`. Each registration's delivery is recorded in Postgres and marked `sending` before
-//! the message goes out: a run that finds it `sent` does not send again, and one that finds
-//! it still `sending` (a worker stopped mid-send) does not either, recording it `failed`
-//! with the reason, so a captain is never emailed twice; support can resend.
+//! the message goes out: a run that finds it `sent` does not send again; one that finds it
+//! `sending` waits for the run that is sending, or, once that run's deadline has passed (it
+//! stopped), records the delivery `unknown` (shown as `failed`) without sending, so a
+//! captain is never emailed twice; support can resend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,13 @@ pub struct Notifier {
     mailer: Arc<dyn Mailer>,
     from: Mailbox,
     retry: ExponentialBuilder,
+    /// The longest one run spends sending (every retry included); a delivery marked
+    /// `sending` for longer than this (and a margin) belongs to a run that stopped.
+    send_deadline: Duration,
 }
+
+/// Time allowed beyond the send deadline for the run to record how the send ended.
+const RECORD_MARGIN: Duration = Duration::from_secs(10);
 
 impl Notifier {
     pub fn new(mailer: Arc<dyn Mailer>, from: Mailbox) -> Self {
@@ -37,7 +44,15 @@ impl Notifier {
                 .with_max_delay(Duration::from_secs(8))
                 .with_max_times(4)
                 .with_jitter(),
+            send_deadline: Duration::from_secs(60),
         }
+    }
+
+    /// Bounds one run's sending, retries included (the SMTP timeout times the attempts,
+    /// plus the waits between them).
+    pub fn with_send_deadline(mut self, deadline: Duration) -> Self {
+        self.send_deadline = deadline;
+        self
     }
 
     pub fn with_retry(mut self, retry: ExponentialBuilder) -> Self {
@@ -83,32 +98,33 @@ impl Notifier {
         let message_id = format!("<registration-{id}@intake>");
         match self.mark_sending(pool, id, &message_id, again).await? {
             Previous::None => {}
-            Previous::Sent => {
-                tracing::info!("confirmation email was already accepted; not sending again");
-                return Ok(EmailStatus::Sent);
-            }
-            Previous::Sending => {
-                // A run stopped between marking and recording: the message may or may not
-                // have gone out. Sending again could email the captain twice; support can
-                // resend if nothing arrived.
-                tracing::warn!("an earlier run stopped while sending the confirmation; not sending again");
-                self.record(pool, id, EmailStatus::Failed, Some(UNKNOWN_OUTCOME), true)
-                    .await?;
-                return Ok(EmailStatus::Failed);
+            Previous::Ended(status) => {
+                tracing::info!(?status, "the confirmation email was already dealt with; not sending again");
+                return Ok(status);
             }
         }
         let outcome = match confirmation(&self.from, registration, team_id, &message_id) {
-            Ok(message) => (|| self.mailer.send(&message))
-                .retry(self.retry)
-                .when(MailError::is_transient)
-                .notify(|err, delay| {
-                    tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
-                })
-                .await,
+            Ok(message) => {
+                let sending = (|| self.mailer.send(&message))
+                    .retry(self.retry)
+                    .when(MailError::is_transient)
+                    .notify(|err, delay| {
+                        tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
+                    });
+                tokio::time::timeout(self.send_deadline, sending)
+                    .await
+                    .unwrap_or(Err(MailError::OutcomeUnknown))
+            }
             Err(err) => Err(MailError::Permanent(err)),
         };
         let (status, last_error) = match &outcome {
             Ok(()) => (EmailStatus::Sent, None),
+            Err(MailError::OutcomeUnknown) => {
+                tracing::warn!("sending the confirmation took longer than its deadline; not sending again");
+                self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
+                    .await?;
+                return Ok(EmailStatus::Failed);
+            }
             Err(err) => {
                 tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), mailer = self.mailer.name(), "confirmation email failed");
                 (
@@ -117,14 +133,20 @@ impl Notifier {
                 )
             }
         };
-        self.record(pool, id, status, last_error.as_deref(), false)
-            .await?;
+        let delivery = if status == EmailStatus::Sent {
+            Delivery::Sent
+        } else {
+            Delivery::Failed
+        };
+        self.record(pool, id, delivery, last_error.as_deref()).await?;
         Ok(status)
     }
 
-    /// Marks the delivery `sending` unless it was sent or is being sent (a resend, which
-    /// support asks for knowingly, marks it whatever it was); says what it found instead. Only one run can move a delivery to
-    /// `sending`, so two runs of one job never both send.
+    /// Marks the delivery `sending`, which only one run can do: from nothing, or from
+    /// `failed` (the server refused it before; a re-driven job tries again); a support
+    /// resend marks it whatever it was. Otherwise says how the delivery ended, waiting for
+    /// a run that is sending right now, and settling a delivery left `sending` by a run
+    /// that stopped as `unknown`: it is not sent again, so no one is emailed twice.
     async fn mark_sending(
         &self,
         pool: &PgPool,
@@ -132,59 +154,72 @@ impl Notifier {
         message_id: &str,
         again: bool,
     ) -> Result<Previous, StepError> {
-        let found: Option<(String,)> = (|| async {
-            let marked = sqlx::query(
-                "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
-                 VALUES ($1, 'sending', $2, 1)
-                 ON CONFLICT (registration_id) DO UPDATE
-                 SET status = 'sending', attempts = email_deliveries.attempts + 1,
-                     last_error = NULL, updated_at = now()
-                 WHERE email_deliveries.status = 'failed' OR $3",
-            )
-            .bind(id.as_uuid())
-            .bind(message_id)
-            .bind(again)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            if marked == 1 {
-                return Ok(None);
-            }
-            sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1")
+        let lease = self.send_deadline + RECORD_MARGIN;
+        loop {
+            let found: Option<(String, bool)> = (|| async {
+                let marked = sqlx::query(
+                    "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
+                     VALUES ($1, 'sending', $2, 1)
+                     ON CONFLICT (registration_id) DO UPDATE
+                     SET status = 'sending', attempts = email_deliveries.attempts + 1,
+                         last_error = NULL, updated_at = now()
+                     WHERE email_deliveries.status = 'failed' OR $3",
+                )
                 .bind(id.as_uuid())
+                .bind(message_id)
+                .bind(again)
+                .execute(pool)
+                .await?
+                .rows_affected();
+                if marked == 1 {
+                    return Ok(None);
+                }
+                sqlx::query_as(
+                    "SELECT status, updated_at < now() - make_interval(secs => $2)
+                     FROM email_deliveries WHERE registration_id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(lease.as_secs_f64())
                 .fetch_optional(pool)
                 .await
-        })
-        .retry(db::retry_policy())
-        .when(db::is_transient)
-        .await
-        .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
-        Ok(match found {
-            None => Previous::None,
-            Some((status,)) if status == "sent" => Previous::Sent,
-            Some(_) => Previous::Sending,
-        })
+            })
+            .retry(db::retry_policy())
+            .when(db::is_transient)
+            .await
+            .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
+            match found.as_ref().map(|(status, stale)| (status.as_str(), *stale)) {
+                None => return Ok(Previous::None),
+                Some(("sent", _)) => return Ok(Previous::Ended(EmailStatus::Sent)),
+                Some(("sending", true)) => {
+                    tracing::warn!("an earlier run stopped while sending the confirmation; not sending again");
+                    self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
+                        .await?;
+                    return Ok(Previous::Ended(EmailStatus::Failed));
+                }
+                // Another run is sending now (or stopped less than a lease ago): its outcome
+                // decides.
+                Some(("sending", false)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Some(_) => return Ok(Previous::Ended(EmailStatus::Failed)),
+            }
+        }
     }
 
-    /// Records how the delivery ended; `only_if_sending` leaves a delivery another run
-    /// finished in the meantime as it is.
+    /// Records how the delivery ended.
     async fn record(
         &self,
         pool: &PgPool,
         id: RegistrationId,
-        status: EmailStatus,
+        delivery: Delivery,
         last_error: Option<&str>,
-        only_if_sending: bool,
     ) -> Result<(), StepError> {
         (|| async {
             sqlx::query(
                 "UPDATE email_deliveries SET status = $2, last_error = $3, updated_at = now()
-                 WHERE registration_id = $1 AND (NOT $4 OR status = 'sending')",
+                 WHERE registration_id = $1",
             )
             .bind(id.as_uuid())
-            .bind(if status == EmailStatus::Sent { "sent" } else { "failed" })
+            .bind(delivery.as_str())
             .bind(last_error)
-            .bind(only_if_sending)
             .execute(pool)
             .await
         })
@@ -198,15 +233,34 @@ impl Notifier {
 
 /// The delivery's state before this run.
 enum Previous {
+    /// Nothing was sent, or the last try was refused: this run sends.
     None,
-    Sent,
-    /// Marked `sending` by a run that did not record how it ended.
-    Sending,
+    /// Sent, or given up as `unknown`: this run does not send.
+    Ended(EmailStatus),
 }
 
-/// Why a delivery found `sending` is recorded as failed.
-pub const UNKNOWN_OUTCOME: &str =
-    "a worker stopped while sending; whether the message went out is unknown, so it was not sent again";
+/// How a delivery ended, as `email_deliveries.status` says it.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    Sent,
+    Failed,
+    /// A run stopped mid-send, or sending outran its deadline: the message may or may not
+    /// have gone out. Shown as `failed`; only a support resend sends again.
+    Unknown,
+}
+
+impl Delivery {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a delivery is recorded `unknown`.
+pub const UNKNOWN_OUTCOME: &str = "sending stopped before the server answered; whether the message went out is unknown, so it was not sent again (resend from the support tools if it did not arrive)";
 
 /// The confirmation message: team ID, team name and players, in text and HTML.
 pub fn confirmation(
