@@ -29,12 +29,19 @@ async fn a_thousand_hostile_requests_get_problems_and_leave_nothing() {
     let mut kinds: BTreeMap<(&str, u16), usize> = BTreeMap::new();
     let mut wrong = Vec::new();
     for (i, kind, answer) in answers {
-        match answer.map_err(|e| e.to_string()).and_then(|a| hostile::check(&a).map(|()| a)) {
+        match answer
+            .map_err(|e| e.to_string())
+            .and_then(|a| hostile::check(&a).map(|()| a))
+        {
             Ok(answer) => *kinds.entry((kind, answer.status)).or_default() += 1,
             Err(e) => wrong.push(format!("request {i} ({kind}): {e}")),
         }
     }
-    assert!(wrong.is_empty(), "{} wrong answers: {wrong:#?}", wrong.len());
+    assert!(
+        wrong.is_empty(),
+        "{} wrong answers: {wrong:#?}",
+        wrong.len()
+    );
     eprintln!("{kinds:?}");
     for family in [
         "oversized-header",
@@ -72,7 +79,10 @@ async fn a_thousand_hostile_requests_get_problems_and_leave_nothing() {
         );
     }
     // A slow body is timed out (408) unless what did arrive is already wrong (400).
-    for (family, allowed) in [("oversized-uri", [414, 431]), ("slow-loris-body", [408, 400])] {
+    for (family, allowed) in [
+        ("oversized-uri", [414, 431]),
+        ("slow-loris-body", [408, 400]),
+    ] {
         assert!(
             kinds
                 .iter()

@@ -401,7 +401,13 @@ impl Harness {
                 .map(|entries| {
                     entries
                         .flatten()
-                        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                walk(&e.path())
+                            } else {
+                                1
+                            }
+                        })
                         .sum()
                 })
                 .unwrap_or(0)
@@ -453,7 +459,7 @@ pub fn registration(n: usize) -> TestForm {
     let form = TestForm::valid_for_team(&format!("Chaos Team {n:05}"))
         .set("captain_phone", &phone(n))
         .set("captain_email", &email(n));
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         form.file("pastor_letter", pdf(3000), "letter.pdf")
     } else {
         form
@@ -462,7 +468,7 @@ pub fn registration(n: usize) -> TestForm {
 
 /// Documents registration `n` carries.
 pub fn documents(n: usize) -> usize {
-    if n % 2 == 0 { 2 } else { 1 }
+    if n.is_multiple_of(2) { 2 } else { 1 }
 }
 
 pub fn phone(n: usize) -> String {

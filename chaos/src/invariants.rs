@@ -56,12 +56,12 @@ pub async fn completed_exactly_once(
         .values()
         .filter_map(|s| s["team_id"].as_str())
         .collect();
-    report.equal("distinct team IDs in the status answers", team_ids.len() as i64, n);
     report.equal(
-        "team rows",
-        h.count("SELECT count(*) FROM teams").await?,
+        "distinct team IDs in the status answers",
+        team_ids.len() as i64,
         n,
     );
+    report.equal("team rows", h.count("SELECT count(*) FROM teams").await?, n);
     report.equal(
         "team IDs taken (no ID taken twice or burnt)",
         h.count("SELECT count(*) FROM team_ids").await?,
@@ -102,7 +102,11 @@ async fn check_emails(
     // is the same on every test form, so messages are counted by captain.
     let mut received: BTreeMap<String, usize> = BTreeMap::new();
     for mail in h.smtp.messages() {
-        for to in mail.to.into_iter().filter(|to| to.ends_with("@chaos.example")) {
+        for to in mail
+            .to
+            .into_iter()
+            .filter(|to| to.ends_with("@chaos.example"))
+        {
             *received.entry(to).or_default() += 1;
         }
     }
@@ -116,12 +120,13 @@ async fn check_emails(
             twice.iter().take(3).collect::<Vec<_>>()
         ),
     );
-    let deliveries: BTreeMap<String, String> =
-        sqlx::query_as::<_, (String, String)>("SELECT registration_id::text, status FROM email_deliveries")
-            .fetch_all(&h.pool)
-            .await?
-            .into_iter()
-            .collect();
+    let deliveries: BTreeMap<String, String> = sqlx::query_as::<_, (String, String)>(
+        "SELECT registration_id::text, status FROM email_deliveries",
+    )
+    .fetch_all(&h.pool)
+    .await?
+    .into_iter()
+    .collect();
     let sent = deliveries.values().filter(|s| *s == "sent").count();
     let failed = deliveries.values().filter(|s| *s == "failed").count();
     // A delivery a stopped worker left mid-send: shown as failed, never sent again.
@@ -138,7 +143,11 @@ async fn check_emails(
                 && !received.contains_key(&harness::email(**n))
         })
         .count();
-    report.equal("deliveries recorded sent but not received", sent_not_received, 0);
+    report.equal(
+        "deliveries recorded sent but not received",
+        sent_not_received,
+        0,
+    );
     let emailed = accepted
         .keys()
         .filter(|n| received.contains_key(&harness::email(**n)))
@@ -162,7 +171,12 @@ const FIXED_PERSONAL_DATA: [&str; 3] = ["9123456780", "ravi@example.org", "Arjun
 
 /// The logs of every process of the run name no test phone number or email in clear, and
 /// no process panicked; the status answers carry no personal data either.
-pub fn privacy(h: &Harness, report: &mut Report, numbers: impl Iterator<Item = usize> + Clone, finals: &BTreeMap<String, Value>) {
+pub fn privacy(
+    h: &Harness,
+    report: &mut Report,
+    numbers: impl Iterator<Item = usize> + Clone,
+    finals: &BTreeMap<String, Value>,
+) {
     let mut logs = String::new();
     let mut lines = 0usize;
     for name in ["api.log", "workers.log"] {
@@ -185,7 +199,10 @@ pub fn privacy(h: &Harness, report: &mut Report, numbers: impl Iterator<Item = u
     report.check(
         "logs name no phone number or email in clear",
         found.is_empty() && lines > 0,
-        format!("{lines} log lines searched; found {:?}", found.iter().take(5).collect::<Vec<_>>()),
+        format!(
+            "{lines} log lines searched; found {:?}",
+            found.iter().take(5).collect::<Vec<_>>()
+        ),
     );
     let panics = logs.lines().filter(|l| l.contains("panicked")).count();
     report.equal("panics in the logs", panics, 0);
@@ -198,6 +215,10 @@ pub fn privacy(h: &Harness, report: &mut Report, numbers: impl Iterator<Item = u
     report.check(
         "status answers carry no personal data",
         shown.is_empty(),
-        format!("{} status answers; found {:?}", finals.len(), shown.iter().take(5).collect::<Vec<_>>()),
+        format!(
+            "{} status answers; found {:?}",
+            finals.len(),
+            shown.iter().take(5).collect::<Vec<_>>()
+        ),
     );
 }

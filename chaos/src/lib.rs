@@ -54,7 +54,12 @@ impl Scenario {
 }
 
 /// Runs one scenario; its processes log under `logs`.
-pub async fn run(scenario: Scenario, size: Size, bins: Binaries, logs: &Path) -> anyhow::Result<Report> {
+pub async fn run(
+    scenario: Scenario,
+    size: Size,
+    bins: Binaries,
+    logs: &Path,
+) -> anyhow::Result<Report> {
     match scenario {
         Scenario::Crashes => scenarios::crashes::run(bins, size, logs).await,
         Scenario::Flaky => scenarios::flaky::run(bins, size, logs).await,

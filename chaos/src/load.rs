@@ -52,19 +52,18 @@ pub struct Pace {
 /// Submits registrations `numbers` with keys `chaos-{n}`; `started` is the run's clock.
 pub async fn submit(h: &Harness, numbers: Range<usize>, pace: Pace, started: Instant) -> Load {
     let first = numbers.start;
-    let results: Vec<(usize, Vec<Try>, Result<String, (u16, String)>)> =
-        futures::stream::iter(numbers)
-            .map(|n| async move {
-                if let Some(rate) = pace.per_second {
-                    let due = started + Duration::from_secs_f64((n - first) as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let (tries, outcome) = submit_one(h, n, pace.give_up, started).await;
-                (n, tries, outcome)
-            })
-            .buffer_unordered(pace.concurrency.max(1))
-            .collect()
-            .await;
+    let results: Vec<(usize, Vec<Try>, Outcome)> = futures::stream::iter(numbers)
+        .map(|n| async move {
+            if let Some(rate) = pace.per_second {
+                let due = started + Duration::from_secs_f64((n - first) as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let (tries, outcome) = submit_one(h, n, pace.give_up, started).await;
+            (n, tries, outcome)
+        })
+        .buffer_unordered(pace.concurrency.max(1))
+        .collect()
+        .await;
     let mut load = Load::default();
     for (n, tries, outcome) in results {
         load.tries.extend(tries);
@@ -78,12 +77,15 @@ pub async fn submit(h: &Harness, numbers: Range<usize>, pace: Pace, started: Ins
     load
 }
 
+/// The id a 202 named, or the answer that refused the registration for good.
+type Outcome = Result<String, (u16, String)>;
+
 async fn submit_one(
     h: &Harness,
     n: usize,
     give_up: Duration,
     started: Instant,
-) -> (Vec<Try>, Result<String, (u16, String)>) {
+) -> (Vec<Try>, Outcome) {
     let form = harness::registration(n);
     let key = format!("chaos-{n}");
     let deadline = Instant::now() + give_up;

@@ -57,7 +57,7 @@ struct Inner {
     default: Option<Behaviour>,
     upload_calls: usize,
     refused_signatures: usize,
-    dice: Option<crate::Dice>,
+    dice: Option<crate::Rng>,
 }
 
 #[derive(Clone)]
@@ -184,9 +184,9 @@ async fn upload(
             .unwrap_or(Behaviour::Normal);
         match behaviour {
             Behaviour::Flaky(percent) => {
-                let dice = inner.dice.get_or_insert_with(|| crate::Dice::new(0xC10D));
-                if dice.roll(100) < u64::from(percent) {
-                    match dice.roll(6) {
+                let dice = inner.dice.get_or_insert_with(|| crate::Rng::new(0xC10D));
+                if dice.below(100) < usize::from(percent) {
+                    match dice.below(6) {
                         0 => Behaviour::Fail(500),
                         1 => Behaviour::Fail(502),
                         2 => Behaviour::Fail(503),

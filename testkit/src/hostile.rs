@@ -14,34 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::form::{jpeg, pdf, png};
 
-/// A small deterministic generator (xorshift), so a failing request can be replayed from
-/// its seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+pub use crate::Rng;
 
 /// How a request goes on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -93,15 +66,23 @@ fn odd_values() -> Vec<Vec<u8>> {
         b"9999999999".to_vec(),
         b"[{\"name\":\"Aaa\",\"role\":\"batsman\"}]".to_vec(),
         b"{not json".to_vec(),
-        "\u{0627}\u{0644}\u{0639}\u{0631}\u{0628}\u{064A}\u{0629}".as_bytes().to_vec(),
-        "Z\u{0351}\u{0360}\u{0353}a\u{0352}\u{035D}".as_bytes().to_vec(),
+        "\u{0627}\u{0644}\u{0639}\u{0631}\u{0628}\u{064A}\u{0629}"
+            .as_bytes()
+            .to_vec(),
+        "Z\u{0351}\u{0360}\u{0353}a\u{0352}\u{035D}"
+            .as_bytes()
+            .to_vec(),
     ]
 }
 
 /// Contents whose magic lies or that sit on the size limits.
 fn lying_files(rng: &mut Rng) -> Vec<u8> {
     match rng.below(11) {
-        0 => [&b"\x89PNG\r\n\x1a\n"[..], b"<html><script>alert(1)</script>"].concat(),
+        0 => [
+            &b"\x89PNG\r\n\x1a\n"[..],
+            b"<html><script>alert(1)</script>",
+        ]
+        .concat(),
         1 => [&b"\xFF\xD8\xFF"[..], b"<svg onload=alert(1)>"].concat(),
         2 => [&b"%PDF-"[..], b"<?php system($_GET['c']); ?>"].concat(),
         // A real PNG head with a zip archive behind it (a polyglot).
@@ -198,7 +179,7 @@ fn head(content_type: &str, length: Option<usize>, extra: &[String]) -> Vec<u8> 
 }
 
 fn key(rng: &mut Rng) -> String {
-    format!("Idempotency-Key: hostile-{:016x}", rng.next())
+    format!("Idempotency-Key: hostile-{:016x}", rng.next_u64())
 }
 
 /// One hostile request; `i` varies the family so that every family is well represented.
@@ -249,7 +230,8 @@ pub fn generate(rng: &mut Rng, i: usize) -> HostileRequest {
         4 => {
             let size = *rng.pick(&[9 * 1024, 40 * 1024]);
             let path = format!("/v1/registrations/{}", "a".repeat(size));
-            let bytes = format!("GET {path} HTTP/1.1\r\nHost: intake.test\r\nConnection: close\r\n\r\n");
+            let bytes =
+                format!("GET {path} HTTP/1.1\r\nHost: intake.test\r\nConnection: close\r\n\r\n");
             whole("oversized-uri", bytes.into_bytes())
         }
         5 => {
@@ -286,7 +268,11 @@ pub fn generate(rng: &mut Rng, i: usize) -> HostileRequest {
         }
         8 => {
             // A chunked body whose chunk sizes lie.
-            let mut bytes = head(&multipart, None, &[key(rng), "Transfer-Encoding: chunked".into()]);
+            let mut bytes = head(
+                &multipart,
+                None,
+                &[key(rng), "Transfer-Encoding: chunked".into()],
+            );
             bytes.extend_from_slice(b"zz\r\nnot hex\r\n0\r\n\r\n");
             whole("bad-chunked-encoding", bytes)
         }
@@ -321,7 +307,11 @@ pub fn generate(rng: &mut Rng, i: usize) -> HostileRequest {
                 body.extend_from_slice(b"\r\n");
             }
             body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-            body.extend(part_head("payment_receipt", Some("r.png"), Some("image/png")));
+            body.extend(part_head(
+                "payment_receipt",
+                Some("r.png"),
+                Some("image/png"),
+            ));
             body.extend(png(1024));
             body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
             let mut bytes = head(&multipart, Some(body.len()), &[key(rng)]);
@@ -459,8 +449,8 @@ pub fn check(answer: &RawAnswer) -> Result<(), String> {
     if answer.content_type.as_deref() != Some("application/problem+json") {
         return Err(format!("content type {:?}", answer.content_type));
     }
-    let problem: serde_json::Value = serde_json::from_slice(&answer.body)
-        .map_err(|e| format!("body is not JSON: {e}"))?;
+    let problem: serde_json::Value =
+        serde_json::from_slice(&answer.body).map_err(|e| format!("body is not JSON: {e}"))?;
     if !problem["code"].is_string() || !problem["request_id"].is_string() {
         return Err(format!("problem without code or request id: {problem}"));
     }

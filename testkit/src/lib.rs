@@ -37,21 +37,32 @@ where
     }
 }
 
-/// A seeded die for the fakes' random failure modes (xorshift: cheap, and a run can be
-/// replayed from its seed).
+/// A small deterministic generator (xorshift): cheap, and a run (a hostile request, a fake's
+/// random failure) can be replayed from its seed.
 #[derive(Debug)]
-pub(crate) struct Dice(u64);
+pub struct Rng(u64);
 
-impl Dice {
-    pub(crate) fn new(seed: u64) -> Self {
+impl Rng {
+    pub fn new(seed: u64) -> Self {
         Self(seed.max(1))
     }
 
-    /// A number in `0..n`.
-    pub(crate) fn roll(&mut self, n: u64) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }

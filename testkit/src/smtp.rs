@@ -38,7 +38,7 @@ struct Inner {
     messages: Vec<ReceivedMail>,
     behaviour: SmtpBehaviour,
     scripted: std::collections::VecDeque<SmtpBehaviour>,
-    dice: crate::Dice,
+    dice: crate::Rng,
 }
 
 #[derive(Clone)]
@@ -72,7 +72,7 @@ impl SmtpServer {
             messages: Vec::new(),
             behaviour: SmtpBehaviour::Accept,
             scripted: Default::default(),
-            dice: crate::Dice::new(0x5317),
+            dice: crate::Rng::new(0x5317),
         }));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
         let addr = listener.local_addr().expect("local addr");
@@ -202,8 +202,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<Inner>>) -> std::io::Result
                 let mut inner = lock();
                 let mut b = inner.scripted.pop_front().unwrap_or(inner.behaviour);
                 if let SmtpBehaviour::Flaky(percent) = b {
-                    b = if inner.dice.roll(100) < u64::from(percent) {
-                        match inner.dice.roll(3) {
+                    b = if inner.dice.below(100) < usize::from(percent) {
+                        match inner.dice.below(3) {
                             0 => SmtpBehaviour::RejectTransient,
                             1 => SmtpBehaviour::RejectPermanent,
                             _ => SmtpBehaviour::Down,

@@ -15,10 +15,10 @@ use sqlx::PgPool;
 
 use crate::error::StepError;
 use crate::status::StatusStore;
-use crate::steps::notify::Notifier;
-use crate::steps::upload::Uploader;
 use crate::steps::allocate_id::{self, Allocation};
+use crate::steps::notify::Notifier;
 use crate::steps::save;
+use crate::steps::upload::Uploader;
 use intake_shared::domain::{RegistrationId, TeamId};
 
 pub struct Pipeline {

@@ -44,7 +44,11 @@ async fn cloudinary_connection_broken_before_or_after_storing_uploads_once() {
     let status = stack.wait_final(&id, FINISH).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(stack.cloudinary.assets().len(), 1, "one asset");
-    assert_eq!(stack.cloudinary.upload_calls(), 3, "two broken calls, one that answered");
+    assert_eq!(
+        stack.cloudinary.upload_calls(),
+        3,
+        "two broken calls, one that answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -332,7 +336,11 @@ async fn two_hundred_simultaneous_registrations_of_one_team_make_one_row() {
     // The team is claimed with the ID, before any upload: the duplicates took no team ID
     // and uploaded nothing.
     assert_eq!(stack.count("SELECT count(*) FROM team_ids").await, 1);
-    assert_eq!(stack.cloudinary.assets().len(), 1, "one asset, the winner's");
+    assert_eq!(
+        stack.cloudinary.assets().len(),
+        1,
+        "one asset, the winner's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -225,7 +225,9 @@ pub fn sniff(head: &[u8]) -> Option<DocumentType> {
     let kind = infer::get(head).and_then(|t| DocumentType::from_mime(t.mime_type()))?;
     let structured = match kind {
         DocumentType::Png => head.get(12..16) == Some(b"IHDR"),
-        DocumentType::Jpeg => head.get(3).is_some_and(|marker| *marker >= 0xC0 && *marker != 0xFF),
+        DocumentType::Jpeg => head
+            .get(3)
+            .is_some_and(|marker| *marker >= 0xC0 && *marker != 0xFF),
         DocumentType::Pdf => matches!(
             head.get(5..8),
             Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit()

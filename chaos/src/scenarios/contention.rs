@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use intake_testkit::form::TestForm;
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let (same_key, same_team) = match size {
@@ -20,14 +20,22 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
         "contention",
         format!("{same_key} requests with one key; {same_team} registrations of one team"),
     );
-    let h = Harness::start(bins, Options { workers: 3, concurrency: 16, ..Options::default() }, logs).await?;
+    let h = Harness::start(
+        bins,
+        Options {
+            workers: 3,
+            concurrency: 16,
+            ..Options::default()
+        },
+        logs,
+    )
+    .await?;
 
     // One key, many requests at once.
     let form = TestForm::valid_for_team("One Key Eleven").set("captain_phone", "9700000001");
-    let answers = futures::future::join_all(
-        (0..same_key).map(|_| h.submit(&form, "contention-one-key")),
-    )
-    .await;
+    let answers =
+        futures::future::join_all((0..same_key).map(|_| h.submit(&form, "contention-one-key")))
+            .await;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let mut ids = BTreeSet::new();
     for answer in answers.iter().flatten() {
@@ -39,7 +47,9 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     report.figure(format!("one key: answers {statuses:?}"));
     report.check(
         "one key: every answer is 202 (the same registration) or 409 in progress",
-        answers.iter().all(|a| a.as_ref().is_ok_and(|a| [202, 409].contains(&a.status))),
+        answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|a| [202, 409].contains(&a.status))),
         format!("{statuses:?}"),
     );
     report.equal("one key: registrations named in the 202s", ids.len(), 1);
@@ -52,36 +62,59 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
 
     // One team, many keys.
     let team = TestForm::valid_for_team("Same Team Eleven").set("captain_phone", "9700000002");
-    let answers = futures::future::join_all(
-        (0..same_team).map(|i| {
-            let (h, team) = (&h, &team);
-            async move { h.submit(team, &format!("contention-team-{i}")).await }
-        }),
-    )
+    let answers = futures::future::join_all((0..same_team).map(|i| {
+        let (h, team) = (&h, &team);
+        async move { h.submit(team, &format!("contention-team-{i}")).await }
+    }))
     .await;
     let team_ids: Vec<String> = answers.iter().flatten().filter_map(|a| a.id()).collect();
     report.equal("one team: submissions accepted", team_ids.len(), same_team);
 
-    let all: Vec<String> = ids.iter().cloned().chain(team_ids.iter().cloned()).collect();
+    let all: Vec<String> = ids
+        .iter()
+        .cloned()
+        .chain(team_ids.iter().cloned())
+        .collect();
     let finals = h.wait_all_final(&all, Duration::from_secs(600)).await?;
-    let completed = team_ids.iter().filter(|id| finals[*id]["status"] == "completed").count();
+    let completed = team_ids
+        .iter()
+        .filter(|id| finals[*id]["status"] == "completed")
+        .count();
     let duplicates = team_ids
         .iter()
-        .filter(|id| finals[*id]["status"] == "failed" && finals[*id]["error"]["code"] == "DUPLICATE_TEAM")
+        .filter(|id| {
+            finals[*id]["status"] == "failed" && finals[*id]["error"]["code"] == "DUPLICATE_TEAM"
+        })
         .count();
     report.equal("one team: registrations completed", completed, 1);
-    report.equal("one team: the rest failed DUPLICATE_TEAM", duplicates, same_team - 1);
+    report.equal(
+        "one team: the rest failed DUPLICATE_TEAM",
+        duplicates,
+        same_team - 1,
+    );
     report.check(
         "one key: its registration completed",
         ids.iter().all(|id| finals[id]["status"] == "completed"),
         "",
     );
-    report.equal("team rows (one per team)", h.count("SELECT count(*) FROM teams").await?, 2);
+    report.equal(
+        "team rows (one per team)",
+        h.count("SELECT count(*) FROM teams").await?,
+        2,
+    );
     report.equal("emails sent (one per team)", h.smtp.messages().len(), 2);
     report.equal("assets (one per team)", h.cloudinary.assets().len(), 2);
-    report.equal("team IDs taken (none by a duplicate)", h.count("SELECT count(*) FROM team_ids").await?, 2);
+    report.equal(
+        "team IDs taken (none by a duplicate)",
+        h.count("SELECT count(*) FROM team_ids").await?,
+        2,
+    );
     // A failed registration's staged files stay for a re-drive (design.md §2); the
     // completed ones' are gone.
-    report.equal("files left in staging (the duplicates' only)", h.staged_files(), same_team - 1);
+    report.equal(
+        "files left in staging (the duplicates' only)",
+        h.staged_files(),
+        same_team - 1,
+    );
     Ok(report.finish())
 }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use intake_testkit::cloudinary::Behaviour;
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::invariants::{self, Email};
 use crate::load::{self, Pace};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let (n, concurrency, upload_delay, rate) = match size {
@@ -65,7 +65,11 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let finals = finals?;
     report.figure(format!("{kills} workers SIGKILLed and restarted"));
     report.figure(format!("answers: {:?}", load.answers()));
-    report.check("workers were killed mid-run", kills >= 3, format!("{kills} kills"));
+    report.check(
+        "workers were killed mid-run",
+        kills >= 3,
+        format!("{kills} kills"),
+    );
     report.equal("submissions accepted", load.accepted.len(), n);
     invariants::completed_exactly_once(&h, &mut report, &load.accepted, &finals, Email::AtMostOnce)
         .await?;

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::smtp::SmtpBehaviour;
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::invariants::{self, Email};
 use crate::load::{self, Pace};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let n = match size {

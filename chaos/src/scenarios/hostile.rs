@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use intake_testkit::hostile::{self, Rng};
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let n = match size {
@@ -35,7 +35,11 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let addr = h.api_addr;
     let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
         .map(|(i, request)| async move {
-            (i, request.kind, hostile::send(addr, request, Duration::from_secs(30)).await)
+            (
+                i,
+                request.kind,
+                hostile::send(addr, request, Duration::from_secs(30)).await,
+            )
         })
         .buffer_unordered(32)
         .collect()
@@ -54,7 +58,11 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     report.check(
         "every request answered 4xx problem+json with a code and request id",
         wrong.is_empty(),
-        format!("{} of {n} did not: {:?}", wrong.len(), wrong.iter().take(5).collect::<Vec<_>>()),
+        format!(
+            "{} of {n} did not: {:?}",
+            wrong.len(),
+            wrong.iter().take(5).collect::<Vec<_>>()
+        ),
     );
     let families: std::collections::BTreeSet<&str> = kinds.keys().map(|(k, _)| *k).collect();
     report.figure(format!("{} families: {kinds:?}", families.len()));
@@ -66,7 +74,10 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     );
     report.equal(
         "server errors in the api's log",
-        api_log.lines().filter(|l| l.contains("\"status\":5")).count(),
+        api_log
+            .lines()
+            .filter(|l| l.contains("\"status\":5"))
+            .count(),
         0,
     );
     report.equal("files left in staging", h.staged_files(), 0);

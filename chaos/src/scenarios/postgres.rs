@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::invariants::{self, Email};
 use crate::load::{self, Pace};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let (n, rate, cut_at, cut_for) = match size {
@@ -17,7 +17,10 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let (cut_at, cut_for) = (Duration::from_secs(cut_at), Duration::from_secs(cut_for));
     let mut report = Report::new(
         "postgres",
-        format!("{n} submissions at {rate}/s, workers cut from Postgres for {} s", cut_for.as_secs()),
+        format!(
+            "{n} submissions at {rate}/s, workers cut from Postgres for {} s",
+            cut_for.as_secs()
+        ),
     );
     let h = Harness::start(bins, Options::default(), logs).await?;
     let started = Instant::now();

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Size;
 use crate::harness::{Binaries, Harness, Options};
 use crate::invariants::{self, Email};
 use crate::load::{self, Pace};
 use crate::report::Report;
-use crate::Size;
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
     let (n, rate, kill_at, down_for) = match size {
@@ -18,7 +18,10 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let (kill_at, down_for) = (Duration::from_secs(kill_at), Duration::from_secs(down_for));
     let mut report = Report::new(
         "redis",
-        format!("{n} submissions at {rate}/s, Redis killed for {} s and restarted from its AOF", down_for.as_secs()),
+        format!(
+            "{n} submissions at {rate}/s, Redis killed for {} s and restarted from its AOF",
+            down_for.as_secs()
+        ),
     );
     let h = Harness::start(bins, Options::default(), logs).await?;
     let started = Instant::now();
@@ -42,10 +45,14 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let (load, (staged_early, staged_late)) =
         tokio::join!(load::submit(&h, 0..n, pace, started), outage);
     let window = |t: &load::Try| {
-        t.at >= kill_at + Duration::from_millis(500) && t.at + Duration::from_millis(500) < kill_at + down_for
+        t.at >= kill_at + Duration::from_millis(500)
+            && t.at + Duration::from_millis(500) < kill_at + down_for
     };
     let during: Vec<_> = load.tries.iter().filter(|t| window(t)).collect();
-    let refused_properly = during.iter().filter(|t| t.status == 503 && t.retry_after).count();
+    let refused_properly = during
+        .iter()
+        .filter(|t| t.status == 503 && t.retry_after)
+        .count();
     report.check(
         "while Redis is down the api answers 503 with Retry-After",
         !during.is_empty() && refused_properly == during.len(),
@@ -70,8 +77,14 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let finals = h.wait_all_final(&ids, Duration::from_secs(900)).await?;
     report.figure(format!("answers: {:?}", load.answers()));
     report.equal("submissions accepted (0 lost)", load.accepted.len(), n);
-    invariants::completed_exactly_once(&h, &mut report, &load.accepted, &finals, Email::ExactlyOnce)
-        .await?;
+    invariants::completed_exactly_once(
+        &h,
+        &mut report,
+        &load.accepted,
+        &finals,
+        Email::ExactlyOnce,
+    )
+    .await?;
     invariants::privacy(&h, &mut report, 0..n, &finals);
     Ok(report.finish())
 }

@@ -270,7 +270,9 @@ mod tests {
         assert!(replacement(ours, false).is_none());
         let with_body = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n";
         assert!(replacement(with_body, false).is_none());
-        assert!(replacement(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n", false).is_none());
+        assert!(
+            replacement(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n", false).is_none()
+        );
         assert!(replacement(b"{\"HTTP/1.1 400 Bad Request", false).is_none());
     }
 }

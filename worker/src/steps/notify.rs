@@ -99,7 +99,10 @@ impl Notifier {
         match self.mark_sending(pool, id, &message_id, again).await? {
             Previous::None => {}
             Previous::Ended(status) => {
-                tracing::info!(?status, "the confirmation email was already dealt with; not sending again");
+                tracing::info!(
+                    ?status,
+                    "the confirmation email was already dealt with; not sending again"
+                );
                 return Ok(status);
             }
         }
@@ -120,7 +123,9 @@ impl Notifier {
         let (status, last_error) = match &outcome {
             Ok(()) => (EmailStatus::Sent, None),
             Err(MailError::OutcomeUnknown) => {
-                tracing::warn!("sending the confirmation took longer than its deadline; not sending again");
+                tracing::warn!(
+                    "sending the confirmation took longer than its deadline; not sending again"
+                );
                 self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                     .await?;
                 return Ok(EmailStatus::Failed);
@@ -138,7 +143,8 @@ impl Notifier {
         } else {
             Delivery::Failed
         };
-        self.record(pool, id, delivery, last_error.as_deref()).await?;
+        self.record(pool, id, delivery, last_error.as_deref())
+            .await?;
         Ok(status)
     }
 
@@ -187,11 +193,16 @@ impl Notifier {
             .when(db::is_transient)
             .await
             .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
-            match found.as_ref().map(|(status, stale)| (status.as_str(), *stale)) {
+            match found
+                .as_ref()
+                .map(|(status, stale)| (status.as_str(), *stale))
+            {
                 None => return Ok(Previous::None),
                 Some(("sent", _)) => return Ok(Previous::Ended(EmailStatus::Sent)),
                 Some(("sending", true)) => {
-                    tracing::warn!("an earlier run stopped while sending the confirmation; not sending again");
+                    tracing::warn!(
+                        "an earlier run stopped while sending the confirmation; not sending again"
+                    );
                     self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                         .await?;
                     return Ok(Previous::Ended(EmailStatus::Failed));
