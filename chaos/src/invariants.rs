@@ -129,7 +129,8 @@ async fn check_emails(
     .collect();
     let sent = deliveries.values().filter(|s| *s == "sent").count();
     let failed = deliveries.values().filter(|s| *s == "failed").count();
-    // A delivery a stopped worker left mid-send: shown as failed, never sent again.
+    // A delivery whose sending was cut off before its outcome was recorded (a worker
+    // killed, or Postgres gone): shown as failed, never sent again.
     let unknown = deliveries.values().filter(|s| *s == "unknown").count();
     report.equal(
         "every registration has email_status sent or failed",
@@ -153,7 +154,7 @@ async fn check_emails(
         .filter(|n| received.contains_key(&harness::email(**n)))
         .count();
     report.figure(format!(
-        "email deliveries: {sent} sent, {failed} failed, {unknown} unknown (a worker stopped mid-send); {emailed} captains received one"
+        "email deliveries: {sent} sent, {failed} failed, {unknown} unknown (sending cut off before its outcome was recorded); {emailed} captains received one"
     ));
     if email == Email::ExactlyOnce {
         report.equal("registrations emailed", emailed, accepted.len());
