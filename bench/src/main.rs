@@ -1,0 +1,82 @@
+//! `intake-bench`: issue 8's benchmarks. `run` measures everything against the release
+//! binaries and writes the table into `docs/benchmarks.md`; `load` and `ceiling` are the
+//! load generator and the bare servers it starts as processes of their own.
+
+mod ceiling;
+mod load;
+mod measure;
+mod report;
+mod system;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Intake's benchmarks, each against a ceiling measured in the same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Runs every benchmark and writes the table into the results file.
+    Run {
+        /// Where intake-api and intake-worker are.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// The Markdown file whose table is replaced (between its bench markers).
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+        /// Where the processes' logs go.
+        #[arg(long, default_value = "target/bench")]
+        logs: PathBuf,
+    },
+    /// The load generator (prints its result as JSON).
+    Load(load::LoadArgs),
+    /// A ceiling server.
+    Ceiling(ceiling::CeilingArgs),
+}
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Commands::Load(args) => {
+            let result = load::run(args).await?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Commands::Ceiling(args) => ceiling::serve(args).await?,
+        Commands::Run { bin_dir, out, logs } => {
+            let _ = std::fs::remove_dir_all(&logs);
+            let bins = system::Binaries::in_dir(&bin_dir)?;
+            let system = system::System::start(bins, &logs).await?;
+            let started = std::time::Instant::now();
+            let mut table = report::Table::default();
+            measure::intake(&system, &mut table).await.context("intake")?;
+            measure::status(&system, &mut table).await.context("status")?;
+            measure::api_memory(&system, &mut table).await.context("api memory")?;
+            measure::end_to_end(&system, &mut table).await.context("end to end")?;
+            measure::workers(&system, &mut table).await.context("workers")?;
+            let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+            let date = time::OffsetDateTime::now_utc().date();
+            let section = format!(
+                "{BEGIN}\n\nLast run: {date}, {cores} cores, `scripts/bench` ({:.0} s).\n\n{}\n{END}",
+                started.elapsed().as_secs_f64(),
+                table.markdown()
+            );
+            println!("{section}");
+            let doc = std::fs::read_to_string(&out).unwrap_or_default();
+            let doc = match (doc.find(BEGIN), doc.find(END)) {
+                (Some(b), Some(e)) if b < e => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
+                _ => format!("{doc}\n{section}\n"),
+            };
+            std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! The measurements of issue 8, each beside its ceiling.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use intake_testkit::cloudinary::Behaviour;
+use intake_testkit::form::{pdf, players, png};
+
+use crate::report::{Row, Table};
+use crate::system::System;
+
+/// Seconds each closed-loop or fixed-rate load runs (after a one-second warm-up).
+const SECONDS: f64 = 8.0;
+const CONNECTIONS: usize = 32;
+/// Cloudinary's answer time in the latency-bound worker runs.
+const UPLOAD_LATENCY: Duration = Duration::from_millis(150);
+
+/// A raw multipart body of a valid registration for team `n`, with documents of these sizes.
+pub fn registration_body(n: usize, receipt: usize, letter: Option<usize>) -> (Vec<u8>, String) {
+    let boundary = "intake-bench-boundary-7f3a9c";
+    let mut body = Vec::new();
+    let mut text = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    };
+    text("team_name", &format!("Bench Team {n:06}"));
+    text("captain_name", "Arjun Mehta");
+    text("captain_phone", &format!("9{n:09}"));
+    text("captain_email", "arjun@example.org");
+    text("vice_captain_name", "Ravi Kumar");
+    text("vice_captain_phone", "9123456780");
+    text("vice_captain_email", "ravi@example.org");
+    text("players", &players(11).to_string());
+    let mut file = |name: &str, filename: &str, mime: &str, bytes: Vec<u8>| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {mime}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(b"\r\n");
+    };
+    file("payment_receipt", "receipt.png", "image/png", png(receipt));
+    if let Some(size) = letter {
+        file("pastor_letter", "letter.pdf", "application/pdf", pdf(size));
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+fn args(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut all = vec!["--url".to_owned(), url.to_owned(), "--seconds".to_owned(), SECONDS.to_string()];
+    all.extend(extra.iter().map(|s| s.to_string()));
+    all
+}
+
+/// 1. Intake throughput and latency, and latency at a fixed 500 req/s.
+pub async fn intake(system: &System, table: &mut Table) -> anyhow::Result<()> {
+    let (body, content_type) = registration_body(1, 100 * 1024, Some(100 * 1024));
+    let body_path = system.file("intake-body", &body)?;
+    let body_arg = body_path.display().to_string();
+    let connections = CONNECTIONS.to_string();
+    let post = ["--body", &body_arg, "--content-type", &content_type, "--connections", &connections];
+
+    let ceiling = system.ceiling("multipart").await?;
+    let ceiling_url = format!("http://{}/v1/registrations", ceiling.addr.expect("addr"));
+    let bare = system.load(&args(&ceiling_url, &post)).await?;
+    let bare_500 = system
+        .load(&args(&ceiling_url, &[&post[..], &["--rate", "500"]].concat()))
+        .await?;
+    drop(ceiling);
+
+    system.reset().await?;
+    let api = system.api().await?;
+    let url = format!("http://{}/v1/registrations", api.addr.expect("addr"));
+    let keyed = [&post[..], &["--key-prefix", "max"]].concat();
+    let ours = system.load(&args(&url, &keyed)).await?;
+    system.reset().await?;
+    let at_500 = [&post[..], &["--key-prefix", "fixed", "--rate", "500"]].concat();
+    let ours_500 = system.load(&args(&url, &at_500)).await?;
+    system.reset().await?;
+    drop(api);
+
+    table.push(Row::ratio(
+        "Intake: req/s (2 × 100 KB files, 32 connections)",
+        ours.per_second,
+        bare.per_second,
+        "≥ 70 % of ceiling",
+        0.70,
+        &format!("{} errors, {} non-2xx", ours.errors, ours.unexpected),
+    ));
+    table.push(Row::latency("Intake: p50 / p99 at max load", &ours, &bare, None));
+    table.push(Row::latency("Intake: p50 / p99 at 500 req/s", &ours_500, &bare_500, Some(10.0)));
+    Ok(())
+}
+
+/// 2. Status polling.
+pub async fn status(system: &System, table: &mut Table) -> anyhow::Result<()> {
+    system.reset().await?;
+    let api = system.api().await?;
+    let base = format!("http://{}", api.addr.expect("addr"));
+    let (body, content_type) = registration_body(2, 2048, None);
+    let answer: serde_json::Value = system
+        .client
+        .post(format!("{base}/v1/registrations"))
+        .header("idempotency-key", "status-bench")
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = answer["id"].as_str().unwrap_or_default().to_owned();
+    let connections = CONNECTIONS.to_string();
+    let ours = system
+        .load(&args(&format!("{base}/v1/registrations/{id}"), &["--connections", &connections]))
+        .await?;
+    drop(api);
+    let ceiling = system.ceiling("status").await?;
+    let bare = system
+        .load(&args(
+            &format!("http://{}/v1/registrations/{id}", ceiling.addr.expect("addr")),
+            &["--connections", &connections],
+        ))
+        .await?;
+    table.push(Row::ratio(
+        "Status: req/s (32 connections)",
+        ours.per_second,
+        bare.per_second,
+        "≥ 60 % of ceiling",
+        0.60,
+        &format!("p99 {:.1} ms vs {:.1} ms", ours.p99_ms, bare.p99_ms),
+    ));
+    system.reset().await?;
+    Ok(())
+}
+
+/// Queues `n` registrations (one 2 KB document each) through the api, with no worker running.
+async fn queue(system: &System, n: usize) -> anyhow::Result<()> {
+    system.reset().await?;
+    let api = system.api().await?;
+    let url = format!("http://{}/v1/registrations", api.addr.expect("addr"));
+    let failures = futures::stream::iter(0..n)
+        .map(|i| {
+            let url = url.clone();
+            async move {
+                let (body, content_type) = registration_body(i, 2048, None);
+                system
+                    .client
+                    .post(&url)
+                    .header("idempotency-key", format!("queue-{i}"))
+                    .header("content-type", content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16() != 202)
+                    .unwrap_or(true)
+            }
+        })
+        .buffer_unordered(16)
+        .filter(|failed| futures::future::ready(*failed))
+        .count()
+        .await;
+    anyhow::ensure!(failures == 0, "{failures} registrations not queued");
+    Ok(())
+}
+
+/// Drains `n` queued registrations with `workers` processes of `concurrency`; returns
+/// registrations per second (first save to last) and the first worker's peak RSS.
+async fn drain(system: &System, n: usize, workers: usize, concurrency: usize) -> anyhow::Result<(f64, f64)> {
+    queue(system, n).await?;
+    let processes: Vec<_> = (0..workers)
+        .map(|_| system.worker(concurrency))
+        .collect::<Result<_, _>>()?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (saved, _) = system.saved().await?;
+        if saved as usize >= n {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {saved} of {n} saved in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peak = processes.first().map_or(0.0, |p| p.peak_rss_mib());
+    drop(processes);
+    let (saved, span) = system.saved().await?;
+    Ok(((saved as f64 - 1.0) / span.max(1e-3), peak))
+}
+
+/// pgbench running the worker's two transactions (the team ID with its claim, then the
+/// registration with 11 players and a document) on the same database: the Postgres ceiling.
+async fn pgbench(system: &System) -> anyhow::Result<f64> {
+    let script = system.file(
+        "worker.pgbench",
+        br#"\set n random(1, 9000000000000000000)
+BEGIN;
+INSERT INTO team_claims (team_key, registration_id) VALUES ('pgbench ' || :n, lpad(to_hex(:n), 32, '0')::uuid);
+INSERT INTO team_id_counters (prefix, last_value) VALUES ('PGB', 0) ON CONFLICT DO NOTHING;
+UPDATE team_id_counters SET last_value = last_value + 1 WHERE prefix = 'PGB' RETURNING last_value AS v \gset
+INSERT INTO team_ids (registration_id, team_id) VALUES (lpad(to_hex(:n), 32, '0')::uuid, 'PGB-' || :v);
+COMMIT;
+BEGIN;
+INSERT INTO teams (registration_id, team_id, team_name, captain_name, captain_phone, captain_email, vice_captain_name, vice_captain_phone, vice_captain_email, request_id, submitted_at) VALUES (lpad(to_hex(:n), 32, '0')::uuid, 'PGB-' || :v, 'pgbench ' || :n, 'Arjun Mehta', '9876543210', 'arjun@example.org', 'Ravi Kumar', '9123456780', 'ravi@example.org', 'req', now());
+INSERT INTO players (registration_id, position, name, role) SELECT lpad(to_hex(:n), 32, '0')::uuid, p, 'Player ' || p, 'batsman' FROM generate_series(0, 10) AS p;
+INSERT INTO documents (registration_id, kind, public_id, secure_url, content_type, bytes, sha256) VALUES (lpad(to_hex(:n), 32, '0')::uuid, 'payment_receipt', 'pgb/' || :n, 'https://x/' || :n, 'image/png', 2048, 'x');
+COMMIT;
+"#,
+    )?;
+    system.reset().await?;
+    let output = tokio::process::Command::new("pgbench")
+        .args(["-n", "-c", "32", "-j", "2", "-T", "8", "-f"])
+        .arg(&script)
+        .arg(&system.db.url)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let tps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse::<f64>().ok());
+    system.reset().await?;
+    tps.ok_or_else(|| {
+        anyhow::anyhow!(
+            "pgbench gave no tps: {text} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// 3 and 4 and the worker half of 5: worker throughput, scale-out, worker memory.
+pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
+    system.cloudinary.set_default(Behaviour::Normal);
+    let ceiling = pgbench(system).await?;
+    let (instant, _) = drain(system, 3000, 1, 32).await?;
+    table.push(Row::ratio(
+        "Worker: registrations/s, one process, instant fakes",
+        instant,
+        ceiling,
+        "≥ 600/s",
+        600.0 / ceiling.max(1.0),
+        "ceiling: pgbench, the same two transactions, 32 clients",
+    ));
+
+    system
+        .cloudinary
+        .set_default(Behaviour::Slow(UPLOAD_LATENCY));
+    let mut peak_64 = 0.0;
+    for concurrency in [8usize, 32, 64] {
+        let ideal = concurrency as f64 / UPLOAD_LATENCY.as_secs_f64();
+        let n = ((ideal * 8.0) as usize).clamp(400, 3000);
+        let (rate, peak) = drain(system, n, 1, concurrency).await?;
+        if concurrency == 64 {
+            peak_64 = peak;
+        }
+        table.push(Row::ratio(
+            &format!("Worker: registrations/s, Cloudinary 150 ms, concurrency {concurrency}"),
+            rate,
+            ideal,
+            if concurrency == 64 { "≥ 80 % of ideal" } else { "—" },
+            if concurrency == 64 { 0.80 } else { 0.0 },
+            &format!("ideal {concurrency} / 0.150 s; {n} registrations"),
+        ));
+    }
+    let mut one = 0.0;
+    for workers in [1usize, 2, 4] {
+        let (rate, _) = drain(system, 3000, workers, 32).await?;
+        if workers == 1 {
+            one = rate;
+        }
+        table.push(Row::ratio(
+            &format!("Scale-out: {workers} worker process(es), concurrency 32, Cloudinary 150 ms"),
+            rate,
+            one,
+            if workers == 2 { "≥ 1.8 × one" } else { "—" },
+            if workers == 2 { 1.8 } else { 0.0 },
+            "ratio to one process",
+        ));
+    }
+    table.push(Row::memory("Worker: peak RSS at concurrency 64", peak_64, 96.0));
+    system.cloudinary.set_default(Behaviour::Normal);
+    Ok(())
+}
+
+/// 5. The api's peak memory while 100 clients upload 2 × 5 MiB at once.
+pub async fn api_memory(system: &System, table: &mut Table) -> anyhow::Result<()> {
+    system.reset().await?;
+    let (body, content_type) = registration_body(3, 5 * 1024 * 1024, Some(5 * 1024 * 1024));
+    let body_path = system.file("big-body", &body)?;
+    let api = system.api().await?;
+    let idle = api.rss_mib();
+    let url = format!("http://{}/v1/registrations", api.addr.expect("addr"));
+    let result = system
+        .load(&[
+            "--url".into(),
+            url,
+            "--body".into(),
+            body_path.display().to_string(),
+            "--content-type".into(),
+            content_type,
+            "--key-prefix".into(),
+            "memory".into(),
+            "--connections".into(),
+            "100".into(),
+            "--requests".into(),
+            "100".into(),
+            "--warmup".into(),
+            "0".into(),
+            "--seconds".into(),
+            "120".into(),
+        ])
+        .await?;
+    let peak = api.peak_rss_mib();
+    table.push(Row::memory(
+        &format!(
+            "Api: peak RSS, 100 clients × 2 × 5 MiB at once ({} accepted, idle {idle:.0} MiB)",
+            result.requests - result.unexpected - result.errors
+        ),
+        peak,
+        64.0,
+    ));
+    drop(api);
+    system.reset().await?;
+    Ok(())
+}
+
+/// 6. Submit → `completed`, one at a time, instant fakes, one worker.
+pub async fn end_to_end(system: &System, table: &mut Table) -> anyhow::Result<()> {
+    system.reset().await?;
+    system.cloudinary.set_default(Behaviour::Normal);
+    let api = system.api().await?;
+    let worker = system.worker(32)?;
+    let base = format!("http://{}", api.addr.expect("addr"));
+    let mut latencies = Vec::new();
+    for i in 0..220 {
+        let (body, content_type) = registration_body(100_000 + i, 2048, None);
+        let started = Instant::now();
+        let answer: serde_json::Value = system
+            .client
+            .post(format!("{base}/v1/registrations"))
+            .header("idempotency-key", format!("e2e-{i}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+        let mut events = system
+            .client
+            .get(format!("{base}/v1/registrations/{id}/events"))
+            .send()
+            .await?
+            .bytes_stream();
+        let mut seen = String::new();
+        while let Some(chunk) = events.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk?));
+            if seen.contains("\"status\":\"completed\"") || seen.contains("\"status\":\"failed\"") {
+                break;
+            }
+        }
+        anyhow::ensure!(seen.contains("\"status\":\"completed\""), "registration {i} did not complete");
+        if i >= 20 {
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(worker);
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    table.push(Row::plain(
+        "End to end: submit → completed, p50 / p99 (one at a time, instant fakes)",
+        &format!("{:.1} / {:.1} ms", at(0.50), at(0.99)),
+        "p50 ≤ 50 ms",
+        at(0.50) <= 50.0,
+        "200 registrations, 50 ms apart, followed over the event stream",
+    ));
+    drop(api);
+    system.reset().await?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The system a benchmark measures: release binaries as processes, a private Redis, a fresh
+//! Postgres database, and the fakes in this process (instant, or with a set latency).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use intake_testkit::cloudinary::FakeCloudinary;
+use intake_testkit::postgres::TestDatabase;
+use intake_testkit::private_redis::PrivateRedis;
+use intake_testkit::smtp::SmtpServer;
+use sqlx::PgPool;
+
+use crate::load::LoadResult;
+
+pub const PREFIX: &str = "bench";
+
+pub struct Binaries {
+    pub api: PathBuf,
+    pub worker: PathBuf,
+    /// This program, for the load generator and the ceilings.
+    pub bench: PathBuf,
+}
+
+impl Binaries {
+    pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
+        let bins = Self {
+            api: dir.join("intake-api"),
+            worker: dir.join("intake-worker"),
+            bench: std::env::current_exe()?,
+        };
+        for bin in [&bins.api, &bins.worker] {
+            if !bin.is_file() {
+                bail!("{} is missing: cargo build --release first", bin.display());
+            }
+        }
+        Ok(bins)
+    }
+}
+
+pub struct System {
+    pub bins: Binaries,
+    pub redis: PrivateRedis,
+    pub db: TestDatabase,
+    pub pool: PgPool,
+    pub cloudinary: FakeCloudinary,
+    pub smtp: SmtpServer,
+    pub work: tempfile::TempDir,
+    pub logs: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// A process that is killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub addr: Option<std::net::SocketAddr>,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        rss_field(self.pid(), "VmHWM:")
+    }
+
+    /// Resident memory now (`VmRSS`), in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        rss_field(self.pid(), "VmRSS:")
+    }
+}
+
+fn rss_field(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn log_to(path: &Path) -> anyhow::Result<Stdio> {
+    Ok(Stdio::from(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?,
+    ))
+}
+
+impl System {
+    pub async fn start(bins: Binaries, logs: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(logs)?;
+        let redis = PrivateRedis::start();
+        let db = TestDatabase::create().await;
+        let pool = PgPool::connect(&db.url).await?;
+        intake_worker::db::migrate(&pool).await?;
+        Ok(Self {
+            bins,
+            redis,
+            db,
+            pool,
+            cloudinary: FakeCloudinary::start().await,
+            smtp: SmtpServer::start().await,
+            work: tempfile::tempdir()?,
+            logs: logs.to_path_buf(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()?,
+        })
+    }
+
+    pub fn staging(&self) -> PathBuf {
+        self.work.path().join("staging")
+    }
+
+    fn env(&self, command: &mut Command) {
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("INTAKE_REDIS_URL", self.redis.url())
+            .env("INTAKE_REDIS_PREFIX", PREFIX)
+            .env("INTAKE_STAGING_DIR", self.staging())
+            .env("INTAKE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info");
+    }
+
+    /// The api as deployed (logging at info), rate limits off.
+    pub async fn api(&self) -> anyhow::Result<Process> {
+        let addr = free_addr()?;
+        let mut command = Command::new(&self.bins.api);
+        self.env(&mut command);
+        command
+            .env("INTAKE_API_ADDR", addr.to_string())
+            .env("INTAKE_RATE_LIMIT_PER_MINUTE", "0")
+            .env("INTAKE_RATE_LIMIT_PER_HOUR", "0")
+            .stdout(log_to(&self.logs.join("api.log"))?)
+            .stderr(log_to(&self.logs.join("api.log"))?);
+        let process = Process {
+            child: command.spawn().context("intake-api")?,
+            addr: Some(addr),
+        };
+        self.wait_http(&format!("http://{addr}/health/live")).await?;
+        Ok(process)
+    }
+
+    pub fn worker(&self, concurrency: usize) -> anyhow::Result<Process> {
+        let mut command = Command::new(&self.bins.worker);
+        self.env(&mut command);
+        command
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .env("INTAKE_DATABASE_URL", &self.db.url)
+            .env("INTAKE_WORKER_ADDR", "127.0.0.1:0")
+            .env("CLOUDINARY_URL", self.cloudinary.url())
+            .env("INTAKE_CLOUDINARY_API_BASE", self.cloudinary.api_base())
+            .env("INTAKE_SMTP_URL", self.smtp.url())
+            .env("INTAKE_MAIL_FROM", "Intake <registrations@intake.example>")
+            .stdout(log_to(&self.logs.join("workers.log"))?)
+            .stderr(log_to(&self.logs.join("workers.log"))?);
+        Ok(Process {
+            child: command.spawn().context("intake-worker")?,
+            addr: None,
+        })
+    }
+
+    /// A ceiling server (`intake-bench ceiling`).
+    pub async fn ceiling(&self, mode: &str) -> anyhow::Result<Process> {
+        let addr = free_addr()?;
+        let child = Command::new(&self.bins.bench)
+            .args(["ceiling", "--mode", mode, "--addr", &addr.to_string()])
+            .args(["--redis-url", &self.redis.url(), "--redis-prefix", PREFIX])
+            .stdout(Stdio::null())
+            .stderr(log_to(&self.logs.join("ceiling.log"))?)
+            .spawn()
+            .context("ceiling")?;
+        let process = Process {
+            child,
+            addr: Some(addr),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("the {mode} ceiling did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(process)
+    }
+
+    async fn wait_http(&self, url: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self
+                .client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{url} did not answer");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the load generator as its own process with these arguments.
+    pub async fn load(&self, args: &[String]) -> anyhow::Result<LoadResult> {
+        let output = tokio::process::Command::new(&self.bins.bench)
+            .arg("load")
+            .args(args)
+            .output()
+            .await
+            .context("load generator")?;
+        if !output.status.success() {
+            bail!(
+                "load generator failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&output.stdout)?)
+    }
+
+    /// Empties Redis, the tables and staging between measurements.
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.redis.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
+        sqlx::query(
+            "TRUNCATE teams, players, documents, team_ids, team_claims, team_id_counters, email_deliveries CASCADE",
+        )
+        .execute(&self.pool)
+        .await?;
+        let _ = std::fs::remove_dir_all(self.staging());
+        std::fs::create_dir_all(self.staging())?;
+        Ok(())
+    }
+
+    /// Writes a file in the run's work directory and returns its path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let path = self.work.path().join(name);
+        std::fs::write(&path, bytes)?;
+        Ok(path)
+    }
+
+    /// Registrations saved, and the time between the first and the last save.
+    pub async fn saved(&self) -> anyhow::Result<(i64, f64)> {
+        let (n, span): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM max(created_at) - min(created_at))::float8 FROM teams",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((n, span.unwrap_or(0.0)))
+    }
+}
