@@ -33,6 +33,10 @@ enum Commands {
         /// Where the processes' logs go.
         #[arg(long, default_value = "target/bench")]
         logs: PathBuf,
+        /// Run only these (intake, status, memory, e2e, workers) and print the table
+        /// without writing the results file.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// The load generator (prints its result as JSON).
     Load(load::LoadArgs),
@@ -51,17 +55,33 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
         }
         Commands::Ceiling(args) => ceiling::serve(args).await?,
-        Commands::Run { bin_dir, out, logs } => {
+        Commands::Run {
+            bin_dir,
+            out,
+            logs,
+            only,
+        } => {
+            let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
             let _ = std::fs::remove_dir_all(&logs);
             let bins = system::Binaries::in_dir(&bin_dir)?;
             let system = system::System::start(bins, &logs).await?;
             let started = std::time::Instant::now();
             let mut table = report::Table::default();
-            measure::intake(&system, &mut table).await.context("intake")?;
-            measure::status(&system, &mut table).await.context("status")?;
-            measure::api_memory(&system, &mut table).await.context("api memory")?;
-            measure::end_to_end(&system, &mut table).await.context("end to end")?;
-            measure::workers(&system, &mut table).await.context("workers")?;
+            if wanted("intake") {
+                measure::intake(&system, &mut table).await.context("intake")?;
+            }
+            if wanted("status") {
+                measure::status(&system, &mut table).await.context("status")?;
+            }
+            if wanted("memory") {
+                measure::api_memory(&system, &mut table).await.context("api memory")?;
+            }
+            if wanted("e2e") {
+                measure::end_to_end(&system, &mut table).await.context("end to end")?;
+            }
+            if wanted("workers") {
+                measure::workers(&system, &mut table).await.context("workers")?;
+            }
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
             let date = time::OffsetDateTime::now_utc().date();
             let section = format!(
@@ -70,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
                 table.markdown()
             );
             println!("{section}");
+            if !only.is_empty() {
+                return Ok(());
+            }
             let doc = std::fs::read_to_string(&out).unwrap_or_default();
             let doc = match (doc.find(BEGIN), doc.find(END)) {
                 (Some(b), Some(e)) if b < e => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
