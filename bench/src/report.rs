@@ -56,6 +56,19 @@ impl Row {
         }
     }
 
+    /// A figure with no target (shown to explain another).
+    pub fn info(measure: &str, value: &str, notes: &str) -> Self {
+        Self {
+            measure: measure.to_owned(),
+            value: value.to_owned(),
+            ceiling: "—".to_owned(),
+            ratio: "—".to_owned(),
+            target: "—".to_owned(),
+            met: None,
+            notes: notes.to_owned(),
+        }
+    }
+
     pub fn plain(measure: &str, value: &str, target: &str, met: bool, notes: &str) -> Self {
         Self {
             measure: measure.to_owned(),

@@ -163,6 +163,12 @@ impl System {
     }
 
     pub fn worker(&self, concurrency: usize) -> anyhow::Result<Process> {
+        self.worker_mailing(concurrency, true)
+    }
+
+    /// A worker that sends email over SMTP to the test server, or (`smtp` false) writes
+    /// it to the outbox directory.
+    pub fn worker_mailing(&self, concurrency: usize, smtp: bool) -> anyhow::Result<Process> {
         let mut command = Command::new(&self.bins.worker);
         self.env(&mut command);
         command
@@ -172,10 +178,13 @@ impl System {
             .env("INTAKE_WORKER_ADDR", "127.0.0.1:0")
             .env("CLOUDINARY_URL", self.cloudinary.url())
             .env("INTAKE_CLOUDINARY_API_BASE", self.cloudinary.api_base())
-            .env("INTAKE_SMTP_URL", self.smtp.url())
             .env("INTAKE_MAIL_FROM", "Intake <registrations@intake.example>")
+            .env("INTAKE_OUTBOX_DIR", self.work.path().join("outbox"))
             .stdout(log_to(&self.logs.join("workers.log"))?)
             .stderr(log_to(&self.logs.join("workers.log"))?);
+        if smtp {
+            command.env("INTAKE_SMTP_URL", self.smtp.url());
+        }
         Ok(Process {
             child: command.spawn().context("intake-worker")?,
             addr: None,

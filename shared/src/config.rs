@@ -84,6 +84,9 @@ pub struct Settings {
     /// How often a worker proves it is alive; one silent for three beats is presumed dead
     /// and its in-flight jobs go back to the queue.
     pub worker_heartbeat_secs: u64,
+    /// How often an idle worker looks for due jobs, in milliseconds: the longest a newly
+    /// accepted registration waits before a free worker takes it.
+    pub worker_poll_interval_ms: u64,
     /// How often a worker sweeps the staging directory (one worker at a time does).
     pub janitor_interval_secs: u64,
     /// How old a staged upload that no job references must be before it is removed (an
@@ -141,6 +144,7 @@ impl Default for Settings {
             job_max_attempts: 10,
             shutdown_deadline_secs: 30,
             worker_heartbeat_secs: 2,
+            worker_poll_interval_ms: 10,
             janitor_interval_secs: 300,
             staging_orphan_grace_secs: 3600,
             cloudinary_timeout_secs: 30,
@@ -234,6 +238,9 @@ impl Settings {
         }
         if self.janitor_interval_secs == 0 {
             return invalid("INTAKE_JANITOR_INTERVAL_SECS", "must be at least 1");
+        }
+        if self.worker_poll_interval_ms == 0 {
+            return invalid("INTAKE_WORKER_POLL_INTERVAL_MS", "must be at least 1");
         }
         if self.worker_heartbeat_secs == 0 {
             return invalid("INTAKE_WORKER_HEARTBEAT_SECS", "must be at least 1");

@@ -37,9 +37,6 @@ use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
 
-/// How often an idle worker looks for due jobs. apalis-redis parks new jobs in a scheduled
-/// set that only a fetch promotes, so this bounds the wait of a freshly accepted job.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -323,13 +320,16 @@ async fn supervise(
 ) {
     let queue = intake_shared::queue::worker_config(settings).batch_size(concurrency.clamp(1, 8));
     let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
+    let poll_interval = Duration::from_millis(settings.worker_poll_interval_ms);
     let mut restart_delay = Duration::from_millis(200);
     while !token.is_cancelled() {
         let name = worker_name();
         let storage =
             RedisStorage::<RegistrationJob>::new(redis.clone()).with_config(queue.clone());
         let worker = WorkerBuilder::new(name.clone())
-            .backend(storage.poll_with_interval(POLL_INTERVAL))
+            // apalis-redis parks new jobs in a scheduled set that only a fetch promotes, so
+            // the interval bounds how long a freshly accepted job waits for a free worker.
+            .backend(storage.poll_with_interval(poll_interval))
             .data(deps.clone())
             .catch_panic()
             .concurrency(concurrency)
