@@ -31,9 +31,7 @@ pub struct CeilingArgs {
 async fn discard(mut multipart: Multipart) -> impl IntoResponse {
     loop {
         match multipart.next_field().await {
-            Ok(Some(mut field)) => {
-                while let Ok(Some(_chunk)) = field.chunk().await {}
-            }
+            Ok(Some(mut field)) => while let Ok(Some(_chunk)) = field.chunk().await {},
             Ok(None) => break,
             Err(_) => return (StatusCode::BAD_REQUEST, "bad multipart").into_response(),
         }

@@ -86,7 +86,11 @@ impl Shared {
             None => request.method("GET").body(Full::new(Bytes::new())),
         }
         .map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let ok = response.status().is_success();
         response
             .into_body()

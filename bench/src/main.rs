@@ -68,19 +68,29 @@ async fn main() -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let mut table = report::Table::default();
             if wanted("intake") {
-                measure::intake(&system, &mut table).await.context("intake")?;
+                measure::intake(&system, &mut table)
+                    .await
+                    .context("intake")?;
             }
             if wanted("status") {
-                measure::status(&system, &mut table).await.context("status")?;
+                measure::status(&system, &mut table)
+                    .await
+                    .context("status")?;
             }
             if wanted("memory") {
-                measure::api_memory(&system, &mut table).await.context("api memory")?;
+                measure::api_memory(&system, &mut table)
+                    .await
+                    .context("api memory")?;
             }
             if wanted("e2e") {
-                measure::end_to_end(&system, &mut table).await.context("end to end")?;
+                measure::end_to_end(&system, &mut table)
+                    .await
+                    .context("end to end")?;
             }
             if wanted("workers") {
-                measure::workers(&system, &mut table).await.context("workers")?;
+                measure::workers(&system, &mut table)
+                    .await
+                    .context("workers")?;
             }
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
             let date = time::OffsetDateTime::now_utc().date();
@@ -95,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let doc = std::fs::read_to_string(&out).unwrap_or_default();
             let doc = match (doc.find(BEGIN), doc.find(END)) {
-                (Some(b), Some(e)) if b < e => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
+                (Some(b), Some(e)) if b < e => {
+                    format!("{}{section}{}", &doc[..b], &doc[e + END.len()..])
+                }
                 _ => format!("{doc}\n{section}\n"),
             };
             std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;

@@ -21,8 +21,10 @@ pub fn registration_body(n: usize, receipt: usize, letter: Option<usize>) -> (Ve
     let mut body = Vec::new();
     let mut text = |name: &str, value: &str| {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                .as_bytes(),
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
         );
     };
     text("team_name", &format!("Bench Team {n:06}"));
@@ -52,7 +54,12 @@ pub fn registration_body(n: usize, receipt: usize, letter: Option<usize>) -> (Ve
 }
 
 fn args(url: &str, extra: &[&str]) -> Vec<String> {
-    let mut all = vec!["--url".to_owned(), url.to_owned(), "--seconds".to_owned(), SECONDS.to_string()];
+    let mut all = vec![
+        "--url".to_owned(),
+        url.to_owned(),
+        "--seconds".to_owned(),
+        SECONDS.to_string(),
+    ];
     all.extend(extra.iter().map(|s| s.to_string()));
     all
 }
@@ -63,13 +70,23 @@ pub async fn intake(system: &System, table: &mut Table) -> anyhow::Result<()> {
     let body_path = system.file("intake-body", &body)?;
     let body_arg = body_path.display().to_string();
     let connections = CONNECTIONS.to_string();
-    let post = ["--body", &body_arg, "--content-type", &content_type, "--connections", &connections];
+    let post = [
+        "--body",
+        &body_arg,
+        "--content-type",
+        &content_type,
+        "--connections",
+        &connections,
+    ];
 
     let ceiling = system.ceiling("multipart").await?;
     let ceiling_url = format!("http://{}/v1/registrations", ceiling.addr.expect("addr"));
     let bare = system.load(&args(&ceiling_url, &post)).await?;
     let bare_500 = system
-        .load(&args(&ceiling_url, &[&post[..], &["--rate", "500"]].concat()))
+        .load(&args(
+            &ceiling_url,
+            &[&post[..], &["--rate", "500"]].concat(),
+        ))
         .await?;
     drop(ceiling);
 
@@ -92,8 +109,18 @@ pub async fn intake(system: &System, table: &mut Table) -> anyhow::Result<()> {
         0.70,
         &format!("{} errors, {} non-2xx", ours.errors, ours.unexpected),
     ));
-    table.push(Row::latency("Intake: p50 / p99 at max load", &ours, &bare, None));
-    table.push(Row::latency("Intake: p50 / p99 at 500 req/s", &ours_500, &bare_500, Some(10.0)));
+    table.push(Row::latency(
+        "Intake: p50 / p99 at max load",
+        &ours,
+        &bare,
+        None,
+    ));
+    table.push(Row::latency(
+        "Intake: p50 / p99 at 500 req/s",
+        &ours_500,
+        &bare_500,
+        Some(10.0),
+    ));
     Ok(())
 }
 
@@ -116,13 +143,19 @@ pub async fn status(system: &System, table: &mut Table) -> anyhow::Result<()> {
     let id = answer["id"].as_str().unwrap_or_default().to_owned();
     let connections = CONNECTIONS.to_string();
     let ours = system
-        .load(&args(&format!("{base}/v1/registrations/{id}"), &["--connections", &connections]))
+        .load(&args(
+            &format!("{base}/v1/registrations/{id}"),
+            &["--connections", &connections],
+        ))
         .await?;
     drop(api);
     let ceiling = system.ceiling("status").await?;
     let bare = system
         .load(&args(
-            &format!("http://{}/v1/registrations/{id}", ceiling.addr.expect("addr")),
+            &format!(
+                "http://{}/v1/registrations/{id}",
+                ceiling.addr.expect("addr")
+            ),
             &["--connections", &connections],
         ))
         .await?;
@@ -170,7 +203,12 @@ async fn queue(system: &System, n: usize) -> anyhow::Result<()> {
 
 /// Drains `n` queued registrations with `workers` processes of `concurrency`; returns
 /// registrations per second (first save to last) and the first worker's peak RSS.
-async fn drain(system: &System, n: usize, workers: usize, concurrency: usize) -> anyhow::Result<(f64, f64)> {
+async fn drain(
+    system: &System,
+    n: usize,
+    workers: usize,
+    concurrency: usize,
+) -> anyhow::Result<(f64, f64)> {
     queue(system, n).await?;
     let processes: Vec<_> = (0..workers)
         .map(|_| system.worker(concurrency))
@@ -181,7 +219,10 @@ async fn drain(system: &System, n: usize, workers: usize, concurrency: usize) ->
         if saved as usize >= n {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {saved} of {n} saved in time");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {saved} of {n} saved in time"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let peak = processes.first().map_or(0.0, |p| p.peak_rss_mib());
@@ -260,7 +301,11 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
             &format!("Worker: registrations/s, Cloudinary 150 ms, concurrency {concurrency}"),
             rate,
             ideal,
-            if concurrency == 64 { "≥ 80 % of ideal" } else { "—" },
+            if concurrency == 64 {
+                "≥ 80 % of ideal"
+            } else {
+                "—"
+            },
             if concurrency == 64 { 0.80 } else { 0.0 },
             &format!("ideal {concurrency} / 0.150 s; {n} registrations"),
         ));
@@ -275,12 +320,20 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
             &format!("Scale-out: {workers} worker process(es), concurrency 32, Cloudinary 150 ms"),
             rate,
             one,
-            if workers == 2 { "≥ 1.8 × one" } else { "—" },
+            if workers == 2 {
+                "≥ 1.8 × one"
+            } else {
+                "—"
+            },
             if workers == 2 { 1.8 } else { 0.0 },
             "ratio to one process",
         ));
     }
-    table.push(Row::memory("Worker: peak RSS at concurrency 64", peak_64, 96.0));
+    table.push(Row::memory(
+        "Worker: peak RSS at concurrency 64",
+        peak_64,
+        96.0,
+    ));
     system.cloudinary.set_default(Behaviour::Normal);
     Ok(())
 }
@@ -370,7 +423,10 @@ async fn end_to_end_with(system: &System, table: &mut Table, smtp: bool) -> anyh
                 break;
             }
         }
-        anyhow::ensure!(seen.contains("\"status\":\"completed\""), "registration {i} did not complete");
+        anyhow::ensure!(
+            seen.contains("\"status\":\"completed\""),
+            "registration {i} did not complete"
+        );
         if i >= 20 {
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         }

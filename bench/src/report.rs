@@ -16,7 +16,14 @@ pub struct Row {
 
 impl Row {
     /// `value` against `ceiling`; met when the ratio reaches `threshold` (0: no target).
-    pub fn ratio(measure: &str, value: f64, ceiling: f64, target: &str, threshold: f64, notes: &str) -> Self {
+    pub fn ratio(
+        measure: &str,
+        value: f64,
+        ceiling: f64,
+        target: &str,
+        threshold: f64,
+        notes: &str,
+    ) -> Self {
         let ratio = value / ceiling.max(1e-9);
         Self {
             measure: measure.to_owned(),
@@ -29,7 +36,12 @@ impl Row {
         }
     }
 
-    pub fn latency(measure: &str, ours: &LoadResult, bare: &LoadResult, p99_limit_ms: Option<f64>) -> Self {
+    pub fn latency(
+        measure: &str,
+        ours: &LoadResult,
+        bare: &LoadResult,
+        p99_limit_ms: Option<f64>,
+    ) -> Self {
         Self {
             measure: measure.to_owned(),
             value: format!("{:.1} / {:.1} ms", ours.p50_ms, ours.p99_ms),
@@ -89,7 +101,10 @@ pub struct Table {
 
 impl Table {
     pub fn push(&mut self, row: Row) {
-        eprintln!("{} | {} | {} | {} | {}", row.measure, row.value, row.ceiling, row.ratio, row.notes);
+        eprintln!(
+            "{} | {} | {} | {} | {}",
+            row.measure, row.value, row.ceiling, row.ratio, row.notes
+        );
         self.rows.push(row);
     }
 

@@ -158,7 +158,8 @@ impl System {
             child: command.spawn().context("intake-api")?,
             addr: Some(addr),
         };
-        self.wait_http(&format!("http://{addr}/health/live")).await?;
+        self.wait_http(&format!("http://{addr}/health/live"))
+            .await?;
         Ok(process)
     }
 

@@ -415,6 +415,23 @@ impl Harness {
         walk(self.staging.path())
     }
 
+    /// Uploads (top-level staging directories) last modified between `from` and `to`.
+    pub fn uploads_begun_between(
+        &self,
+        from: std::time::SystemTime,
+        to: std::time::SystemTime,
+    ) -> usize {
+        std::fs::read_dir(self.staging.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok()?.modified().ok())
+                    .filter(|modified| *modified >= from && *modified <= to)
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Every Redis key of the run.
     pub fn redis_keys(&self) -> Vec<String> {
         intake_testkit::redis_keys::matching(&self.redis_url, "*")

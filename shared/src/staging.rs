@@ -12,7 +12,6 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use tokio::io::AsyncWriteExt;
 
 use crate::config::Settings;
 use unix_millis::UnixMillis;
@@ -133,23 +132,82 @@ impl LocalStaging {
     }
 }
 
+/// Bytes a local writer gathers before it writes them out. A typical document (a photo or
+/// a short PDF) fits, so it costs one trip to the blocking pool (create, write, rename);
+/// a larger one is written in pieces of this size, so memory stays bounded per upload.
+const LOCAL_WRITE_CHUNK: usize = 256 * 1024;
+
 struct LocalWriter {
     partial: PathBuf,
     target: PathBuf,
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// The open file, once the first piece was written.
+    file: Option<std::fs::File>,
+    pending: Vec<u8>,
+}
+
+impl LocalWriter {
+    /// Writes what is pending on the blocking pool, creating the file (and its directory)
+    /// on the first call.
+    async fn flush_pending(&mut self) -> Result<(), StagingError> {
+        let pending = std::mem::take(&mut self.pending);
+        let file = self.file.take();
+        let partial = self.partial.clone();
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            use std::io::Write;
+            let mut file = match file {
+                Some(file) => file,
+                None => create_partial(&partial)?,
+            };
+            file.write_all(&pending)?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.file = Some(file);
+        self.pending = Vec::with_capacity(LOCAL_WRITE_CHUNK);
+        Ok(())
+    }
+}
+
+fn create_partial(partial: &std::path::Path) -> std::io::Result<std::fs::File> {
+    match std::fs::File::create(partial) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = partial.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::File::create(partial)
+        }
+        other => other,
+    }
 }
 
 impl StagedWriter for LocalWriter {
     fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), StagingError>> {
-        async move { self.file.write_all(chunk).await.map_err(StagingError::from) }.boxed()
+        async move {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.len() >= LOCAL_WRITE_CHUNK {
+                self.flush_pending().await?;
+            }
+            Ok(())
+        }
+        .boxed()
     }
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), StagingError>> {
-        let mut this = *self;
+        let this = *self;
         async move {
-            this.file.flush().await?;
-            drop(this.file);
-            tokio::fs::rename(&this.partial, &this.target).await?;
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut file = match this.file {
+                    Some(file) => file,
+                    None => create_partial(&this.partial)?,
+                };
+                file.write_all(&this.pending)?;
+                drop(file);
+                std::fs::rename(&this.partial, &this.target)
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
             Ok(())
         }
         .boxed()
@@ -158,8 +216,10 @@ impl StagedWriter for LocalWriter {
     fn abort(self: Box<Self>) -> BoxFuture<'static, ()> {
         let this = *self;
         async move {
-            drop(this.file);
-            let _ = tokio::fs::remove_file(&this.partial).await;
+            if let Some(file) = this.file {
+                drop(file);
+                let _ = tokio::fs::remove_file(&this.partial).await;
+            }
         }
         .boxed()
     }
@@ -179,16 +239,14 @@ impl StagingStore for LocalStaging {
         path: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn StagedWriter>, StagingError>> {
         async move {
+            // Nothing touches the disk until the first piece is written (or the file is
+            // finished): a document that is refused early leaves nothing to remove.
             let target = self.path(path)?;
-            if let Some(dir) = target.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
-            let partial = target.with_extension("part");
-            let file = tokio::fs::File::create(&partial).await?;
             Ok(Box::new(LocalWriter {
-                partial,
+                partial: target.with_extension("part"),
                 target,
-                file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+                file: None,
+                pending: Vec::with_capacity(LOCAL_WRITE_CHUNK),
             }) as Box<dyn StagedWriter>)
         }
         .boxed()

@@ -37,7 +37,6 @@ use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {addr}: {source}")]
