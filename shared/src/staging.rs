@@ -134,8 +134,9 @@ impl LocalStaging {
 
 /// Bytes a local writer gathers before it writes them out. A typical document (a photo or
 /// a short PDF) fits, so it costs one trip to the blocking pool (create, write, rename);
-/// a larger one is written in pieces of this size, so memory stays bounded per upload.
-const LOCAL_WRITE_CHUNK: usize = 256 * 1024;
+/// a larger one is written in pieces of at most this size, so an upload holds no more than
+/// this in memory.
+const LOCAL_WRITE_CHUNK: usize = 128 * 1024;
 
 struct LocalWriter {
     partial: PathBuf,
@@ -164,7 +165,7 @@ impl LocalWriter {
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
         self.file = Some(file);
-        self.pending = Vec::with_capacity(LOCAL_WRITE_CHUNK);
+        self.pending = Vec::new();
         Ok(())
     }
 }
@@ -184,6 +185,9 @@ fn create_partial(partial: &std::path::Path) -> std::io::Result<std::fs::File> {
 impl StagedWriter for LocalWriter {
     fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), StagingError>> {
         async move {
+            if !self.pending.is_empty() && self.pending.len() + chunk.len() > LOCAL_WRITE_CHUNK {
+                self.flush_pending().await?;
+            }
             self.pending.extend_from_slice(chunk);
             if self.pending.len() >= LOCAL_WRITE_CHUNK {
                 self.flush_pending().await?;
@@ -246,7 +250,7 @@ impl StagingStore for LocalStaging {
                 partial: target.with_extension("part"),
                 target,
                 file: None,
-                pending: Vec::with_capacity(LOCAL_WRITE_CHUNK),
+                pending: Vec::new(),
             }) as Box<dyn StagedWriter>)
         }
         .boxed()
