@@ -290,7 +290,9 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
     for concurrency in [32usize, 64] {
         let (instant, _) = drain(system, 4000, 1, concurrency).await?;
         table.push(Row::ratio(
-            &format!("Worker: registrations/s, one process, instant fakes, concurrency {concurrency}"),
+            &format!(
+                "Worker: registrations/s, one process, instant fakes, concurrency {concurrency}"
+            ),
             instant,
             ceiling,
             "≥ 600/s",
@@ -403,8 +405,8 @@ pub async fn api_memory(system: &System, table: &mut Table) -> anyhow::Result<()
     Ok(())
 }
 
-/// 6. Submit → `completed`, one at a time, instant fakes, one worker; with email over SMTP
-/// (the measure) and written to the outbox (to show what the SMTP exchange costs).
+/// Figure 6, submit → `completed`, one at a time, instant fakes, one worker: with email
+/// over SMTP (the measure), and written to the outbox (to show what the exchange costs).
 pub async fn end_to_end(system: &System, table: &mut Table) -> anyhow::Result<()> {
     for smtp in [true, false] {
         end_to_end_with(system, table, smtp).await?;

@@ -163,10 +163,6 @@ impl System {
         Ok(process)
     }
 
-    pub fn worker(&self, concurrency: usize) -> anyhow::Result<Process> {
-        self.worker_mailing(concurrency, true)
-    }
-
     /// A worker that sends email over SMTP to the test server, or (`smtp` false) writes
     /// it to the outbox directory.
     pub fn worker_mailing(&self, concurrency: usize, smtp: bool) -> anyhow::Result<Process> {
