@@ -6,6 +6,10 @@ use clap::Parser;
 use intake_shared::config::Settings;
 use intake_worker::Runtime;
 
+/// The same allocator as the api's (see there): glibc's arenas cost CPU under concurrency.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Runs Intake registration jobs from the Redis queue. Every setting is an `INTAKE_*`
 /// environment variable (see README.md); flags override them.
 #[derive(Debug, Parser)]
