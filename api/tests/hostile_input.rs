@@ -6,10 +6,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use intake_testkit::hostile::{self, Rng};
 use support::spawn_app_with;
 
@@ -18,25 +16,10 @@ async fn a_thousand_hostile_requests_get_problems_and_leave_nothing() {
     let app = spawn_app_with(|s| s.request_timeout_secs = 2).await;
     let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     let requests: Vec<_> = (0..1000).map(|i| hostile::generate(&mut rng, i)).collect();
-    let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
-        .map(|(i, request)| async move {
-            let answer = hostile::send(app.addr, request, Duration::from_secs(20)).await;
-            (i, request.kind, answer)
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let mut kinds: BTreeMap<(&str, u16), usize> = BTreeMap::new();
-    let mut wrong = Vec::new();
-    for (i, kind, answer) in answers {
-        match answer
-            .map_err(|e| e.to_string())
-            .and_then(|a| hostile::check(&a).map(|()| a))
-        {
-            Ok(answer) => *kinds.entry((kind, answer.status)).or_default() += 1,
-            Err(e) => wrong.push(format!("request {i} ({kind}): {e}")),
-        }
-    }
+    let hostile::Outcome {
+        answers: kinds,
+        wrong,
+    } = hostile::send_all(app.addr, &requests, 16, Duration::from_secs(20)).await;
     assert!(
         wrong.is_empty(),
         "{} wrong answers: {wrong:#?}",

@@ -396,23 +396,7 @@ impl Harness {
 
     /// Files left in the staging directory, at any depth.
     pub fn staged_files(&self) -> usize {
-        fn walk(dir: &Path) -> usize {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                walk(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(self.staging.path())
+        intake_testkit::files_under(self.staging.path())
     }
 
     /// Uploads (top-level staging directories) last modified between `from` and `to`.

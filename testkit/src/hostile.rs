@@ -456,3 +456,38 @@ pub fn check(answer: &RawAnswer) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a batch of hostile requests got back.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// How many requests of each family got each status.
+    pub answers: std::collections::BTreeMap<(&'static str, u16), usize>,
+    /// The requests whose answer was not a 4xx problem+json, and why.
+    pub wrong: Vec<String>,
+}
+
+/// Sends `requests`, `concurrency` at a time, and sorts the answers by [`check`].
+pub async fn send_all(
+    addr: SocketAddr,
+    requests: &[HostileRequest],
+    concurrency: usize,
+    timeout: Duration,
+) -> Outcome {
+    use futures::StreamExt;
+    let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
+        .map(|(i, request)| async move { (i, request.kind, send(addr, request, timeout).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut outcome = Outcome::default();
+    for (i, kind, answer) in answers {
+        match answer
+            .map_err(|e| e.to_string())
+            .and_then(|a| check(&a).map(|()| a))
+        {
+            Ok(answer) => *outcome.answers.entry((kind, answer.status)).or_default() += 1,
+            Err(e) => outcome.wrong.push(format!("request {i} ({kind}): {e}")),
+        }
+    }
+    outcome
+}

@@ -37,6 +37,24 @@ where
     }
 }
 
+/// Files under `dir` at any depth (what a staging directory still holds).
+pub fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_under(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// A small deterministic generator (xorshift): cheap, and a run (a hostile request, a fake's
 /// random failure) can be replayed from its seed.
 #[derive(Debug)]

@@ -271,23 +271,7 @@ impl Stack {
 
     /// Files left in the staging directory.
     pub fn staged_files(&self) -> usize {
-        fn walk(dir: &std::path::Path) -> usize {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                walk(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(self.staging.path())
+        crate::files_under(self.staging.path())
     }
 
     /// The job payloads queued in Redis (to run the pipeline by hand).

@@ -2,10 +2,8 @@
 //! get a 4xx problem+json; none a 5xx; no panic in the logs; nothing left in staging or
 //! Redis.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use intake_testkit::hostile::{self, Rng};
 
 use crate::Size;
@@ -33,28 +31,10 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let mut rng = Rng::new(seed);
     let requests: Vec<_> = (0..n).map(|i| hostile::generate(&mut rng, i)).collect();
     let addr = h.api_addr;
-    let answers: Vec<_> = futures::stream::iter(requests.iter().enumerate())
-        .map(|(i, request)| async move {
-            (
-                i,
-                request.kind,
-                hostile::send(addr, request, Duration::from_secs(30)).await,
-            )
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let mut kinds: BTreeMap<(&str, u16), usize> = BTreeMap::new();
-    let mut wrong = Vec::new();
-    for (i, kind, answer) in answers {
-        match answer
-            .map_err(|e| e.to_string())
-            .and_then(|a| hostile::check(&a).map(|()| a))
-        {
-            Ok(answer) => *kinds.entry((kind, answer.status)).or_default() += 1,
-            Err(e) => wrong.push(format!("request {i} ({kind}): {e}")),
-        }
-    }
+    let hostile::Outcome {
+        answers: kinds,
+        wrong,
+    } = hostile::send_all(addr, &requests, 32, Duration::from_secs(30)).await;
     report.check(
         "every request answered 4xx problem+json with a code and request id",
         wrong.is_empty(),
