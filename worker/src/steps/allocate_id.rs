@@ -48,31 +48,30 @@ pub async fn run(
         .map_err(|e| db::step_error(&e, "allocating the team ID"))
 }
 
-/// Takes the team's claim for `id` inside `tx`: `None` if it holds it now, the holder
-/// otherwise.
+/// Takes the team's claim for the job's registration inside `tx`, or names its holder.
 async fn claim(
     tx: &mut sqlx::PgConnection,
     job: &RegistrationJob,
     take_over: Option<RegistrationId>,
-) -> Result<Option<RegistrationId>, sqlx::Error> {
+) -> Result<Claim, sqlx::Error> {
     let (name, phone) = (
         job.registration.team_name.as_str(),
         job.registration.captain.phone.as_str(),
     );
     let id = job.registration_id.as_uuid();
-    let holder: (uuid::Uuid,) = sqlx::query_as(&format!(
+    // `xmax = 0` tells a row this statement inserted from one it found (and locked).
+    let (holder, inserted): (uuid::Uuid, bool) = sqlx::query_as(&format!(
         "INSERT INTO team_claims (team_key, registration_id) VALUES ({TEAM_KEY}, $3)
          ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key
-         RETURNING registration_id"
+         RETURNING registration_id, (xmax = 0)"
     ))
     .bind(name)
     .bind(phone)
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;
-    let holder = holder.0;
     if holder == id {
-        return Ok(None);
+        return Ok(Claim::Held { new: inserted });
     }
     if take_over.is_some_and(|gone| gone.as_uuid() == holder) {
         let moved = sqlx::query(&format!(
@@ -87,10 +86,20 @@ async fn claim(
         .await?
         .rows_affected();
         if moved == 1 {
-            return Ok(None);
+            // The taker may hold an ID from an earlier claim of its own: look it up.
+            return Ok(Claim::Held { new: false });
         }
     }
-    Ok(Some(RegistrationId::from_uuid(holder)))
+    Ok(Claim::Other(RegistrationId::from_uuid(holder)))
+}
+
+/// Who holds a team's claim after [`claim`].
+enum Claim {
+    /// This registration; `new` when it took the claim just now (and so has no ID yet).
+    Held {
+        new: bool,
+    },
+    Other(RegistrationId),
 }
 
 async fn existing(
@@ -116,22 +125,24 @@ async fn allocate(
     let mut tx = pool.begin().await?;
     // The claim first, even for a registration that has its ID already: one re-driven
     // after another registration took its team over must not upload again.
-    if let Some(holder) = claim(&mut tx, job, take_over).await? {
-        tx.rollback().await?;
-        return Ok(Allocation::Claimed { holder });
+    match claim(&mut tx, job, take_over).await? {
+        Claim::Other(holder) => {
+            tx.rollback().await?;
+            return Ok(Allocation::Claimed { holder });
+        }
+        // A claim taken just now has no ID yet (they are recorded together).
+        Claim::Held { new: true } => {}
+        Claim::Held { new: false } => {
+            if let Some(team_id) = existing(&mut *tx, id).await? {
+                tx.commit().await?;
+                return Ok(Allocation::Allocated(team_id));
+            }
+        }
     }
-    if let Some(team_id) = existing(&mut *tx, id).await? {
-        tx.commit().await?;
-        return Ok(Allocation::Allocated(team_id));
-    }
-    sqlx::query(
-        "INSERT INTO team_id_counters (prefix, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-    )
-    .bind(prefix)
-    .execute(&mut *tx)
-    .await?;
     let (n,): (i64,) = sqlx::query_as(
-        "UPDATE team_id_counters SET last_value = last_value + 1 WHERE prefix = $1 RETURNING last_value",
+        "INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ($1, 1)
+         ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1
+         RETURNING last_value",
     )
     .bind(prefix)
     .fetch_one(&mut *tx)
