@@ -143,6 +143,9 @@ struct LocalWriter {
     target: PathBuf,
     /// The open file, once the first piece was written.
     file: Option<std::fs::File>,
+    /// Whether a write to the partial file was attempted (it may exist even if that write
+    /// failed, so an abort must remove it).
+    touched: bool,
     pending: Vec<u8>,
 }
 
@@ -151,35 +154,44 @@ impl LocalWriter {
     /// on the first call.
     async fn flush_pending(&mut self) -> Result<(), StagingError> {
         let pending = std::mem::take(&mut self.pending);
-        let file = self.file.take();
-        let partial = self.partial.clone();
-        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            use std::io::Write;
-            let mut file = match file {
-                Some(file) => file,
-                None => create_partial(&partial)?,
-            };
-            file.write_all(&pending)?;
-            Ok(file)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let (file, partial) = (self.file.take(), self.partial.clone());
+        self.touched = true;
+        let file = blocking(move || append(file, &partial, &pending)).await?;
         self.file = Some(file);
-        self.pending = Vec::new();
         Ok(())
     }
 }
 
-fn create_partial(partial: &std::path::Path) -> std::io::Result<std::fs::File> {
-    match std::fs::File::create(partial) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = partial.parent() {
-                std::fs::create_dir_all(dir)?;
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StagingError> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??)
+}
+
+/// Writes `bytes` to the open partial file, or to a new one (and its directory).
+fn append(
+    file: Option<std::fs::File>,
+    partial: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let mut file = match file {
+        Some(file) => file,
+        None => match std::fs::File::create(partial) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = partial.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::File::create(partial)?
             }
-            std::fs::File::create(partial)
-        }
-        other => other,
-    }
+            other => other?,
+        },
+    };
+    file.write_all(bytes)?;
+    Ok(file)
 }
 
 impl StagedWriter for LocalWriter {
@@ -200,19 +212,11 @@ impl StagedWriter for LocalWriter {
     fn finish(self: Box<Self>) -> BoxFuture<'static, Result<(), StagingError>> {
         let this = *self;
         async move {
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut file = match this.file {
-                    Some(file) => file,
-                    None => create_partial(&this.partial)?,
-                };
-                file.write_all(&this.pending)?;
-                drop(file);
+            blocking(move || {
+                drop(append(this.file, &this.partial, &this.pending)?);
                 std::fs::rename(&this.partial, &this.target)
             })
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-            Ok(())
         }
         .boxed()
     }
@@ -220,8 +224,8 @@ impl StagedWriter for LocalWriter {
     fn abort(self: Box<Self>) -> BoxFuture<'static, ()> {
         let this = *self;
         async move {
-            if let Some(file) = this.file {
-                drop(file);
+            drop(this.file);
+            if this.touched {
                 let _ = tokio::fs::remove_file(&this.partial).await;
             }
         }
@@ -250,6 +254,7 @@ impl StagingStore for LocalStaging {
                 partial: target.with_extension("part"),
                 target,
                 file: None,
+                touched: false,
                 pending: Vec::new(),
             }) as Box<dyn StagedWriter>)
         }
