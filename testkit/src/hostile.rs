@@ -12,6 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use intake_shared::domain::{DocumentKind, DocumentType};
+use intake_shared::validation::RawForm;
+
 use crate::form::{jpeg, pdf, png};
 
 pub use crate::Rng;
@@ -36,22 +39,15 @@ pub struct HostileRequest {
 
 /// The largest accepted document (5 MiB): a file of exactly this size is allowed, one byte
 /// more is `FILE_TOO_LARGE`.
-pub const DOCUMENT_LIMIT: usize = 5 * 1024 * 1024;
+pub const DOCUMENT_LIMIT: usize = DocumentType::MAX_BYTES as usize;
 
-const FIELDS: [&str; 12] = [
-    "team_name",
-    "captain_name",
-    "captain_phone",
-    "captain_email",
-    "vice_captain_name",
-    "vice_captain_phone",
-    "vice_captain_email",
-    "players",
-    "payment_receipt",
-    "pastor_letter",
-    "bogus",
-    "",
-];
+/// Every field of the form (text, then documents), and two that are not.
+fn fields() -> Vec<&'static str> {
+    let mut fields = RawForm::FIELDS.to_vec();
+    fields.extend(DocumentKind::ALL.map(DocumentKind::field));
+    fields.extend(["bogus", ""]);
+    fields
+}
 
 fn odd_values() -> Vec<Vec<u8>> {
     vec![
@@ -128,10 +124,11 @@ fn part_head(name: &str, filename: Option<&str>, content_type: Option<&str>) -> 
 /// files), sometimes truncated or without its closing boundary.
 fn multipart_body(rng: &mut Rng, boundary: &str) -> (Vec<u8>, &'static str) {
     let values = odd_values();
+    let fields = fields();
     let mut body = Vec::new();
     let mut kind = "multipart-fields";
     for _ in 0..rng.below(15) {
-        let name = *rng.pick(&FIELDS);
+        let name = *rng.pick(&fields);
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         let file = name.ends_with("receipt") || name.ends_with("letter") || rng.below(5) == 0;
         if file {
@@ -246,7 +243,7 @@ pub fn generate(rng: &mut Rng, i: usize) -> HostileRequest {
             whole("bad-idempotency-key", bytes)
         }
         6 => {
-            let declared = crate::hostile::DOCUMENT_LIMIT * 4;
+            let declared = DOCUMENT_LIMIT * 4;
             whole(
                 "declared-length-over-cap",
                 head(&multipart, Some(declared), &[key(rng)]),
@@ -300,7 +297,7 @@ pub fn generate(rng: &mut Rng, i: usize) -> HostileRequest {
                 "\u{1F3CF}\u{1F3CF}",
             ]);
             let mut body = Vec::new();
-            for name in FIELDS.iter().take(8) {
+            for name in RawForm::FIELDS {
                 body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
                 body.extend(part_head(name, None, None));
                 body.extend_from_slice(text.as_bytes());
