@@ -312,16 +312,18 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
         if concurrency == 64 {
             peak_64 = peak;
         }
+        // The issue sets a target for concurrency 64 only.
+        let (target, threshold) = if concurrency == 64 {
+            ("≥ 80 % of ideal", 0.80)
+        } else {
+            ("—", 0.0)
+        };
         table.push(Row::ratio(
             &format!("Worker: registrations/s, Cloudinary 150 ms, concurrency {concurrency}"),
             rate,
             ideal,
-            if concurrency == 64 {
-                "≥ 80 % of ideal"
-            } else {
-                "—"
-            },
-            if concurrency == 64 { 0.80 } else { 0.0 },
+            target,
+            threshold,
             &format!("ideal {concurrency} / 0.150 s; {n} registrations"),
         ));
     }
@@ -341,16 +343,18 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
         if workers == 1 {
             one = rate;
         }
+        // The issue sets a target for two processes only.
+        let (target, threshold) = if workers == 2 {
+            ("≥ 1.8 × one", 1.8)
+        } else {
+            ("—", 0.0)
+        };
         table.push(Row::ratio(
             &format!("Scale-out: {workers} worker process(es), concurrency 32, Cloudinary 150 ms"),
             rate,
             one,
-            if workers == 2 {
-                "≥ 1.8 × one"
-            } else {
-                "—"
-            },
-            if workers == 2 { 1.8 } else { 0.0 },
+            target,
+            threshold,
             "ratio to one process",
         ));
     }
