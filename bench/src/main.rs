@@ -95,8 +95,9 @@ async fn main() -> anyhow::Result<()> {
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
             let date = time::OffsetDateTime::now_utc().date();
             let section = format!(
-                "{BEGIN}\n\nLast run: {date}, {cores} cores, `scripts/bench` ({:.0} s).\n\n{}\n{END}",
+                "{BEGIN}\n\nLast run: {date}, {cores} cores, `scripts/bench` ({:.0} s), staging on {}.\n\n{}\n{END}",
                 started.elapsed().as_secs_f64(),
+                system.staging_filesystem(),
                 table.markdown()
             );
             println!("{section}");

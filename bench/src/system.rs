@@ -132,6 +132,11 @@ impl System {
         self.work.path().join("staging")
     }
 
+    /// Where the staging ceiling writes: beside Intake's staging, on the same filesystem.
+    pub fn ceiling_staging(&self) -> PathBuf {
+        self.work.path().join("ceiling-staging")
+    }
+
     fn env(&self, command: &mut Command) {
         command
             .env_clear()
@@ -194,6 +199,8 @@ impl System {
         let child = Command::new(&self.bins.bench)
             .args(["ceiling", "--mode", mode, "--addr", &addr.to_string()])
             .args(["--redis-url", &self.redis.url(), "--redis-prefix", PREFIX])
+            .arg("--staging-dir")
+            .arg(self.ceiling_staging())
             .stdout(Stdio::null())
             .stderr(log_to(&self.logs.join("ceiling.log"))?)
             .spawn()
@@ -259,8 +266,28 @@ impl System {
         .execute(&self.pool)
         .await?;
         let _ = std::fs::remove_dir_all(self.staging());
+        let _ = std::fs::remove_dir_all(self.ceiling_staging());
         std::fs::create_dir_all(self.staging())?;
+        // Each measurement starts with nothing left to write back from the one before.
+        tokio::process::Command::new("sync").status().await?;
         Ok(())
+    }
+
+    /// The filesystem staging writes to, as `findmnt` names it (e.g. `/dev/loop0 ext4`).
+    pub fn staging_filesystem(&self) -> String {
+        Command::new("findmnt")
+            .args(["-no", "SOURCE,FSTYPE", "--target"])
+            .arg(self.work.path())
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "an unknown filesystem".to_owned())
     }
 
     /// Writes a file in the run's work directory and returns its path.

@@ -159,6 +159,42 @@ async fn team_id_format_follows_configuration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn team_ids_are_padded_to_the_width_and_never_cut() {
+    use intake_shared::domain::TeamId;
+    use intake_worker::steps::allocate_id::{self, Allocation};
+    let stack = Stack::start().await;
+    intake_worker::db::migrate(&stack.pool)
+        .await
+        .expect("migrations");
+    for n in 0..3 {
+        stack.submit(&team(n)).await;
+    }
+    sqlx::query("INSERT INTO team_id_counters (prefix, last_value) VALUES ('CUP', 9998)")
+        .execute(&stack.pool)
+        .await
+        .expect("counter");
+    let mut jobs = stack.queued_jobs();
+    jobs.sort_by_key(|j| j.registration.team_name.to_string());
+    for (job, n) in jobs.iter().zip([9999, 10000, 10001]) {
+        let allocation = allocate_id::run(&stack.pool, job, "CUP", 4, None)
+            .await
+            .expect("allocate");
+        assert_eq!(allocation, Allocation::Allocated(TeamId::format("CUP", 4, n)));
+    }
+    // A second run of a job gets its ID back and moves the counter no further.
+    let again = allocate_id::run(&stack.pool, &jobs[0], "CUP", 4, None)
+        .await
+        .expect("allocate again");
+    assert_eq!(again, Allocation::Allocated(TeamId::format("CUP", 4, 9999)));
+    assert_eq!(
+        stack
+            .count("SELECT last_value FROM team_id_counters WHERE prefix = 'CUP'")
+            .await,
+        10001
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_backends_store_media_and_write_the_outbox() {
     let media = tempfile::tempdir().expect("media dir");
     let outbox = tempfile::tempdir().expect("outbox dir");

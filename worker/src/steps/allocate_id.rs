@@ -139,32 +139,33 @@ async fn allocate(
             }
         }
     }
-    let (n,): (i64,) = sqlx::query_as(
-        "INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ($1, 1)
-         ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1
-         RETURNING last_value",
-    )
-    .bind(prefix)
-    .fetch_one(&mut *tx)
-    .await?;
-    let team_id = TeamId::format(prefix, width, n.unsigned_abs());
-    let recorded = sqlx::query(
-        "INSERT INTO team_ids (registration_id, team_id) VALUES ($1, $2)
-         ON CONFLICT (registration_id) DO NOTHING",
+    // The counter row stays locked until commit, so the increment and the record are one
+    // statement: the lock is held for it and the commit, no round trip in between. The ID
+    // is formatted here as `TeamId::format` does (padded to `width`, never cut).
+    let recorded: Option<(String,)> = sqlx::query_as(
+        "WITH n AS (
+             INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ($2, 1)
+             ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1
+             RETURNING last_value)
+         INSERT INTO team_ids (registration_id, team_id)
+         SELECT $1, $2 || '-' || lpad(last_value::text, greatest($3, length(last_value::text)), '0')
+         FROM n
+         ON CONFLICT (registration_id) DO NOTHING
+         RETURNING team_id",
     )
     .bind(id.as_uuid())
-    .bind(team_id.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if recorded == 0 {
+    .bind(prefix)
+    .bind(i32::try_from(width).unwrap_or(i32::MAX))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((team_id,)) = recorded else {
         // Another run of this same job recorded an ID first; give our number back.
         tx.rollback().await?;
         return existing(pool, id)
             .await?
             .map(Allocation::Allocated)
             .ok_or_else(|| sqlx::Error::RowNotFound);
-    }
+    };
     tx.commit().await?;
-    Ok(Allocation::Allocated(team_id))
+    Ok(Allocation::Allocated(TeamId::from_stored(team_id)))
 }
