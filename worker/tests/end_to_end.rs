@@ -179,7 +179,10 @@ async fn team_ids_are_padded_to_the_width_and_never_cut() {
         let allocation = allocate_id::run(&stack.pool, job, "CUP", 4, None)
             .await
             .expect("allocate");
-        assert_eq!(allocation, Allocation::Allocated(TeamId::format("CUP", 4, n)));
+        assert_eq!(
+            allocation,
+            Allocation::Allocated(TeamId::format("CUP", 4, n))
+        );
     }
     // A second run of a job gets its ID back and moves the counter no further.
     let again = allocate_id::run(&stack.pool, &jobs[0], "CUP", 4, None)

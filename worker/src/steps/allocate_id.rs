@@ -23,6 +23,12 @@ use crate::error::StepError;
 /// The claim key of a team, folded as the unique index on `teams` folds it.
 const TEAM_KEY: &str = "lower(regexp_replace($1, '\\s+', ' ', 'g')) || E'\\n' || $2";
 
+/// One allocation at a time in this process. Allocations serialise on the counter row in
+/// any case; queued here, a process has at most one transaction waiting on that row's lock
+/// instead of one per job, and every commit wakes one waiter instead of dozens that then
+/// queue again (measured: 64 concurrent jobs allocated slower than 32 without this).
+static ALLOCATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// What allocation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allocation {
@@ -41,11 +47,14 @@ pub async fn run(
     width: usize,
     take_over: Option<RegistrationId>,
 ) -> Result<Allocation, StepError> {
-    (|| allocate(pool, job, prefix, width, take_over))
-        .retry(db::retry_policy())
-        .when(db::is_transient)
-        .await
-        .map_err(|e| db::step_error(&e, "allocating the team ID"))
+    (|| async {
+        let _turn = ALLOCATING.lock().await;
+        allocate(pool, job, prefix, width, take_over).await
+    })
+    .retry(db::retry_policy())
+    .when(db::is_transient)
+    .await
+    .map_err(|e| db::step_error(&e, "allocating the team ID"))
 }
 
 /// Takes the team's claim for the job's registration inside `tx`, or names its holder.
