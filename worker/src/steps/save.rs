@@ -1,4 +1,4 @@
-//! Step 3: the registration in one transaction: the team, its players and its documents.
+//! Step 3: the registration in one statement: the team, its players and its documents.
 //! The unique key on (team name, captain's phone) is what stops one team registering twice
 //! whatever the timing; a second run of the *same* registration finds its own row instead.
 
@@ -82,15 +82,45 @@ async fn save(
 ) -> Result<Saved, SaveError> {
     // The pipeline looked for the rows just before uploading; a twin run that saved since
     // is recognised by the primary key below.
+    //
+    // One statement, so one round trip and an implicit transaction: the team, its players
+    // and its documents are written together or not at all (a constraint failing anywhere
+    // in it rolls all of it back).
     let id = job.registration_id;
     let r = &job.registration;
-    let mut tx = pool.begin().await?;
+    let positions: Vec<i16> = (0..r.players.len())
+        .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
+        .collect();
+    let names: Vec<&str> = r.players.iter().map(|p| p.name.as_str()).collect();
+    let roles: Vec<&str> = r.players.iter().map(|p| p.role.as_str()).collect();
+    let kinds: Vec<&str> = documents.iter().map(|d| d.kind.field()).collect();
+    let public_ids: Vec<&str> = documents.iter().map(|d| d.public_id.as_str()).collect();
+    let urls: Vec<&str> = documents.iter().map(|d| d.secure_url.as_str()).collect();
+    let content_types: Vec<&str> = documents.iter().map(|d| d.content_type.mime()).collect();
+    let sizes: Vec<i64> = documents
+        .iter()
+        .map(|d| i64::try_from(d.bytes).unwrap_or(i64::MAX))
+        .collect();
+    let hashes: Vec<&str> = documents.iter().map(|d| d.sha256.as_str()).collect();
     let inserted = sqlx::query(
-        "INSERT INTO teams (registration_id, team_id, team_name,
-             captain_name, captain_phone, captain_email,
-             vice_captain_name, vice_captain_phone, vice_captain_email,
-             request_id, submitted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "WITH team AS (
+             INSERT INTO teams (registration_id, team_id, team_name,
+                 captain_name, captain_phone, captain_email,
+                 vice_captain_name, vice_captain_phone, vice_captain_email,
+                 request_id, submitted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             RETURNING registration_id),
+         players AS (
+             INSERT INTO players (registration_id, position, name, role)
+             SELECT team.registration_id, p.*
+             FROM team, UNNEST($12::smallint[], $13::text[], $14::text[]) AS p),
+         documents AS (
+             INSERT INTO documents (registration_id, kind, public_id, secure_url,
+                 content_type, bytes, sha256)
+             SELECT team.registration_id, d.*
+             FROM team, UNNEST($15::text[], $16::text[], $17::text[], $18::text[],
+                 $19::bigint[], $20::text[]) AS d)
+         SELECT count(*) FROM team",
     )
     .bind(id.as_uuid())
     .bind(team_id.as_str())
@@ -103,51 +133,28 @@ async fn save(
     .bind(r.vice_captain.email.as_str())
     .bind(&job.request_id)
     .bind(job.submitted_at)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(err) if db::violates(&err, "teams_pkey") => {
-            // Another run of this registration committed between our check and insert.
-            return Ok(Saved::AlreadySaved);
-        }
-        Err(err) if SAME_TEAM_CONSTRAINTS.iter().any(|c| db::violates(&err, c)) => {
-            return Err(SaveError::Duplicate);
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let positions: Vec<i16> = (0..r.players.len())
-        .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
-        .collect();
-    let names: Vec<&str> = r.players.iter().map(|p| p.name.as_str()).collect();
-    let roles: Vec<&str> = r.players.iter().map(|p| p.role.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO players (registration_id, position, name, role)
-         SELECT $1, * FROM UNNEST($2::smallint[], $3::text[], $4::text[])",
-    )
-    .bind(id.as_uuid())
     .bind(&positions)
     .bind(&names)
     .bind(&roles)
-    .execute(&mut *tx)
-    .await?;
-    for doc in documents {
-        sqlx::query(
-            "INSERT INTO documents (registration_id, kind, public_id, secure_url, content_type, bytes, sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.as_uuid())
-        .bind(doc.kind.field())
-        .bind(&doc.public_id)
-        .bind(&doc.secure_url)
-        .bind(doc.content_type.mime())
-        .bind(i64::try_from(doc.bytes).unwrap_or(i64::MAX))
-        .bind(&doc.sha256)
-        .execute(&mut *tx)
-        .await?;
+    .bind(&kinds)
+    .bind(&public_ids)
+    .bind(&urls)
+    .bind(&content_types)
+    .bind(&sizes)
+    .bind(&hashes)
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Saved::Inserted),
+        Err(err) if db::violates(&err, "teams_pkey") => {
+            // Another run of this registration committed between our check and insert.
+            Ok(Saved::AlreadySaved)
+        }
+        Err(err) if SAME_TEAM_CONSTRAINTS.iter().any(|c| db::violates(&err, c)) => {
+            Err(SaveError::Duplicate)
+        }
+        Err(err) => Err(err.into()),
     }
-    tx.commit().await?;
-    Ok(Saved::Inserted)
 }
 
 /// A registration as saved, read back for support tools.
