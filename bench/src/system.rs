@@ -67,10 +67,46 @@ impl Process {
         rss_field(self.pid(), "VmHWM:")
     }
 
+    /// CPU time the process has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the command name (which may hold spaces) in parentheses.
+                let rest = stat.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+                Some((ticks(11)? + ticks(12)?) / CLOCK_TICKS)
+            })
+            .unwrap_or(0.0)
+    }
+
     /// Resident memory now (`VmRSS`), in MiB.
     pub fn rss_mib(&self) -> f64 {
         rss_field(self.pid(), "VmRSS:")
     }
+}
+
+/// `USER_HZ`, the unit of `/proc`'s CPU times: 100 on Linux for every architecture we run.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU time the whole machine has spent busy (everything but idle and I/O wait), in seconds.
+pub fn machine_busy_seconds() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+            let ticks: Vec<f64> = cpu
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal ...: busy is all but idle, iowait.
+            let total: f64 = ticks.iter().take(8).sum();
+            let idle = ticks.get(3)? + ticks.get(4)?;
+            Some((total - idle) / CLOCK_TICKS)
+        })
+        .unwrap_or(0.0)
 }
 
 fn rss_field(pid: u32, field: &str) -> f64 {
