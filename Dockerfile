@@ -13,6 +13,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
+# cargo-chef's recipe leaves out crates wired in by a [patch] path (the patched lettre), so
+# cooking needs them as they are.
+COPY vendor vendor
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked \
