@@ -69,16 +69,7 @@ impl Process {
 
     /// CPU time the process has used so far (user and system), in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .ok()
-            .and_then(|stat| {
-                // Fields after the command name (which may hold spaces) in parentheses.
-                let rest = stat.rsplit_once(')')?.1;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-                Some((ticks(11)? + ticks(12)?) / CLOCK_TICKS)
-            })
-            .unwrap_or(0.0)
+        process_cpu_seconds(self.pid())
     }
 
     /// Resident memory now (`VmRSS`), in MiB.
@@ -89,6 +80,21 @@ impl Process {
 
 /// `USER_HZ`, the unit of `/proc`'s CPU times: 100 on Linux for every architecture we run.
 const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU time process `pid` has used so far (user and system), in seconds; this process's
+/// own with `std::process::id()` (the fakes run here).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+            Some((ticks(11)? + ticks(12)?) / CLOCK_TICKS)
+        })
+        .unwrap_or(0.0)
+}
 
 /// CPU time the whole machine has spent busy (everything but idle and I/O wait), in seconds.
 pub fn machine_busy_seconds() -> f64 {

@@ -40,17 +40,18 @@ impl Pipeline {
     pub async fn run(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
         tracing::Span::current().record("attempt", attempt);
         let id = job.registration_id;
-        self.status.processing(id, attempt).await?;
-
-        // 1. Team ID: the same one on every run of this registration.
-        self.status.step(id, Step::AllocatingId).await?;
+        // 1. Team ID: the same one on every run of this registration. (Each status change
+        // says where the job is now: `processing` comes with its first step, the team ID
+        // with the next one.)
+        self.status.processing(id, attempt, Step::AllocatingId).await?;
         let team_id = timed("allocating_id", self.allocate(job)).await?;
-        self.status.team_id(id, &team_id).await?;
         tracing::info!(%team_id, "team ID allocated");
 
-        // 2 and 3. Documents, then the registration in one transaction. A run after the
+        // 2 and 3. Documents, then the registration in one statement. A run after the
         // registration was saved (its staged files may be gone by then) skips both.
-        self.status.step(id, Step::UploadingFiles).await?;
+        self.status
+            .team_id(id, &team_id, Step::UploadingFiles)
+            .await?;
         if save::is_saved(&self.pool, id).await? {
             tracing::info!("registration already saved by an earlier run");
         } else {

@@ -121,11 +121,18 @@ impl StatusStore {
         Ok(record)
     }
 
-    pub async fn processing(&self, id: RegistrationId, attempt: u32) -> Result<(), StepError> {
+    /// The job is running (attempt `attempt`), at its first `step`.
+    pub async fn processing(
+        &self,
+        id: RegistrationId,
+        attempt: u32,
+        step: Step,
+    ) -> Result<(), StepError> {
         self.update(id, |r| {
             r.status = JobState::Processing;
             r.attempts = attempt;
             r.error = None;
+            r.step = Some(step);
         })
         .await
         .map(drop)
@@ -135,10 +142,19 @@ impl StatusStore {
         self.update(id, |r| r.step = Some(step)).await.map(drop)
     }
 
-    pub async fn team_id(&self, id: RegistrationId, team_id: &TeamId) -> Result<(), StepError> {
-        self.update(id, |r| r.team_id = Some(team_id.to_string()))
-            .await
-            .map(drop)
+    /// The team ID is allocated; the job goes on to `next`.
+    pub async fn team_id(
+        &self,
+        id: RegistrationId,
+        team_id: &TeamId,
+        next: Step,
+    ) -> Result<(), StepError> {
+        self.update(id, |r| {
+            r.team_id = Some(team_id.to_string());
+            r.step = Some(next);
+        })
+        .await
+        .map(drop)
     }
 
     pub async fn sending_email(&self, id: RegistrationId) -> Result<(), StepError> {
