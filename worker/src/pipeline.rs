@@ -43,7 +43,9 @@ impl Pipeline {
         // 1. Team ID: the same one on every run of this registration. (Each status change
         // says where the job is now: `processing` comes with its first step, the team ID
         // with the next one.)
-        self.status.processing(id, attempt, Step::AllocatingId).await?;
+        self.status
+            .processing(id, attempt, Step::AllocatingId)
+            .await?;
         let team_id = timed("allocating_id", self.allocate(job)).await?;
         tracing::info!(%team_id, "team ID allocated");
 
