@@ -58,6 +58,14 @@ pub struct Process {
 }
 
 impl Process {
+    /// `path` on this process's HTTP address (an api or a ceiling, which always have one).
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.addr.expect("a server process has an address")
+        )
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
