@@ -44,6 +44,19 @@ enum Commands {
     Ceiling(ceiling::CeilingArgs),
 }
 
+/// Runs one section of the benchmarks and says how long it took, for the results line
+/// (the whole run must stay within minutes from a fresh clone).
+async fn timed(
+    name: &str,
+    section: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    section.await.context(name.to_owned())?;
+    let took = format!("{name} {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!("{took}");
+    Ok(took)
+}
+
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
 
@@ -67,35 +80,27 @@ async fn main() -> anyhow::Result<()> {
             let system = system::System::start(bins, &logs).await?;
             let started = std::time::Instant::now();
             let mut table = report::Table::default();
+            let mut took = Vec::new();
             if wanted("intake") {
-                measure::intake(&system, &mut table)
-                    .await
-                    .context("intake")?;
+                took.push(timed("intake", measure::intake(&system, &mut table)).await?);
             }
             if wanted("status") {
-                measure::status(&system, &mut table)
-                    .await
-                    .context("status")?;
+                took.push(timed("status", measure::status(&system, &mut table)).await?);
             }
             if wanted("memory") {
-                measure::api_memory(&system, &mut table)
-                    .await
-                    .context("api memory")?;
+                took.push(timed("memory", measure::api_memory(&system, &mut table)).await?);
             }
             if wanted("e2e") {
-                measure::end_to_end(&system, &mut table)
-                    .await
-                    .context("end to end")?;
+                took.push(timed("e2e", measure::end_to_end(&system, &mut table)).await?);
             }
             if wanted("workers") {
-                measure::workers(&system, &mut table)
-                    .await
-                    .context("workers")?;
+                took.push(timed("workers", measure::workers(&system, &mut table)).await?);
             }
+            let took = took.join(", ");
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
             let date = time::OffsetDateTime::now_utc().date();
             let section = format!(
-                "{BEGIN}\n\nLast run: {date}, {cores} cores, `scripts/bench` ({:.0} s), staging on {}.\n\n{}\n{END}",
+                "{BEGIN}\n\nLast run: {date}, {cores} cores, `scripts/bench` ({:.0} s measuring: {took}), staging on {}.\n\n{}\n{END}",
                 started.elapsed().as_secs_f64(),
                 system.staging_filesystem(),
                 table.markdown()

@@ -25,11 +25,13 @@ impl Row {
         notes: &str,
     ) -> Self {
         let ratio = value / ceiling.max(1e-9);
+        // Rounded down, so a figure just short of its target (79.6 % of 80 %) never reads
+        // as reaching it.
         Self {
             measure: measure.to_owned(),
-            value: format!("{value:.0}"),
+            value: format!("{:.0}", value.floor()),
             ceiling: format!("{ceiling:.0}"),
-            ratio: format!("{:.0} %", ratio * 100.0),
+            ratio: format!("{:.0} %", (ratio * 100.0).floor()),
             target: target.to_owned(),
             met: (threshold > 0.0).then_some(ratio >= threshold),
             notes: notes.to_owned(),

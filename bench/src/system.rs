@@ -218,9 +218,8 @@ impl System {
         Ok(process)
     }
 
-    /// A worker that sends email over SMTP to the test server, or (`smtp` false) writes
-    /// it to the outbox directory.
-    pub fn worker_mailing(&self, concurrency: usize, smtp: bool) -> anyhow::Result<Process> {
+    /// A worker that sends email over SMTP to the test server.
+    pub fn worker(&self, concurrency: usize) -> anyhow::Result<Process> {
         let mut command = Command::new(&self.bins.worker);
         self.env(&mut command);
         command
@@ -231,12 +230,9 @@ impl System {
             .env("CLOUDINARY_URL", self.cloudinary.url())
             .env("INTAKE_CLOUDINARY_API_BASE", self.cloudinary.api_base())
             .env("INTAKE_MAIL_FROM", "Intake <registrations@intake.example>")
-            .env("INTAKE_OUTBOX_DIR", self.work.path().join("outbox"))
+            .env("INTAKE_SMTP_URL", self.smtp.url())
             .stdout(log_to(&self.logs.join("workers.log"))?)
             .stderr(log_to(&self.logs.join("workers.log"))?);
-        if smtp {
-            command.env("INTAKE_SMTP_URL", self.smtp.url());
-        }
         Ok(Process {
             child: command.spawn().context("intake-worker")?,
             addr: None,

@@ -81,6 +81,10 @@ pub trait StagingStore: Send + Sync + 'static {
 pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, StagingError> {
     match &settings.staging_s3_bucket {
         Some(bucket) => {
+            // object_store's HTTP client (reqwest 0.13, built without a TLS provider of its
+            // own) takes rustls' process default; ring is the one every other client here
+            // uses. An error means one is installed already, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(&settings.staging_s3_region);
@@ -480,5 +484,38 @@ mod unix_millis {
         pub fn since(self, earlier: UnixMillis) -> Duration {
             Duration::from_millis(u64::try_from(self.0 - earlier.0).unwrap_or(0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The S3 client is built without a TLS provider of its own (no aws-lc); building one
+    /// for an `https://` endpoint must find ring installed rather than panic, and a request
+    /// that cannot connect is an error, not a crash.
+    #[tokio::test]
+    async fn an_s3_store_over_https_builds_with_ring_and_fails_cleanly_when_unreachable() {
+        let settings = Settings {
+            staging_s3_bucket: Some("intake-staging".into()),
+            staging_s3_endpoint: Some("https://127.0.0.1:9".into()),
+            staging_s3_access_key_id: Some("testing".into()),
+            staging_s3_secret_access_key: Some(secrecy::SecretString::from("testing")),
+            ..Settings::default()
+        };
+        let store = match from_settings(&settings) {
+            Ok(store) => store,
+            Err(err) => panic!("the S3 store did not build: {err}"),
+        };
+        assert_eq!(store.name(), "s3");
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            store.exists("upload/payment_receipt"),
+        )
+        .await;
+        assert!(
+            matches!(probe, Ok(Err(_))),
+            "an unreachable endpoint is an error"
+        );
     }
 }

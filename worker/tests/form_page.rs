@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
-use intake_testkit::eventually;
 use intake_testkit::form::{PLAYER_NAMES, jpeg, pdf};
 use intake_testkit::stack::Stack;
+use intake_testkit::{eventually, within};
 
 async fn type_into(browser: &Client, id: &str, value: &str) {
     let input = browser.find(Locator::Id(id)).await.expect(id);
@@ -54,20 +54,42 @@ async fn fill_valid(browser: &Client, files: &tempfile::TempDir) {
 }
 
 async fn team_id_shown(browser: &Client) -> String {
-    eventually(
-        "the team ID on the page",
-        Duration::from_secs(60),
-        || async {
-            let shown = text(browser, "#team-id").await;
-            let outcome = text(browser, "#outcome").await;
-            (shown.contains("ICCT-") && outcome.contains("registered")).then_some(shown)
-        },
-    )
-    .await
+    let shown = within(Duration::from_secs(60), || async {
+        let shown = text(browser, "#team-id").await;
+        let outcome = text(browser, "#outcome").await;
+        (shown.contains("ICCT-") && outcome.contains("registered")).then_some(shown)
+    })
+    .await;
+    if let Some(shown) = shown {
+        return shown;
+    }
+    // Say what the page shows instead, so a failure can be told apart: never sent (the
+    // form and its errors), or sent and not followed to the end (the steps).
+    let _ = std::fs::write(
+        screenshot_path("form-timed-out.png"),
+        browser.screenshot().await.unwrap_or_default(),
+    );
+    let steps = browser
+        .find_all(Locator::Css(".steps li.done"))
+        .await
+        .map_or(0, |s| s.len());
+    panic!(
+        "no team ID on the page after 60 s: url {:?}, outcome {:?}, team id {:?}, form error {:?}, {steps} steps done (screenshot form-timed-out.png)",
+        browser.current_url().await.map(|u| u.to_string()),
+        text(browser, "#outcome").await,
+        text(browser, "#team-id").await,
+        text(browser, "#form-error").await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_valid_registration_shows_its_team_id() {
+    // The stack's logs, shown if the test fails (apalis' heartbeats at debug: a worker
+    // that stops polling shows as heartbeats that end; see .config/nextest.toml).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,apalis_core=debug")
+        .with_test_writer()
+        .try_init();
     let mut stack = Stack::start().await;
     stack.spawn_worker(2).await;
     let driver = ChromeDriver::start().await;
