@@ -234,7 +234,11 @@ impl Harness {
             .env("INTAKE_REDIS_PREFIX", PREFIX)
             .env("INTAKE_STAGING_DIR", self.staging.path())
             .env("INTAKE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info");
+            // The processes log at info unless the run asks for more (RUST_LOG).
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            );
     }
 
     fn spawn_api(&self) -> anyhow::Result<Child> {

@@ -7,9 +7,13 @@ use intake_chaos::{Scenario, Size};
 async fn scenario(scenario: Scenario) {
     let bins = Binaries::beside_current_exe().expect("intake-api and intake-worker are built");
     let logs = tempfile::tempdir().expect("log dir");
-    let report = intake_chaos::run(scenario, Size::Ci, bins, logs.path())
-        .await
-        .expect("the scenario ran");
+    let report = intake_chaos::run(scenario, Size::Ci, bins, logs.path()).await;
+    let passed = report.as_ref().is_ok_and(|r| r.passed());
+    if !passed {
+        // The processes' logs are what tells a failure's cause: kept, and named.
+        eprintln!("the system's logs are kept in {}", logs.keep().display());
+    }
+    let report = report.expect("the scenario ran");
     eprintln!("{}", report.render());
     report.assert_passed();
 }

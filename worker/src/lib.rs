@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod janitor;
 pub mod pipeline;
+pub mod polling;
 pub mod runtime;
 pub mod status;
 pub mod steps;

@@ -23,6 +23,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::polling::EveryInterval;
 use crate::backends::cloudinary::{BadCloudinaryUrl, Cloudinary, Credentials};
 use crate::backends::local_media::LocalMedia;
 use crate::backends::mail::Mailer;
@@ -328,7 +329,8 @@ async fn supervise(
         let worker = WorkerBuilder::new(name.clone())
             // apalis-redis parks new jobs in a scheduled set that only a fetch promotes, so
             // the interval bounds how long a freshly accepted job waits for a free worker.
-            .backend(storage.poll_with_interval(poll_interval))
+            // Not apalis' own interval: it can leave the worker with no timer (polling.rs).
+            .backend(storage.poll_with_strategy(EveryInterval::new(poll_interval)))
             .data(deps.clone())
             .catch_panic()
             .concurrency(concurrency)

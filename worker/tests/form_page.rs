@@ -87,7 +87,10 @@ async fn a_valid_registration_shows_its_team_id() {
     // The stack's logs, shown if the test fails (apalis' heartbeats at debug: a worker
     // that stops polling shows as heartbeats that end; see .config/nextest.toml).
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,apalis_core=debug")
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,apalis_core=debug".into()),
+        )
         .with_test_writer()
         .try_init();
     let mut stack = Stack::start().await;
