@@ -102,7 +102,19 @@ impl Stack {
 
     /// A worker runtime built from this stack's settings, with fast in-step retries.
     pub async fn runtime(&self, concurrency: usize) -> Runtime {
-        let mut runtime = Runtime::build(self.settings.clone(), Some(concurrency))
+        self.runtime_with(concurrency, |_| {}).await
+    }
+
+    /// A worker runtime built from this stack's settings as `customise` changes them (the
+    /// api keeps the originals), with fast in-step retries.
+    pub async fn runtime_with(
+        &self,
+        concurrency: usize,
+        customise: impl FnOnce(&mut Settings),
+    ) -> Runtime {
+        let mut settings = self.settings.clone();
+        customise(&mut settings);
+        let mut runtime = Runtime::build(settings, Some(concurrency))
             .await
             .expect("worker builds");
         runtime.customise(|p| {
@@ -114,7 +126,17 @@ impl Stack {
 
     /// Starts a worker in this process; returns its health address.
     pub async fn spawn_worker(&mut self, concurrency: usize) -> std::net::SocketAddr {
-        let runtime = self.runtime(concurrency).await;
+        self.spawn_worker_with(concurrency, |_| {}).await
+    }
+
+    /// Starts a worker in this process with its settings changed by `customise`; returns
+    /// its health address.
+    pub async fn spawn_worker_with(
+        &mut self,
+        concurrency: usize,
+        customise: impl FnOnce(&mut Settings),
+    ) -> std::net::SocketAddr {
+        let runtime = self.runtime_with(concurrency, customise).await;
         let addr = runtime.health_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
