@@ -93,7 +93,10 @@ async fn relay(inbound: TcpStream, outbound: TcpStream, latency: Arc<AtomicU64>)
         let mut buf = vec![0u8; 16 * 1024];
         while let Ok(n @ 1..) = server_read.read(&mut buf).await {
             let held = Duration::from_micros(latency.load(Ordering::SeqCst));
-            if late.send((Instant::now() + held, buf[..n].to_vec())).is_err() {
+            if late
+                .send((Instant::now() + held, buf[..n].to_vec()))
+                .is_err()
+            {
                 break;
             }
         }

@@ -39,7 +39,8 @@ impl PollStrategy for EveryInterval {
     fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
         let period = self.period;
         let interval = self.interval.get_or_insert_with(|| {
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
@@ -100,7 +101,10 @@ mod tests {
 
         // However the first poll goes, it leaves a wake-up behind.
         let _ = strategy.poll_drive(&mut cx, &snapshot);
-        assert!(waker.woken_after(0).await, "the first tick wakes the worker");
+        assert!(
+            waker.woken_after(0).await,
+            "the first tick wakes the worker"
+        );
 
         for round in 1..=3 {
             // Woken: the tick is due, and this poll finds it.

@@ -23,7 +23,6 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::polling::EveryInterval;
 use crate::backends::cloudinary::{BadCloudinaryUrl, Cloudinary, Credentials};
 use crate::backends::local_media::LocalMedia;
 use crate::backends::mail::Mailer;
@@ -33,6 +32,7 @@ use crate::backends::store::DocumentStore;
 use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
+use crate::polling::EveryInterval;
 use crate::status::StatusStore;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
