@@ -99,3 +99,16 @@ impl Rng {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// Sends the stack's logs to the test's captured output (shown when it fails), at `RUST_LOG`
+/// or else info with apalis' heartbeats and fetches at debug: a worker that stops polling
+/// shows as heartbeats that end. Later calls in the same test binary do nothing.
+pub fn log_stack_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,apalis_core=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

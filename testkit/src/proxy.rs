@@ -31,7 +31,7 @@ impl TcpProxy {
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (cut_flag, live, held) = (cut.clone(), connections.clone(), latency.clone());
         let server = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if cut_flag.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;

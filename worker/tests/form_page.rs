@@ -84,15 +84,7 @@ async fn team_id_shown(browser: &Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_valid_registration_shows_its_team_id() {
-    // The stack's logs, shown if the test fails (apalis' heartbeats at debug: a worker
-    // that stops polling shows as heartbeats that end; see .config/nextest.toml).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,apalis_core=debug".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    intake_testkit::log_stack_to_test_output();
     let mut stack = Stack::start().await;
     stack.spawn_worker(2).await;
     let driver = ChromeDriver::start().await;

@@ -32,14 +32,7 @@ async fn redis_addr(url: &str) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_redis_answers_slower_than_its_heartbeat_still_takes_jobs() {
-    // The stack's logs, shown if the test fails: apalis' heartbeats and fetches at debug.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,apalis_core=debug".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    intake_testkit::log_stack_to_test_output();
     let mut stack = Stack::start().await;
     assert_eq!(stack.settings.worker_heartbeat_secs, 1);
     let slow = TcpProxy::start(redis_addr(&stack.settings.redis_url).await).await;
