@@ -21,6 +21,8 @@ use sqlx::PgPool;
 
 /// The Redis key prefix of every run (the Redis is the run's own).
 pub const PREFIX: &str = "chaos";
+/// The `application_name` intake-worker gives its Postgres sessions.
+const WORKER_APPLICATION_NAME: &str = "intake-worker";
 
 /// Where the binaries under test are.
 #[derive(Debug, Clone)]
@@ -440,6 +442,26 @@ impl Harness {
             &settings.keys().failed_index(),
         )
         .await?)
+    }
+
+    /// SIGKILLs every worker, as a host losing power would.
+    pub fn kill_workers(&self) {
+        for mut child in std::mem::take(&mut *self.lock_workers()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Postgres sessions of workers (by their `application_name`) open on the run's database.
+    pub async fn worker_sessions(&self) -> anyhow::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(WORKER_APPLICATION_NAME)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
     }
 
     /// Stops the api and the workers (SIGKILL: what they wrote is already in the logs).

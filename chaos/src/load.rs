@@ -14,7 +14,10 @@ use crate::invariants::Accepted;
 /// One answer the api gave (or a connection that failed, as status 0), and when.
 #[derive(Debug, Clone, Copy)]
 pub struct Try {
+    /// When the request was sent, on the run's clock.
     pub at: Duration,
+    /// When its answer (or the failure) came back.
+    pub answered: Duration,
     pub status: u16,
     pub retry_after: bool,
 }
@@ -107,6 +110,7 @@ async fn submit_one(
         };
         tries.push(Try {
             at,
+            answered: started.elapsed(),
             status,
             retry_after,
         });

@@ -83,12 +83,18 @@ impl TcpProxy {
 }
 
 /// Client bytes go straight through; server bytes are stamped on arrival and written at
-/// the stamp plus the latency of that moment.
+/// the stamp plus the latency of that moment. A side that hangs up is passed on as a
+/// shutdown of the other side's write half, as `copy_bidirectional` does: a client killed
+/// mid-session must end its server connection, or every killed worker keeps Postgres
+/// connections open until the test ends.
 async fn relay(inbound: TcpStream, outbound: TcpStream, latency: Arc<AtomicU64>) {
     let (mut client_read, mut client_write) = inbound.into_split();
     let (mut server_read, mut server_write) = outbound.into_split();
     let (late, mut due) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    let up = tokio::io::copy(&mut client_read, &mut server_write);
+    let up = async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    };
     let down_read = async move {
         let mut buf = vec![0u8; 16 * 1024];
         while let Ok(n @ 1..) = server_read.read(&mut buf).await {
@@ -108,6 +114,7 @@ async fn relay(inbound: TcpStream, outbound: TcpStream, latency: Arc<AtomicU64>)
                 break;
             }
         }
+        let _ = client_write.shutdown().await;
     };
     let _ = tokio::join!(up, down_read, down_write);
 }
@@ -116,5 +123,60 @@ impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.server.abort();
         self.cut();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the server side of a proxied connection reads once the client has gone: `Ok(0)`
+    /// is the end of the stream a hang-up must produce.
+    async fn server_reads_after_client_hangs_up(latency: Duration) -> std::io::Result<usize> {
+        let server = TcpListener::bind("127.0.0.1:0").await?;
+        let proxy = TcpProxy::start(server.local_addr()?).await;
+        proxy.set_latency(latency);
+        let mut client = TcpStream::connect(proxy.addr).await?;
+        let (mut upstream, _) = server.accept().await?;
+        client.write_all(b"ping").await?;
+        let mut got = [0u8; 4];
+        upstream.read_exact(&mut got).await?;
+        assert_eq!(&got, b"ping");
+        drop(client);
+        let mut rest = [0u8; 16];
+        match tokio::time::timeout(Duration::from_secs(5), upstream.read(&mut rest)).await {
+            Ok(read) => read,
+            Err(_) => Err(std::io::Error::other(
+                "server connection still open 5 s after the client left",
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_hangs_up_ends_its_server_connection() {
+        assert_eq!(
+            server_reads_after_client_hangs_up(Duration::ZERO)
+                .await
+                .expect("relay"),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_hangs_up_ends_its_server_connection_under_latency() {
+        let read = server_reads_after_client_hangs_up(Duration::from_millis(200)).await;
+        assert_eq!(read.expect("relay"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_hangs_up_ends_its_client_connection() {
+        let server = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy = TcpProxy::start(server.local_addr().expect("addr")).await;
+        let mut client = TcpStream::connect(proxy.addr).await.expect("connect");
+        let (upstream, _) = server.accept().await.expect("accept");
+        drop(upstream);
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await;
+        assert_eq!(read.expect("client connection ended").expect("read"), 0);
     }
 }

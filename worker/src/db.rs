@@ -6,20 +6,28 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 use intake_shared::errors::JobFailureCode;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::StepError;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// The `application_name` the worker's Postgres sessions carry (unless the URL names one),
+/// so `pg_stat_activity` tells an operator whose connections they are.
+pub const APPLICATION_NAME: &str = "intake-worker";
+
 /// A pool that connects on first use, so the worker starts (and reports not ready) while
 /// Postgres is down, and gives up on a connection after a few seconds instead of hanging.
 pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    let mut options: PgConnectOptions = url.parse()?;
+    if options.get_application_name().is_none() {
+        options = options.application_name(APPLICATION_NAME);
+    }
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url)
+        .connect_lazy_with(options))
 }
 
 /// Applies pending migrations. sqlx holds a Postgres advisory lock while it migrates, so

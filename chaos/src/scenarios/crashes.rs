@@ -73,6 +73,25 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     report.equal("submissions accepted", load.accepted.len(), n);
     invariants::completed_exactly_once(&h, &mut report, &load.accepted, &finals, Email::AtMostOnce)
         .await?;
+    // A killed worker's Postgres sessions end with it (the server sees the connection close);
+    // sessions left open would add up, kill after kill, to Postgres' connection limit.
+    let live = h.worker_sessions().await?;
+    h.kill_workers();
+    let ended = h
+        .wait_until(
+            "the killed workers' sessions end",
+            Duration::from_secs(10),
+            || async { h.worker_sessions().await.is_ok_and(|n| n == 0) },
+        )
+        .await;
+    report.check(
+        "killed workers leave no Postgres session open",
+        live > 0 && ended.is_ok(),
+        format!(
+            "{live} worker sessions before, {} after all workers were killed",
+            h.worker_sessions().await.unwrap_or(-1)
+        ),
+    );
     invariants::privacy(&h, &mut report, 0..n, &finals);
     Ok(report.finish())
 }
