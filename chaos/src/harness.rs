@@ -364,6 +364,7 @@ impl Harness {
     ) -> anyhow::Result<BTreeMap<String, Value>> {
         let deadline = Instant::now() + timeout;
         let mut finals = BTreeMap::new();
+        let mut last: BTreeMap<String, Value> = BTreeMap::new();
         loop {
             let pending: Vec<&String> = ids.iter().filter(|id| !finals.contains_key(*id)).collect();
             if pending.is_empty() {
@@ -375,18 +376,30 @@ impl Harness {
                 .collect()
                 .await;
             for (id, status) in polled {
-                if let Some(status) = status
-                    && matches!(status["status"].as_str(), Some("completed" | "failed"))
-                {
-                    finals.insert(id, status);
+                match status {
+                    Some(status)
+                        if matches!(status["status"].as_str(), Some("completed" | "failed")) =>
+                    {
+                        finals.insert(id, status);
+                    }
+                    Some(status) => {
+                        last.insert(id, status);
+                    }
+                    None => {}
                 }
             }
             if finals.len() == ids.len() {
                 return Ok(finals);
             }
             if Instant::now() > deadline {
+                let stuck: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !finals.contains_key(*id))
+                    .take(5)
+                    .map(|id| format!("{id}: {}", last.get(id).unwrap_or(&Value::Null)))
+                    .collect();
                 bail!(
-                    "{} of {} registrations not final after {timeout:?}",
+                    "{} of {} registrations not final after {timeout:?}; last seen: {stuck:?}",
                     ids.len() - finals.len(),
                     ids.len()
                 );
