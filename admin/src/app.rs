@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use intake_shared::config::Settings;
 use intake_shared::http::problem::Problem;
 use intake_shared::http::{render_problems, request_id, security_headers};
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -53,7 +52,7 @@ impl AdminApp {
             keys: settings.keys(),
             queue: intake_shared::queue::worker_config(&settings),
             redis: intake_shared::redis_conn::connect_lazy(&settings.redis_url)?,
-            pool: intake_worker::db::pool(settings.database_url.expose_secret(), 5)?,
+            pool: intake_worker::db::pool(&settings, "intake-admin", 5)?,
             notifier: intake_worker::runtime::notifier(&settings)?,
             staging: intake_shared::staging::from_settings(&settings)
                 .map_err(|e| StartupError::Worker(intake_worker::StartupError::Staging(e)))?,

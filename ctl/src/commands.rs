@@ -30,10 +30,9 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
 }
 
 async fn migrate() -> Result<(), CtlError> {
-    use secrecy::ExposeSecret;
     let settings =
         intake_shared::config::Settings::load().map_err(|e| CtlError::Usage(e.to_string()))?;
-    let pool = intake_worker::db::pool(settings.database_url.expose_secret(), 1)
+    let pool = intake_worker::db::pool(&settings, "intakectl", 1)
         .map_err(|e| CtlError::Usage(format!("INTAKE_DATABASE_URL: {e}")))?;
     intake_worker::db::migrate(&pool)
         .await

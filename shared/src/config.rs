@@ -96,6 +96,13 @@ pub struct Settings {
     pub cloudinary_timeout_secs: u64,
     /// Longest wait for one SMTP exchange.
     pub smtp_timeout_secs: u64,
+    /// Longest a Postgres statement of ours waits for a lock (Postgres' `lock_timeout`)
+    /// before it fails and the job's attempt is retried, instead of hanging.
+    pub database_lock_timeout_ms: u64,
+    /// Postgres ends a session of ours that sits inside a transaction this long without a
+    /// statement (`idle_in_transaction_session_timeout`), releasing its locks: a worker on
+    /// a host that vanished holds none for longer than this.
+    pub database_idle_in_transaction_timeout_secs: u64,
     /// Origins allowed to call the api from a browser (CORS); empty allows none.
     #[serde(deserialize_with = "comma_list")]
     pub cors_allowed_origins: Vec<String>,
@@ -149,6 +156,8 @@ impl Default for Settings {
             staging_orphan_grace_secs: 3600,
             cloudinary_timeout_secs: 30,
             smtp_timeout_secs: 10,
+            database_lock_timeout_ms: 5_000,
+            database_idle_in_transaction_timeout_secs: 30,
             cors_allowed_origins: Vec::new(),
             trusted_proxy_header: None,
             hsts: false,
@@ -249,6 +258,13 @@ impl Settings {
             return invalid(
                 "INTAKE_CLOUDINARY_TIMEOUT_SECS / INTAKE_SMTP_TIMEOUT_SECS",
                 "must be at least 1",
+            );
+        }
+        if self.database_lock_timeout_ms == 0 || self.database_idle_in_transaction_timeout_secs == 0
+        {
+            return invalid(
+                "INTAKE_DATABASE_LOCK_TIMEOUT_MS / INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+                "must be at least 1 (0 would let a statement or a silent session hold locks forever)",
             );
         }
         if self.job_max_attempts == 0 {
@@ -369,6 +385,22 @@ mod tests {
             assert!(err.to_string().contains("INTAKE_TEAM_ID_WIDTH"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_database_timeout_of_zero_is_refused() {
+        for name in [
+            "INTAKE_DATABASE_LOCK_TIMEOUT_MS",
+            "INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(name, "0");
+                let err = Settings::from_figment(Settings::figment())
+                    .expect_err("0 would mean no limit in Postgres");
+                assert!(err.to_string().contains(name), "{err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

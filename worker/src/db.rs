@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
+use intake_shared::config::Settings;
 use intake_shared::errors::JobFailureCode;
+use secrecy::ExposeSecret;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -13,17 +15,35 @@ use crate::error::StepError;
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
-/// The `application_name` the worker's Postgres sessions carry (unless the URL names one),
-/// so `pg_stat_activity` tells an operator whose connections they are.
-pub const APPLICATION_NAME: &str = "intake-worker";
-
 /// A pool that connects on first use, so the worker starts (and reports not ready) while
 /// Postgres is down, and gives up on a connection after a few seconds instead of hanging.
-pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let mut options: PgConnectOptions = url.parse()?;
+///
+/// Its sessions carry `application_name` (unless the URL names one), so `pg_stat_activity`
+/// tells an operator whose connections they are, and two limits so no lock is held or
+/// waited for without end: a statement waits at most `INTAKE_DATABASE_LOCK_TIMEOUT_MS` for
+/// a lock (the attempt then fails as transient and is retried), and Postgres ends a session
+/// left inside a transaction for `INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS` (a
+/// worker whose host vanished mid-transaction sends no FIN; without this its session kept
+/// the team ID counter locked, and every allocation waited behind it).
+pub fn pool(
+    settings: &Settings,
+    application_name: &str,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let mut options: PgConnectOptions = settings.database_url.expose_secret().parse()?;
     if options.get_application_name().is_none() {
-        options = options.application_name(APPLICATION_NAME);
+        options = options.application_name(application_name);
     }
+    let options = options.options([
+        (
+            "lock_timeout",
+            format!("{}ms", settings.database_lock_timeout_ms),
+        ),
+        (
+            "idle_in_transaction_session_timeout",
+            format!("{}s", settings.database_idle_in_transaction_timeout_secs),
+        ),
+    ]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -49,8 +69,9 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now,
-            // too_many_connections
-            Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
+            // too_many_connections, lock_not_available (our lock_timeout), and our session
+            // ended for idling in a transaction
+            Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "25P03")
         ),
         _ => false,
     }

@@ -18,7 +18,6 @@ use intake_shared::config::Settings;
 use intake_shared::job::RegistrationJob;
 use lettre::message::Mailbox;
 use redis::aio::ConnectionManager;
-use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -140,7 +139,8 @@ impl Runtime {
         }
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
         let pool = db::pool(
-            settings.database_url.expose_secret(),
+            &settings,
+            "intake-worker",
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
         )?;
         let store = document_store(&settings)?;

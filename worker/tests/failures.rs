@@ -374,3 +374,52 @@ async fn a_team_whose_registration_failed_for_good_can_register_again() {
     assert_eq!(stack.cloudinary.upload_calls(), uploads, "nothing uploaded");
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
 }
+
+/// A worker whose host vanishes in the middle of the ID allocation sends Postgres no FIN: its
+/// session stays open, inside the transaction, holding the team ID counter. Postgres ends
+/// such a session after `INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS`, and meanwhile
+/// the other workers' allocations give up waiting after `INTAKE_DATABASE_LOCK_TIMEOUT_MS`
+/// and try again, instead of queueing behind the lock for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
+    let mut stack = Stack::start_with(|s| {
+        s.database_lock_timeout_ms = 300;
+        s.database_idle_in_transaction_timeout_secs = 2;
+    })
+    .await;
+    let health = stack.spawn_worker(2).await;
+    intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
+        let ok = reqwest::get(format!("http://{health}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        ok.then_some(())
+    })
+    .await;
+    // The vanished worker: a session set up as the worker's are, that takes the counter's
+    // lock (as an allocation does) and then says nothing more.
+    let vanished = intake_worker::db::pool(&stack.settings, "intake-worker", 1).expect("pool");
+    let mut tx = vanished.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ($1, 1)
+         ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1",
+    )
+    .bind(&stack.settings.team_id_prefix)
+    .execute(&mut *tx)
+    .await
+    .expect("counter locked");
+
+    let id = stack.submit(&TestForm::valid()).await;
+    let status = stack.wait_final(&id, FINISH).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    // The vanished session's increment was rolled back with it: no number burnt.
+    assert_eq!(status["team_id"], "ICCT-0001", "{status}");
+    let ended = tx
+        .commit()
+        .await
+        .expect_err("Postgres ended the idle session");
+    assert!(
+        ended.to_string().contains("idle-in-transaction") || matches!(ended, sqlx::Error::Io(_)),
+        "{ended}"
+    );
+    stack.stop_workers().await;
+}
