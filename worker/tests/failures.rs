@@ -11,6 +11,17 @@ use intake_testkit::stack::Stack;
 
 const FINISH: Duration = Duration::from_secs(60);
 
+/// Waits until the worker whose health address is `health` says it is ready (migrated).
+async fn worker_ready(health: std::net::SocketAddr) {
+    intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
+        let ok = reqwest::get(format!("http://{health}/health/ready"))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        ok.then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cloudinary_5xx_then_success_completes_after_retries() {
     let mut stack = Stack::start().await;
@@ -247,13 +258,7 @@ async fn postgres_down_during_a_job_is_retried_and_completes() {
     stack.settings.database_url = secrecy::SecretString::from(stack.db.url_via(&proxy_addr));
     let health = stack.spawn_worker(2).await;
     // Wait until the worker has migrated and is ready, then cut Postgres off.
-    intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
-        let ok = reqwest::get(format!("http://{health}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        ok.then_some(())
-    })
-    .await;
+    worker_ready(health).await;
     proxy.cut();
     let id = stack.submit(&TestForm::valid()).await;
     let during = stack
@@ -388,13 +393,7 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
     })
     .await;
     let health = stack.spawn_worker(2).await;
-    intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
-        let ok = reqwest::get(format!("http://{health}/health/ready"))
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        ok.then_some(())
-    })
-    .await;
+    worker_ready(health).await;
     // The vanished worker: a session set up as the worker's are, that takes the counter's
     // lock (as an allocation does) and then says nothing more.
     let vanished = intake_worker::db::pool(&stack.settings, "intake-worker", 1).expect("pool");
