@@ -21,7 +21,8 @@ use sqlx::PgPool;
 
 /// The Redis key prefix of every run (the Redis is the run's own).
 pub const PREFIX: &str = "chaos";
-/// The `application_name` intake-worker gives its Postgres sessions.
+/// The `application_name` intake-worker gives its Postgres sessions (the binary's
+/// `intake_worker::db::WORKER_APPLICATION_NAME`; this crate runs it from outside).
 const WORKER_APPLICATION_NAME: &str = "intake-worker";
 
 /// Where the binaries under test are.
@@ -479,10 +480,10 @@ impl Harness {
 
     /// Stops the api and the workers (SIGKILL: what they wrote is already in the logs).
     pub fn stop(&mut self) {
-        let mut workers = std::mem::take(&mut *self.lock_workers());
-        for child in workers.iter_mut().chain(self.api.as_mut()) {
-            let _ = child.kill();
-            let _ = child.wait();
+        self.kill_workers();
+        if let Some(api) = self.api.as_mut() {
+            let _ = api.kill();
+            let _ = api.wait();
         }
     }
 }

@@ -15,6 +15,9 @@ use crate::error::StepError;
 /// The migrations in `migrations/`, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// The `application_name` of the worker's sessions.
+pub const WORKER_APPLICATION_NAME: &str = "intake-worker";
+
 /// A pool that connects on first use, so the worker starts (and reports not ready) while
 /// Postgres is down, and gives up on a connection after a few seconds instead of hanging.
 ///

@@ -140,7 +140,7 @@ impl Runtime {
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
         let pool = db::pool(
             &settings,
-            "intake-worker",
+            db::WORKER_APPLICATION_NAME,
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
         )?;
         let store = document_store(&settings)?;
