@@ -1,4 +1,5 @@
-//! The admin API (design.md §6): authentication, listing, re-drive, resend and the audit log.
+//! The admin API (docs/contract.md §14): authentication, listing, re-drive, resend and the
+//! audit log.
 
 use std::time::Duration;
 

@@ -89,7 +89,7 @@ function players() {
   }));
 }
 
-// Mirrors design.md §2; returns [field, message] pairs.
+// Mirrors docs/contract.md §2; returns [field, message] pairs.
 function check(form) {
   const problems = [];
   const text = (name) => form.elements[name].value.trim();

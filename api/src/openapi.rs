@@ -9,7 +9,7 @@ use intake_shared::status::{EmailStatus, JobError, JobState, StatusRecord, Step}
 
 use crate::routes;
 
-/// The registration form, sent as `multipart/form-data` (design.md §2).
+/// The registration form, sent as `multipart/form-data` (docs/contract.md §2).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct RegistrationForm {

@@ -1,4 +1,4 @@
-//! Every answer is problem+json when it is an error (design.md §3), and every answer carries
+//! Every answer is problem+json when it is an error (docs/contract.md §3), and every answer carries
 //! a request id and the security headers, whatever produced it.
 
 mod support;

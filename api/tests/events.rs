@@ -1,5 +1,5 @@
 //! `GET /v1/registrations/{id}/events`: status changes pushed as Server-Sent Events, and a
-//! subscriber that comes back by itself when Redis drops its pub/sub connection (design.md §9).
+//! subscriber that comes back by itself when Redis drops its pub/sub connection (docs/contract.md §9).
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Hostile input (a reduced version of issue 7's scenario 5): a thousand requests from the
+//! Hostile input (the fault suite's hostile scenario, reduced): a thousand requests from the
 //! seeded generator in `intake_testkit::hostile`, sent byte for byte: broken multipart,
 //! lying files, odd Unicode, abusive headers and request lines, wrong content types, slow
 //! bodies. Every one gets a 4xx problem+json answer, none a 5xx, and nothing is left in

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` semantics (design.md §2): replay, reuse with other content, a request
+//! `Idempotency-Key` semantics (docs/contract.md §2): replay, reuse with other content, a request
 //! still in progress, abandoned claims, and one job per key under heavy concurrency.
 
 mod support;

@@ -1,4 +1,4 @@
-//! Health and metrics endpoints (design.md §6).
+//! Health and metrics endpoints (docs/contract.md §6).
 
 mod support;
 

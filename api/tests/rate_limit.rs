@@ -1,4 +1,4 @@
-//! Per-client limits kept in Redis, shared by every api replica (design.md §3, §6).
+//! Per-client limits kept in Redis, shared by every api replica (docs/contract.md §3, §6).
 
 mod support;
 

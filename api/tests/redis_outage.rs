@@ -1,4 +1,4 @@
-//! Redis unreachable (design.md §3): 503 `SERVICE_UNAVAILABLE` with `Retry-After`, nothing
+//! Redis unreachable (docs/contract.md §3): 503 `SERVICE_UNAVAILABLE` with `Retry-After`, nothing
 //! left behind, and the api recovers by itself when Redis is back.
 
 mod support;

@@ -1,4 +1,4 @@
-//! `GET /v1/registrations/{id}` right after intake (design.md §4).
+//! `GET /v1/registrations/{id}` right after intake (docs/contract.md §4).
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! One test per rule of the form (design.md §2), against the real api and Redis. Every
+//! One test per rule of the form (docs/contract.md §2), against the real api and Redis. Every
 //! rejection must also leave nothing behind: no staged file and no Redis key.
 
 mod support;

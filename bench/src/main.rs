@@ -1,4 +1,4 @@
-//! `intake-bench`: issue 8's benchmarks. `run` measures everything against the release
+//! `intake-bench`: the benchmarks. `run` measures everything against the release
 //! binaries and writes the table into `docs/benchmarks.md`; `load` and `ceiling` are the
 //! load generator and the bare servers it starts as processes of their own.
 

@@ -1,4 +1,4 @@
-//! The measurements of issue 8, each beside its ceiling.
+//! The benchmarks' measurements, each beside its ceiling.
 
 use std::time::{Duration, Instant};
 
@@ -360,7 +360,7 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
         if concurrency == 64 {
             at_64 = Some(drained);
         }
-        // The issue sets a target for concurrency 64 only.
+        // The benchmarks set a target for concurrency 64 only.
         let (target, threshold) = if concurrency == 64 {
             ("≥ 80 % of ideal", 0.80)
         } else {
@@ -397,7 +397,7 @@ pub async fn workers(system: &System, table: &mut Table) -> anyhow::Result<()> {
         if workers == 1 {
             one = rate;
         }
-        // The issue sets a target for two processes only.
+        // The benchmarks set a target for two processes only.
         let (target, threshold) = if workers == 2 {
             ("≥ 1.8 × one", 1.8)
         } else {

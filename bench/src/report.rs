@@ -9,7 +9,7 @@ pub struct Row {
     pub ceiling: String,
     pub ratio: String,
     pub target: String,
-    /// `None` where the issue sets no target for the row.
+    /// `None` where the benchmarks set no target for the row.
     pub met: Option<bool>,
     pub notes: String,
 }

@@ -1,4 +1,4 @@
-//! Issue 7's fault suite. Each scenario starts its own system from the real binaries
+//! The fault suite. Each scenario starts its own system from the real binaries
 //! ([`harness::Harness`]), drives load through the HTTP API while it injects its fault,
 //! and checks the invariants from outside ([`invariants`]), returning a [`report::Report`].
 //! `scripts/chaos` runs them at full size; `tests/ci_size.rs` runs them smaller in CI.
@@ -14,7 +14,7 @@ use std::path::Path;
 use harness::Binaries;
 use report::Report;
 
-/// How big a run is: the sizes issue 7 names, or the reduced ones CI runs.
+/// How big a run is: the full sizes (docs/reliability.md), or the reduced ones CI runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
     Ci,

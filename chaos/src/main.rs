@@ -1,4 +1,4 @@
-//! `intake-chaos`: runs issue 7's fault scenarios against the built binaries and prints
+//! `intake-chaos`: runs the fault suite's scenarios against the built binaries and prints
 //! what each found; exits non-zero if any invariant broke. `scripts/chaos` builds and runs
 //! it.
 
@@ -11,12 +11,12 @@ use intake_chaos::harness::Binaries;
 use intake_chaos::{Scenario, Size};
 
 #[derive(Parser)]
-#[command(about = "Issue 7's fault suite against the real intake-api and intake-worker")]
+#[command(about = "The fault suite against the real intake-api and intake-worker")]
 struct Args {
     /// Scenarios to run (all when none is named).
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
-    /// The sizes issue 7 names instead of the reduced CI ones.
+    /// The full sizes instead of the reduced CI ones.
     #[arg(long)]
     full: bool,
     /// Where intake-api and intake-worker are.

@@ -1,5 +1,5 @@
-//! Issue 7's scenarios at CI size, against the binaries of this build; `scripts/chaos
-//! --full` runs the same code at the issue's sizes.
+//! The fault suite's scenarios at CI size, against the binaries of this build; `scripts/chaos
+//! --full` runs the same code at full size.
 
 use intake_chaos::harness::Binaries;
 use intake_chaos::{Scenario, Size};

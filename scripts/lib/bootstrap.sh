@@ -83,7 +83,7 @@ ensure_postgres() {
     done
     pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not start"
   fi
-  # The database the worker and support tools use (design.md §6 default).
+  # The database the worker and support tools use (docs/contract.md §6 default).
   if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'intake'" | grep -q 1; then
     log "creating database intake"
     psql_admin -c "CREATE DATABASE intake" >/dev/null

@@ -1,5 +1,5 @@
 //! Domain types that can only hold valid values ("parse, don't validate"). Each `parse`
-//! applies one rule of design.md §2 and says precisely what is wrong; serde goes through
+//! applies one rule of docs/contract.md §2 and says precisely what is wrong; serde goes through
 //! the same parsers, so a job payload read back from Redis is checked again.
 
 use std::fmt;
@@ -267,7 +267,7 @@ pub struct Contact {
     pub email: Email,
 }
 
-/// A registration that passed every rule of design.md §2 (files aside).
+/// A registration that passed every rule of docs/contract.md §2 (files aside).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub team_name: TeamName,

@@ -1,4 +1,4 @@
-//! Error codes of the public contract (design.md §3). Clients branch on these strings, so
+//! Error codes of the public contract (docs/contract.md §3). Clients branch on these strings, so
 //! they are enums here and serialised in one place rather than spelled out at call sites.
 
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ impl Invalid {
     }
 }
 
-/// Top-level codes of a problem+json answer (design.md §3).
+/// Top-level codes of a problem+json answer (docs/contract.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProblemCode {
@@ -150,7 +150,7 @@ impl ProblemCode {
 }
 
 /// Why a registration job failed, as its status record and the support tools show it
-/// (design.md §4).
+/// (docs/contract.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobFailureCode {

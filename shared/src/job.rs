@@ -15,6 +15,11 @@ pub struct RegistrationJob {
     pub documents: Vec<StagedDocument>,
     #[serde(with = "time::serde::rfc3339")]
     pub submitted_at: OffsetDateTime,
+    /// Which run of the registration this job is: 0 for the first, one more for each
+    /// re-drive. A job whose run was superseded by a re-drive stops at its next status
+    /// write (docs/contract.md §10). Absent in jobs queued before runs were counted.
+    #[serde(default)]
+    pub run: u32,
 }
 
 /// One uploaded document as the api staged it.

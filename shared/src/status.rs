@@ -1,4 +1,4 @@
-//! The status model of design.md §4: what a polling client sees of a registration. It holds
+//! The status model of docs/contract.md §4: what a polling client sees of a registration. It holds
 //! no personal data, so it can be stored in Redis and served as it is.
 
 use serde::{Deserialize, Serialize};

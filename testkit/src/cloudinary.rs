@@ -1,4 +1,4 @@
-//! A fake of Cloudinary's Upload API (design.md §8) that is strict where the real one is:
+//! A fake of Cloudinary's Upload API (docs/contract.md §8) that is strict where the real one is:
 //! it checks the api key, the timestamp's age and the request signature, keeps assets by
 //! `public_id` and honours `overwrite=false`. Tests can script failures: an error status
 //! with Cloudinary's error body, a hang, a slow answer, a connection broken before or

@@ -1,4 +1,4 @@
-//! Hostile requests for issue 7's fifth scenario: a seeded generator of raw HTTP/1.1
+//! Hostile requests for the fault suite's hostile scenario: a seeded generator of raw HTTP/1.1
 //! requests that are each wrong in some way (a broken multipart body, lying files, odd
 //! text, abusive headers, slow bodies), and a raw client that sends them byte for byte,
 //! so that what no well-behaved client library would send still reaches the server.

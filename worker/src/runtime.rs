@@ -2,7 +2,7 @@
 //! worker on the registrations queue, supervised. Each apalis worker gets a name unique to
 //! this process and start (host, pid, random suffix): apalis-redis keys its heartbeat and
 //! in-flight set by that name, and two processes sharing one would hide each other's death
-//! (design.md §9). If the apalis worker stops on a backend error (Redis restarted, a dropped
+//! (docs/contract.md §9). If the apalis worker stops on a backend error (Redis restarted, a dropped
 //! connection), a new one with a new name takes its place; the old name's in-flight jobs go
 //! back to the queue once its heartbeat is seen to have stopped.
 

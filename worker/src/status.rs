@@ -1,4 +1,4 @@
-//! Publishes a registration's status (design.md §4) as the job moves: the record in Redis
+//! Publishes a registration's status (docs/contract.md §4) as the job moves: the record in Redis
 //! that the api serves, and an event on the registration's channel for live listeners.
 //! A status that cannot be written is a transient job failure: a client must never be left
 //! watching a registration that silently finished.

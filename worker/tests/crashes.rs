@@ -267,7 +267,7 @@ async fn worker_resumes_by_itself_after_redis_restarts() {
     );
 
     // Redis dies and comes back empty (no persistence): the worker must register again
-    // and take new jobs without anybody restarting it (design.md §9).
+    // and take new jobs without anybody restarting it (docs/contract.md §9).
     redis.kill();
     tokio::time::sleep(Duration::from_secs(2)).await; // the outage lasts two seconds
     redis.resume();

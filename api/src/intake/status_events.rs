@@ -1,6 +1,6 @@
 //! Live status for the form page: one pattern subscription per api process to the status
 //! channels the workers publish on, fanned out to every open event stream. Pub/sub
-//! connections die silently when Redis drops them (design.md §9), so the subscriber runs in
+//! connections die silently when Redis drops them (docs/contract.md §9), so the subscriber runs in
 //! a loop that resubscribes, and after every (re)subscription it tells the streams to
 //! re-read the status record, which covers whatever was published while it was away.
 

@@ -1,5 +1,5 @@
 //! `GET /v1/registrations/{id}/events`: the registration's status as Server-Sent Events, an
-//! `event: status` with the status record (design.md §4) whenever it changes, ending after
+//! `event: status` with the status record (docs/contract.md §4) whenever it changes, ending after
 //! `completed` or `failed`. Polling the status URL stays the documented contract; this is
 //! what the form page uses to show progress as it happens.
 

@@ -1,4 +1,4 @@
-//! `GET /v1/registrations/{id}`: the status record as the workers keep it (design.md §4).
+//! `GET /v1/registrations/{id}`: the status record as the workers keep it (docs/contract.md §4).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! `POST /v1/registrations` (design.md §2): rate limit, read and stage the form, validate
+//! `POST /v1/registrations` (docs/contract.md §2): rate limit, read and stage the form, validate
 //! it, claim the `Idempotency-Key`, then enqueue and answer `202`. Once the key is claimed
 //! the rest runs in its own task, so a client that hangs up (or the request timeout) cannot
 //! cut the hand-off in half and leave a claimed key without its job.
@@ -167,6 +167,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         registration,
         documents: received.documents,
         submitted_at: OffsetDateTime::now_utc(),
+        run: 0,
     };
     let span = tracing::info_span!("enqueue", registration_id = %claim.id);
     tokio::spawn(hand_off(app, claim, job, upload).instrument(span))
@@ -329,7 +330,7 @@ fn multipart_rejection(rejection: MultipartRejection) -> ApiError {
     )])
 }
 
-/// The `202` of design.md §2.
+/// The `202` of docs/contract.md §2.
 #[derive(Debug)]
 struct Accepted {
     id: RegistrationId,

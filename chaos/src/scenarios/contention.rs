@@ -109,7 +109,7 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
         h.count("SELECT count(*) FROM team_ids").await?,
         2,
     );
-    // A failed registration's staged files stay for a re-drive (design.md §2); the
+    // A failed registration's staged files stay for a re-drive (docs/contract.md §2); the
     // completed ones' are gone.
     report.equal(
         "files left in staging (the duplicates' only)",

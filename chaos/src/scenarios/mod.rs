@@ -1,4 +1,4 @@
-//! One module per scenario of issue 7, each a separate run with its own system.
+//! One module per scenario of the fault suite, each a separate run with its own system.
 
 pub mod contention;
 pub mod crashes;

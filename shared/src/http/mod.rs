@@ -11,7 +11,7 @@ use axum::http::{HeaderName, header};
 
 pub use render::render_problems;
 
-/// The security headers every answer carries (design.md §3), HSTS only behind HTTPS.
+/// The security headers every answer carries (docs/contract.md §3), HSTS only behind HTTPS.
 pub fn security_headers(hsts: bool) -> Vec<(HeaderName, &'static str)> {
     let mut headers = vec![
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

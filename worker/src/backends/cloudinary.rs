@@ -1,4 +1,4 @@
-//! Cloudinary's Upload API over plain HTTP (design.md §8): a signed `multipart/form-data`
+//! Cloudinary's Upload API over plain HTTP (docs/contract.md §8): a signed `multipart/form-data`
 //! POST with a deterministic `public_id` and `overwrite=false`, so a repeated upload returns
 //! the asset the first one made. Answers are classified here, once: `400`/`401`/`403`/`404`/
 //! `413`/`415` refuse the document, `420` and `429` ask us to slow down, `5xx`, timeouts and

@@ -1,0 +1,148 @@
+//! Confirmation email deliveries: one row per registration whose email was attempted. A
+//! delivery is marked `sending` before the message goes out, and only one run can mark it,
+//! which is what keeps a captain from being emailed twice.
+
+use std::time::Duration;
+
+use intake_shared::domain::RegistrationId;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use super::{DbError, retrying};
+
+/// How a delivery stands, as `email_deliveries.status` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sending,
+    Sent,
+    Failed,
+    /// A run stopped mid-send, or sending outran its deadline: the message may or may not
+    /// have gone out. Only a support resend sends again.
+    Unknown,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [Self::Sending, Self::Sent, Self::Failed, Self::Unknown]
+            .into_iter()
+            .find(|d| d.as_str() == raw)
+    }
+}
+
+/// What [`mark_sending`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// This run marked it `sending`: it sends.
+    Marked,
+    /// It stands as `delivery`; `stale` when it was marked longer ago than the lease.
+    Found { delivery: Delivery, stale: bool },
+}
+
+/// Marks the delivery `sending`, which only one run can do: from nothing, or from `failed`
+/// (the server refused it before; a re-driven job tries again); with `again` (a support
+/// resend) whatever it was. Otherwise says how it stands, and whether it was marked more
+/// than `lease` ago.
+pub async fn mark_sending(
+    pool: &PgPool,
+    id: RegistrationId,
+    message_id: &str,
+    again: bool,
+    lease: Duration,
+) -> Result<Marked, DbError> {
+    retrying(|| async {
+        let marked = sqlx::query(
+            "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
+             VALUES ($1, 'sending', $2, 1)
+             ON CONFLICT (registration_id) DO UPDATE
+             SET status = 'sending', attempts = email_deliveries.attempts + 1,
+                 last_error = NULL, updated_at = now()
+             WHERE email_deliveries.status = 'failed' OR $3",
+        )
+        .bind(id.as_uuid())
+        .bind(message_id)
+        .bind(again)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if marked == 1 {
+            return Ok(Marked::Marked);
+        }
+        let found: Option<(String, bool)> = sqlx::query_as(
+            "SELECT status, updated_at < now() - make_interval(secs => $2)
+             FROM email_deliveries WHERE registration_id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(lease.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+        Ok(match found {
+            // Deleted between the two statements: nothing stands in the way now.
+            None => Marked::Found {
+                delivery: Delivery::Failed,
+                stale: false,
+            },
+            Some((status, stale)) => Marked::Found {
+                delivery: Delivery::parse(&status).unwrap_or(Delivery::Unknown),
+                stale,
+            },
+        })
+    })
+    .await
+}
+
+/// Records how the delivery ended.
+pub async fn record(
+    pool: &PgPool,
+    id: RegistrationId,
+    delivery: Delivery,
+    last_error: Option<&str>,
+) -> Result<(), DbError> {
+    retrying(|| async {
+        sqlx::query(
+            "UPDATE email_deliveries SET status = $2, last_error = $3, updated_at = now()
+             WHERE registration_id = $1",
+        )
+        .bind(id.as_uuid())
+        .bind(delivery.as_str())
+        .bind(last_error)
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A delivery as support staff see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The registration's delivery, if its email was ever attempted.
+pub async fn find(pool: &PgPool, id: RegistrationId) -> Result<Option<DeliveryRecord>, DbError> {
+    let row: Option<(String, i32, Option<String>, OffsetDateTime)> = sqlx::query_as(
+        "SELECT status, attempts, last_error, updated_at FROM email_deliveries
+         WHERE registration_id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status, attempts, last_error, updated_at)| DeliveryRecord {
+        status,
+        attempts,
+        last_error,
+        updated_at,
+    }))
+}
