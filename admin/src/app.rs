@@ -17,6 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::auth::{BadTokens, Tokens};
 use crate::routes::{actions, health, page, queue, registrations};
 use crate::state::{AdminState, Inner};
+use intake_store::status::StatusRepository;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -29,11 +30,14 @@ pub enum StartupError {
     Tokens(#[from] BadTokens),
     #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("INTAKE_DATABASE_URL is not a usable Postgres URL: {0}")]
-    Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Worker(#[from] intake_worker::StartupError),
+    Database(#[from] intake_store::pg::BadDatabaseUrl),
+    #[error("staging area not usable")]
+    Staging(#[from] intake_shared::staging::StagingError),
 }
+
+/// The `application_name` of the admin service's Postgres sessions.
+pub const ADMIN_APPLICATION_NAME: &str = "intake-admin";
 
 pub struct AdminApp {
     listener: TcpListener,
@@ -48,14 +52,17 @@ impl AdminApp {
         if tokens.is_empty() {
             tracing::warn!("INTAKE_ADMIN_TOKENS is not set: every admin call will be refused");
         }
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
         let state = AdminState::new(Inner {
-            keys: settings.keys(),
             queue: intake_shared::queue::worker_config(&settings),
-            redis: intake_shared::redis_conn::connect_lazy(&settings.redis_url)?,
-            pool: intake_worker::db::pool(&settings, "intake-admin", 5)?,
-            notifier: intake_worker::runtime::notifier(&settings)?,
-            staging: intake_shared::staging::from_settings(&settings)
-                .map_err(|e| StartupError::Worker(intake_worker::StartupError::Staging(e)))?,
+            status: StatusRepository::new(
+                redis.clone(),
+                settings.keys(),
+                std::time::Duration::from_secs(settings.staging_retention_secs),
+            ),
+            redis,
+            pool: intake_store::pg::pool(&settings, ADMIN_APPLICATION_NAME, 5)?,
+            staging: intake_shared::staging::from_settings(&settings)?,
             tokens,
             settings,
         });

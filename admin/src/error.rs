@@ -4,6 +4,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use intake_shared::errors::ProblemCode;
 use intake_shared::http::problem::Problem;
+use intake_store::pg::DbError;
+use intake_store::pg::registrations::LoadError;
+use intake_store::status::{StatusError, TransitionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -21,20 +24,36 @@ pub enum AdminError {
     InvalidState(String),
     #[error("the staged documents of this registration are gone")]
     DocumentsExpired,
-    #[error("redis: {0}")]
+    #[error("redis")]
     Redis(#[from] redis::RedisError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("status")]
+    Status(#[from] StatusError),
+    #[error("database")]
+    Database(#[from] DbError),
+    #[error("stored registration")]
+    Load(#[from] LoadError),
     #[error("internal: {0}")]
     Internal(String),
 }
 
-impl From<intake_worker::steps::save::LoadError> for AdminError {
-    fn from(err: intake_worker::steps::save::LoadError) -> Self {
-        match err {
-            intake_worker::steps::save::LoadError::Db(err) => Self::Database(err),
-            intake_worker::steps::save::LoadError::Invalid(msg) => Self::Internal(msg),
-        }
+/// A status transition the record refused, as the answer support staff see.
+fn refused_problem(refused: &TransitionError) -> (StatusCode, ProblemCode, String) {
+    match refused {
+        TransitionError::NotFound => (
+            StatusCode::NOT_FOUND,
+            ProblemCode::NotFound,
+            "no registration with this id".to_owned(),
+        ),
+        TransitionError::AlreadyCompleted => (
+            StatusCode::CONFLICT,
+            ProblemCode::AlreadyCompleted,
+            refused.to_string(),
+        ),
+        _ => (
+            StatusCode::CONFLICT,
+            ProblemCode::InvalidState,
+            refused.to_string(),
+        ),
     }
 }
 
@@ -77,21 +96,26 @@ impl IntoResponse for AdminError {
                 "the staged documents are gone; the team must submit the registration again"
                     .to_owned(),
             ),
-            Self::Redis(err) => {
-                tracing::warn!(error = %err, "redis unavailable");
+            Self::Redis(_) | Self::Status(StatusError::Unavailable(_)) => {
+                tracing::warn!(error = &self as &dyn std::error::Error, "redis unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     ProblemCode::ServiceUnavailable,
                     "Redis is unavailable; retry later".to_owned(),
                 )
             }
-            Self::Database(err) => {
-                tracing::warn!(error = %err, "database unavailable");
+            Self::Database(DbError::Unavailable(_)) | Self::Load(LoadError::Db(DbError::Unavailable(_))) => {
+                tracing::warn!(error = &self as &dyn std::error::Error, "database unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     ProblemCode::ServiceUnavailable,
                     "Postgres is unavailable; retry later".to_owned(),
                 )
+            }
+            Self::Status(StatusError::Refused(refused)) => refused_problem(refused),
+            Self::Status(_) | Self::Database(_) | Self::Load(_) => {
+                tracing::error!(error = &self as &dyn std::error::Error, "internal error");
+                return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
             }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -4,7 +4,6 @@
 //! the health checks and the page needs a bearer token from `INTAKE_ADMIN_TOKENS`.
 
 pub mod app;
-pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod redrive;

@@ -1,35 +1,15 @@
 //! Re-driving a failed registration: the same registration id, so the job finds its team ID
-//! and re-uses its staged files, pushed as a new apalis job. The status moves from `failed` to
-//! `queued` by compare-and-set, so two support staff re-driving one registration at once
-//! enqueue it once.
-
-use std::sync::LazyLock;
+//! and re-uses its staged files, pushed as the job of the registration's next run. The status
+//! record moves from `failed` to `queued` in one compare-and-set (docs/contract.md §10), so two
+//! support staff re-driving one registration at once enqueue it once, and a worker still
+//! running the old run is refused at its next status write.
 
 use intake_shared::domain::RegistrationId;
-use intake_shared::job::RegistrationJob;
-use intake_shared::status::{JobState, StatusRecord};
-use redis::Script;
+use intake_store::status::{StatusError, TransitionError};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::error::AdminError;
 use crate::state::AdminState;
-
-static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
--- KEYS[1]: status record, KEYS[2]: failed index. ARGV: expected, replacement, member, score.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[3])
-else
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-end
-return 1
-"#,
-    )
-});
 
 /// What happened to one registration asked to be re-driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,38 +35,30 @@ impl Outcome {
             Self::NotFound => Err(AdminError::NotFound),
         }
     }
+
+    fn refused(refused: &TransitionError) -> Self {
+        match refused {
+            TransitionError::NotFound => Self::NotFound,
+            TransitionError::AlreadyCompleted => Self::AlreadyCompleted,
+            _ => Self::NotFailed,
+        }
+    }
 }
 
-async fn status(
-    state: &AdminState,
-    id: RegistrationId,
-) -> Result<Option<(String, StatusRecord)>, AdminError> {
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(state.keys.status(&id))
-        .query_async(&mut state.redis())
-        .await?;
-    Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok().map(|record| (raw, record))))
-}
-
-/// Re-drives one registration; `attempt_key` makes the new job distinct from earlier ones.
-pub async fn one(
-    state: &AdminState,
-    id: RegistrationId,
-    attempt_key: &str,
-) -> Result<Outcome, AdminError> {
-    let Some((raw, record)) = status(state, id).await? else {
+/// Re-drives one registration.
+pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, AdminError> {
+    let Some(record) = state.status.get(id).await? else {
         return Ok(Outcome::NotFound);
     };
-    match record.status {
-        JobState::Completed => return Ok(Outcome::AlreadyCompleted),
-        JobState::Queued | JobState::Processing => return Ok(Outcome::NotFailed),
-        JobState::Failed => {}
+    if record.status != intake_shared::status::JobState::Failed {
+        // Checked again, atomically, by the transition below; this only spares the
+        // staging look-ups.
+        return Ok(Outcome::refused(&match record.status {
+            intake_shared::status::JobState::Completed => TransitionError::AlreadyCompleted,
+            other => TransitionError::NotFailed(other),
+        }));
     }
-    let payload: Option<String> = redis::cmd("GET")
-        .arg(state.keys.failed_job(&id))
-        .query_async(&mut state.redis())
-        .await?;
-    let Some(job) = payload.and_then(|p| serde_json::from_str::<RegistrationJob>(&p).ok()) else {
+    let Some(job) = state.status.failed_job(id).await? else {
         return Ok(Outcome::DocumentsExpired);
     };
     for doc in &job.documents {
@@ -99,50 +71,30 @@ pub async fn one(
             return Ok(Outcome::DocumentsExpired);
         }
     }
-    let mut queued = record.clone();
-    queued.status = JobState::Queued;
-    queued.step = None;
-    queued.error = None;
-    queued.attempts = 0;
-    queued.updated_at = OffsetDateTime::now_utc();
-    let replacement =
-        serde_json::to_string(&queued).map_err(|e| AdminError::Internal(e.to_string()))?;
-    let moved: i64 = COMPARE_AND_SET
-        .key(state.keys.status(&id))
-        .key(state.keys.failed_index())
-        .arg(&raw)
-        .arg(&replacement)
-        .arg(id.to_string())
-        .arg("")
-        .invoke_async(&mut state.redis())
-        .await?;
-    if moved == 0 {
-        // Someone else re-drove it (or it changed) since we looked.
-        return Ok(Outcome::NotFailed);
-    }
+    let requeued = match state.status.requeue(id, &job).await {
+        Ok(requeued) => requeued,
+        Err(StatusError::Refused(refused)) => return Ok(Outcome::refused(&refused)),
+        Err(err) => return Err(err.into()),
+    };
+    // One job per run: a second push for the same run (a retried call) leaves one job.
+    let key = format!("{id}:redrive:{}", requeued.job.run);
     let pushed = intake_shared::queue::push(
         &state.redis,
         &state.queue,
-        &job,
-        &format!("{id}:redrive:{attempt_key}"),
+        &requeued.job,
+        &key,
         state.settings.job_max_attempts,
     )
     .await;
     if let Err(err) = pushed {
         // Put the registration back as it was, so it can be re-driven again.
-        let _: Result<i64, _> = COMPARE_AND_SET
-            .key(state.keys.status(&id))
-            .key(state.keys.failed_index())
-            .arg(&replacement)
-            .arg(&raw)
-            .arg(id.to_string())
-            .arg(intake_worker::status::unix_millis(record.updated_at))
-            .invoke_async(&mut state.redis())
-            .await;
+        if let Err(undo) = state.status.undo_requeue(&requeued).await {
+            tracing::error!(error = &undo as &dyn std::error::Error, registration_id = %id, "re-drive not undone");
+        }
         return Err(AdminError::Internal(format!(
             "re-drive not enqueued: {err}"
         )));
     }
-    tracing::info!(registration_id = %id, "registration re-driven");
+    tracing::info!(registration_id = %id, run = requeued.job.run, "registration re-driven");
     Ok(Outcome::Requeued)
 }

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use intake_shared::config::Settings;
-use intake_shared::keys::RedisKeys;
-use intake_worker::steps::notify::Notifier;
+use intake_store::pg::PgPool;
+use intake_store::status::StatusRepository;
 use redis::aio::ConnectionManager;
-use sqlx::PgPool;
 
 use crate::auth::Tokens;
 
@@ -15,11 +14,10 @@ pub struct AdminState(Arc<Inner>);
 
 pub struct Inner {
     pub settings: Settings,
-    pub keys: RedisKeys,
     pub queue: apalis_redis::Config,
     pub redis: ConnectionManager,
+    pub status: StatusRepository,
     pub pool: PgPool,
-    pub notifier: Notifier,
     pub staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
     pub tokens: Tokens,
 }

@@ -20,6 +20,22 @@ pub struct RegistrationJob {
     /// write (docs/contract.md §10). Absent in jobs queued before runs were counted.
     #[serde(default)]
     pub run: u32,
+    /// What the job does for the registration; absent means [`Purpose::Register`].
+    #[serde(default)]
+    pub purpose: Purpose,
+}
+
+/// What a job on the registrations queue does. Side effects that support staff ask for
+/// run as jobs too, so they get the queue's retries and survive a worker crash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Purpose {
+    /// Run the registration to completion: team ID, documents, save, email.
+    #[default]
+    Register,
+    /// Send a completed registration's confirmation again, for `actor`, who gave `reason`
+    /// (the audit log's outcome row is written when it ends).
+    ResendEmail { actor: String, reason: String },
 }
 
 /// One uploaded document as the api staged it.

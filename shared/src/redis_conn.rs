@@ -16,3 +16,16 @@ pub fn connect_lazy(url: &str) -> Result<ConnectionManager, redis::RedisError> {
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config)
 }
+
+/// Whether Redis answers a PING within two seconds.
+pub async fn reachable(conn: &ConnectionManager) -> bool {
+    let mut conn = conn.clone();
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            redis::cmd("PING").query_async::<String>(&mut conn)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}

@@ -1,113 +1,30 @@
-//! Postgres: the pool, the embedded migrations, and the one place database errors are
-//! classified as transient or not.
+//! The worker's side of the database: its sessions' name, and how a database failure that
+//! survived the store's retries becomes a step failure. Every statement lives in
+//! `intake-store`.
 
-use std::time::Duration;
-
-use backon::ExponentialBuilder;
-use intake_shared::config::Settings;
 use intake_shared::errors::JobFailureCode;
-use secrecy::ExposeSecret;
-use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use intake_store::pg::DbError;
 
 use crate::error::StepError;
-
-/// The migrations in `migrations/`, compiled into the binary.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// The `application_name` of the worker's sessions.
 pub const WORKER_APPLICATION_NAME: &str = "intake-worker";
 
-/// A pool that connects on first use, so the worker starts (and reports not ready) while
-/// Postgres is down, and gives up on a connection after a few seconds instead of hanging.
-///
-/// Its sessions carry `application_name` (unless the URL names one), so `pg_stat_activity`
-/// tells an operator whose connections they are, and two limits so no lock is held or
-/// waited for without end: a statement waits at most `INTAKE_DATABASE_LOCK_TIMEOUT_MS` for
-/// a lock (the attempt then fails as transient and is retried), and Postgres ends a session
-/// left inside a transaction for `INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS` (a
-/// worker whose host vanished mid-transaction sends no FIN; without this its session kept
-/// the team ID counter locked, and every allocation waited behind it).
-pub fn pool(
-    settings: &Settings,
-    application_name: &str,
-    max_connections: u32,
-) -> Result<PgPool, sqlx::Error> {
-    let mut options: PgConnectOptions = settings.database_url.expose_secret().parse()?;
-    if options.get_application_name().is_none() {
-        options = options.application_name(application_name);
-    }
-    let options = options.options([
-        (
-            "lock_timeout",
-            format!("{}ms", settings.database_lock_timeout_ms),
-        ),
-        (
-            "idle_in_transaction_session_timeout",
-            format!("{}s", settings.database_idle_in_transaction_timeout_secs),
-        ),
-    ]);
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options))
-}
-
-/// Applies pending migrations. sqlx holds a Postgres advisory lock while it migrates, so
-/// many workers starting at once apply each migration exactly once.
-pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
-    MIGRATOR.run(pool).await
-}
-
-/// Errors another attempt can fix: the connection, the pool, a deadlock, a serialization
-/// failure, or the server shutting down.
-pub fn is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            // serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now,
-            // too_many_connections, lock_not_available (our lock_timeout), and our session
-            // ended for idling in a transaction
-            Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "25P03")
-        ),
-        _ => false,
-    }
-}
-
-/// The step error for a database error that survived its retries.
-pub fn step_error(err: &sqlx::Error, doing: &str) -> StepError {
-    if is_transient(err) {
+/// The step error for a database error that survived its retries: transient ones fail the
+/// attempt (the queue retries it), anything else fails the registration. The error's chain
+/// is logged here, once; the registration's record says what happened in words.
+pub fn step_error(err: &DbError, doing: &str) -> StepError {
+    if err.is_transient() {
+        tracing::warn!(error = err as &dyn std::error::Error, doing, "database unavailable");
         StepError::transient(
             JobFailureCode::DatabaseUnavailable,
             format!("the database was unavailable while {doing}; it will be retried"),
         )
     } else {
-        tracing::error!(error = %err, doing, "unexpected database error");
+        tracing::error!(error = err as &dyn std::error::Error, doing, "unexpected database error");
         StepError::permanent(
             JobFailureCode::InternalError,
             format!("an unexpected database error occurred while {doing}"),
         )
     }
-}
-
-/// Backoff for database calls inside one attempt: quick at first, capped, with jitter so
-/// that many workers recovering together do not retry in step.
-pub fn retry_policy() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(3))
-        .with_max_times(5)
-        .with_jitter()
-}
-
-/// Whether a database error is a unique violation of the named constraint or index.
-pub fn violates(err: &sqlx::Error, constraint: &str) -> bool {
-    matches!(err, sqlx::Error::Database(db)
-        if db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint))
 }

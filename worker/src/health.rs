@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -14,7 +13,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use sqlx::PgPool;
+use intake_store::pg::PgPool;
 
 #[derive(Clone)]
 pub struct HealthState {
@@ -62,25 +61,10 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
 
 /// Whether Redis and Postgres each answer within two seconds.
 pub async fn dependencies_reachable(redis: &ConnectionManager, pool: &PgPool) -> (bool, bool) {
-    let mut conn = redis.clone();
-    let ping = redis::cmd("PING");
-    let redis_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            ping.query_async::<String>(&mut conn)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    let postgres_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            sqlx::query("SELECT 1").execute(pool)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    (redis_ok, postgres_ok)
+    tokio::join!(
+        intake_shared::redis_conn::reachable(redis),
+        intake_store::pg::reachable(pool)
+    )
 }
 
 async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {

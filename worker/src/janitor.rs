@@ -167,7 +167,7 @@ impl Janitor {
                     .arg(id.to_string())
                     .query_async(&mut conn)
                     .await?;
-                let now_ms = crate::status::unix_millis(OffsetDateTime::now_utc()) as f64;
+                let now_ms = intake_store::status::unix_millis(OffsetDateTime::now_utc()) as f64;
                 let failed_for =
                     failed_ms.map(|f| Duration::from_millis((now_ms - f).max(0.0) as u64));
                 if failed_for.unwrap_or(age) >= self.retention {

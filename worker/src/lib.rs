@@ -10,7 +10,6 @@ pub mod janitor;
 pub mod pipeline;
 pub mod polling;
 pub mod runtime;
-pub mod status;
 pub mod steps;
 
 pub use runtime::{Runtime, StartupError};

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use intake_shared::staging::StagingStore;
 use std::time::Instant;
 
-use intake_shared::job::RegistrationJob;
-use intake_shared::status::Step;
-use sqlx::PgPool;
+use intake_shared::errors::JobFailureCode;
+use intake_shared::job::{Purpose, RegistrationJob};
+use intake_shared::status::{EmailStatus, Step};
+use intake_store::pg::registrations::{self, LoadError};
+use intake_store::pg::{PgPool, audit};
+use intake_store::status::StatusRepository;
 
 use crate::error::StepError;
-use crate::status::StatusStore;
 use crate::steps::allocate_id::{self, Allocation};
 use crate::steps::notify::Notifier;
 use crate::steps::save;
@@ -23,7 +25,7 @@ use intake_shared::domain::{RegistrationId, TeamId};
 
 pub struct Pipeline {
     pub pool: PgPool,
-    pub status: StatusStore,
+    pub status: StatusRepository,
     pub uploader: Uploader,
     pub notifier: Notifier,
     pub staging: Arc<dyn StagingStore>,
@@ -39,20 +41,27 @@ impl Pipeline {
     )]
     pub async fn run(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
         tracing::Span::current().record("attempt", attempt);
+        match &job.purpose {
+            Purpose::Register => self.register(job, attempt).await,
+            Purpose::ResendEmail { actor, reason } => {
+                self.resend_email(job, actor, reason).await
+            }
+        }
+    }
+
+    async fn register(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
         let id = job.registration_id;
         // 1. Team ID: the same one on every run of this registration. (Each status change
         // says where the job is now: `processing` comes with its first step, the team ID
         // with the next one.)
-        self.status
-            .processing(id, attempt, Step::AllocatingId)
-            .await?;
+        self.status.start(job, attempt, Step::AllocatingId).await?;
         let team_id = timed("allocating_id", self.allocate(job)).await?;
         tracing::info!(%team_id, "team ID allocated");
 
         // 2 and 3. Documents, then the registration in one statement. A run after the
         // registration was saved (its staged files may be gone by then) skips both.
         self.status
-            .team_id(id, &team_id, Step::UploadingFiles)
+            .team_id(job, &team_id, Step::UploadingFiles)
             .await?;
         if save::is_saved(&self.pool, id).await? {
             tracing::info!("registration already saved by an earlier run");
@@ -62,7 +71,7 @@ impl Pipeline {
                 self.uploader.run(self.staging.as_ref(), job),
             )
             .await?;
-            self.status.step(id, Step::Saving).await?;
+            self.status.step(job, Step::Saving).await?;
             let saved = timed("saving", save::run(&self.pool, job, &team_id, &documents)).await?;
             tracing::info!(?saved, documents = documents.len(), "registration saved");
         }
@@ -73,16 +82,85 @@ impl Pipeline {
         self.remove_staged(&uploads).await;
 
         // 4. Confirmation email: never fatal.
-        self.status.sending_email(id).await?;
+        self.status.sending_email(job).await?;
         let email = timed(
             "sending_email",
             self.notifier.run(&self.pool, job, &team_id),
         )
         .await?;
 
-        self.status.completed(job, &uploads, email).await?;
+        self.status.complete(job, &uploads, email).await?;
         tracing::info!(?email, "registration completed");
         Ok(())
+    }
+
+    /// Support's resend: the confirmation again, whatever was sent before; the status
+    /// record's `email_status` and the audit log say how it ended.
+    async fn resend_email(
+        &self,
+        job: &RegistrationJob,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), StepError> {
+        let id = job.registration_id;
+        let saved = registrations::load(&self.pool, id).await.map_err(|e| match e {
+            LoadError::Db(err) => crate::db::step_error(&err, "loading the registration"),
+            LoadError::Invalid { .. } => StepError::permanent(
+                JobFailureCode::InternalError,
+                "the saved registration could not be read back",
+            ),
+        })?;
+        let Some(saved) = saved else {
+            return Err(StepError::permanent(
+                JobFailureCode::InternalError,
+                "only a saved registration's confirmation can be resent",
+            ));
+        };
+        let email = timed(
+            "sending_email",
+            self.notifier
+                .resend(&self.pool, id, &saved.registration, &saved.team_id),
+        )
+        .await?;
+        self.resend_ended(job, actor, reason, email, None).await;
+        tracing::info!(?email, "confirmation resent");
+        Ok(())
+    }
+
+    /// Records how a resend ended: `email_status` on the status record and the outcome row
+    /// of the audit entry support staff opened (both best effort: the delivery row in
+    /// Postgres is the truth, and the job must not be retried into a second email).
+    async fn resend_ended(
+        &self,
+        job: &RegistrationJob,
+        actor: &str,
+        reason: &str,
+        email: EmailStatus,
+        error: Option<&StepError>,
+    ) {
+        let id = job.registration_id;
+        if let Err(err) = self.status.email_resent(id, email).await {
+            tracing::warn!(error = &err as &dyn std::error::Error, "email status not updated");
+        }
+        let outcome = if email == EmailStatus::Sent {
+            audit::Outcome::Succeeded
+        } else {
+            audit::Outcome::Failed
+        };
+        let entry = audit::Entry {
+            actor,
+            action: audit::RESEND_EMAIL,
+            registrations: &[id],
+            reason: Some(reason),
+            request_id: Some(&job.request_id),
+        };
+        let detail = serde_json::json!({
+            "email_status": email,
+            "error": error.map(StepError::message),
+        });
+        if let Err(err) = entry.record(&self.pool, outcome, detail).await {
+            tracing::warn!(error = &err as &dyn std::error::Error, "resend outcome not audited");
+        }
     }
 
     /// The team ID, with the claim on the team. A team claimed by a registration that
@@ -111,12 +189,7 @@ impl Pipeline {
         if save::is_saved(&self.pool, holder).await? {
             return Ok(false);
         }
-        let status = self.status.get(holder).await.map_err(|e| {
-            StepError::transient(
-                intake_shared::errors::JobFailureCode::StatusUnavailable,
-                format!("reading the status of the team's holder: {e}"),
-            )
-        })?;
+        let status = self.status.get(holder).await?;
         Ok(status.is_none_or(|s| s.status == intake_shared::status::JobState::Failed))
     }
 
@@ -131,20 +204,23 @@ impl Pipeline {
             registration_id = %job.registration_id,
             request_id = %job.request_id,
             code = error.code().as_str(),
-            error = error.message(),
+            error = %error.message(),
             "registration failed"
         );
-        self.status.failed(job, attempt, error).await
+        if let Purpose::ResendEmail { actor, reason } = &job.purpose {
+            // A resend that failed leaves the registration completed.
+            self.resend_ended(job, actor, reason, EmailStatus::Failed, Some(error))
+                .await;
+            return Ok(());
+        }
+        Ok(self.status.fail(job, attempt, &error.attempt(attempt)).await?)
     }
 
     /// Records a failed attempt that will be retried (best effort: history, not state).
     pub async fn attempt_failed(&self, job: &RegistrationJob, attempt: u32, error: &StepError) {
-        if let Err(err) = self
-            .status
-            .attempt_failed(job.registration_id, attempt, error)
-            .await
-        {
-            tracing::debug!(error = %err, "attempt history not recorded");
+        let entry = error.attempt(attempt);
+        if let Err(err) = self.status.attempt_failed(job.registration_id, &entry).await {
+            tracing::debug!(error = &err as &dyn std::error::Error, "attempt history not recorded");
         }
     }
 

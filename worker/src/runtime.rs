@@ -18,7 +18,7 @@ use intake_shared::config::Settings;
 use intake_shared::job::RegistrationJob;
 use lettre::message::Mailbox;
 use redis::aio::ConnectionManager;
-use sqlx::PgPool;
+use intake_store::pg::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,7 @@ use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
-use crate::status::StatusStore;
+use intake_store::status::StatusRepository;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
@@ -46,8 +46,8 @@ pub enum StartupError {
     },
     #[error("INTAKE_REDIS_URL is not a usable Redis URL: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("INTAKE_DATABASE_URL is not a usable Postgres URL: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Database(#[from] intake_store::pg::BadDatabaseUrl),
     #[error(transparent)]
     Cloudinary(#[from] BadCloudinaryUrl),
     #[error("HTTP client for Cloudinary: {0}")]
@@ -138,7 +138,7 @@ impl Runtime {
             return Err(StartupError::Concurrency);
         }
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
-        let pool = db::pool(
+        let pool = intake_store::pg::pool(
             &settings,
             db::WORKER_APPLICATION_NAME,
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
@@ -148,7 +148,7 @@ impl Runtime {
         let notifier = notifier(&settings)?;
         let pipeline = Pipeline {
             pool: pool.clone(),
-            status: StatusStore::new(
+            status: StatusRepository::new(
                 redis.clone(),
                 settings.keys(),
                 Duration::from_secs(settings.staging_retention_secs),
@@ -286,7 +286,7 @@ async fn run_janitor(janitor: Janitor, interval: Duration, token: CancellationTo
 async fn migrate_until_done(pool: &PgPool, token: &CancellationToken) -> bool {
     let mut delay = Duration::from_millis(250);
     loop {
-        match db::migrate(pool).await {
+        match intake_store::pg::migrate(pool).await {
             Ok(()) => return true,
             Err(err) => tracing::warn!(error = %err, "migrations not applied yet; retrying"),
         }
@@ -388,6 +388,19 @@ async fn handle(
     let outcome = deps.pipeline.run(&job, attempt).await;
     metrics::gauge!("intake_worker_jobs_in_flight").decrement(1.0);
     match outcome {
+        Err(StepError::Settled(reason)) => {
+            // Not a failure: a re-drive owns the registration now, or it is already final.
+            tracing::info!(
+                registration_id = %job.registration_id,
+                request_id = %job.request_id,
+                run = job.run,
+                %reason,
+                "nothing left for this run to do"
+            );
+            metrics::counter!("intake_worker_jobs_total", "outcome" => "settled", "code" => "")
+                .increment(1);
+            Ok(())
+        }
         Ok(()) => {
             metrics::counter!("intake_worker_jobs_total", "outcome" => "completed", "code" => "")
                 .increment(1);

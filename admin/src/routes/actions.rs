@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use intake_shared::domain::RegistrationId;
 use intake_shared::http::request_id::RequestId;
+use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::status::JobState;
-use intake_worker::steps::save;
+use intake_store::pg::audit::{self, Entry, Outcome};
+use intake_store::pg::registrations;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::audit::{self, Entry, Outcome};
 use crate::auth::Actor;
 use crate::error::AdminError;
 use crate::redrive;
@@ -63,10 +64,10 @@ pub async fn redrive_one(
         reason: Some(&reason),
         request_id: Some(&request_id),
     };
-    let audit_id = entry
+    entry
         .record(&state.pool, Outcome::Requested, json!({}))
         .await?;
-    let outcome = match redrive::one(&state, id, &audit_id.to_string()).await {
+    let outcome = match redrive::one(&state, id).await {
         Ok(outcome) => outcome,
         Err(err) => {
             let _ = entry
@@ -161,7 +162,7 @@ pub async fn redrive_many(
         reason: Some(&reason),
         request_id: Some(&request_id),
     };
-    let audit_id = entry
+    entry
         .record(
             &state.pool,
             Outcome::Requested,
@@ -171,7 +172,7 @@ pub async fn redrive_many(
     let mut results = Vec::with_capacity(ids.len());
     let mut requeued = 0;
     for id in &ids {
-        let outcome = match redrive::one(&state, *id, &audit_id.to_string()).await {
+        let outcome = match redrive::one(&state, *id).await {
             Ok(outcome) => json!(outcome),
             Err(err) => json!({"error": err.to_string()}),
         };
@@ -197,28 +198,36 @@ pub async fn redrive_many(
     ))
 }
 
+/// Queues the confirmation of a completed registration again. The worker sends it and
+/// writes the outcome to the audit log; `email_status` on the status record is `pending`
+/// until then.
 pub async fn resend_email(
     State(state): State<AdminState>,
     Actor(actor): Actor,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Path(id): Path<String>,
     Json(body): Json<ActionBody>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<(StatusCode, Json<Value>), AdminError> {
     let id = parse_id(&id)?;
     let reason = reason(body.reason.as_deref())?;
     let ids = [id];
     let entry = Entry {
         actor: &actor,
-        action: "resend_email",
+        action: audit::RESEND_EMAIL,
         registrations: &ids,
         reason: Some(&reason),
         request_id: Some(&request_id),
     };
-    entry
+    let audit_id = entry
         .record(&state.pool, Outcome::Requested, json!({}))
         .await?;
-    let saved = save::load(&state.pool, id).await?;
-    let Some(saved) = saved else {
+    let completed = state
+        .status
+        .get(id)
+        .await?
+        .is_some_and(|r| r.status == JobState::Completed);
+    let saved = registrations::load(&state.pool, id).await?;
+    let (Some(saved), true) = (saved, completed) else {
         entry
             .record(
                 &state.pool,
@@ -230,44 +239,38 @@ pub async fn resend_email(
             "only a completed registration's confirmation can be resent".into(),
         ));
     };
-    let email = state
-        .notifier
-        .resend(&state.pool, id, &saved.registration, &saved.team_id)
-        .await
-        .map_err(|e| AdminError::Internal(e.to_string()))?;
-    let email_json = json!(email);
-    let sent = email == intake_shared::status::EmailStatus::Sent;
-    entry
-        .record(
-            &state.pool,
-            if sent {
-                Outcome::Succeeded
-            } else {
-                Outcome::Failed
-            },
-            json!({"email_status": email_json}),
-        )
-        .await?;
-    // Keep the status record's email_status in step (best effort: the delivery row is the truth).
-    if let Ok(Some(raw)) = redis::cmd("GET")
-        .arg(state.keys.status(&id))
-        .query_async::<Option<String>>(&mut state.redis())
-        .await
-        && let Ok(mut record) = serde_json::from_str::<intake_shared::status::StatusRecord>(&raw)
-        && record.status == JobState::Completed
-    {
-        record.email_status = Some(email);
-        record.updated_at = OffsetDateTime::now_utc();
-        if let Ok(json) = serde_json::to_string(&record) {
-            let _: Result<(), _> = redis::cmd("SET")
-                .arg(state.keys.status(&id))
-                .arg(json)
-                .arg("KEEPTTL")
-                .query_async(&mut state.redis())
-                .await;
-        }
+    let job = RegistrationJob {
+        registration_id: id,
+        request_id: request_id.clone(),
+        registration: saved.registration,
+        documents: Vec::new(),
+        submitted_at: OffsetDateTime::now_utc(),
+        run: 0,
+        purpose: Purpose::ResendEmail {
+            actor: actor.clone(),
+            reason: reason.clone(),
+        },
+    };
+    state.status.email_resend_queued(id).await?;
+    // One job per request: the audit entry's id keys it.
+    let pushed = intake_shared::queue::push(
+        &state.redis,
+        &state.queue,
+        &job,
+        &format!("{id}:resend:{audit_id}"),
+        state.settings.job_max_attempts,
+    )
+    .await;
+    if let Err(err) = pushed {
+        let _ = entry
+            .record(&state.pool, Outcome::Failed, json!({"error": err.to_string()}))
+            .await;
+        return Err(AdminError::Internal(format!("resend not enqueued: {err}")));
     }
-    Ok(Json(json!({"id": id, "email_status": email_json})))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "email_status": "pending"})),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

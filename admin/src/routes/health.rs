@@ -12,8 +12,10 @@ pub async fn live() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
-    let (redis_ok, postgres_ok) =
-        intake_worker::health::dependencies_reachable(&state.redis, &state.pool).await;
+    let (redis_ok, postgres_ok) = tokio::join!(
+        intake_shared::redis_conn::reachable(&state.redis),
+        intake_store::pg::reachable(&state.pool)
+    );
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let ready = redis_ok && postgres_ok;
     (

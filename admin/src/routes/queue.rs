@@ -13,7 +13,7 @@ pub async fn stats(
     _actor: Actor,
 ) -> Result<Json<QueueStats>, AdminError> {
     let stats =
-        intake_shared::queue::stats(&mut state.redis(), &state.queue, &state.keys.failed_index())
+        intake_shared::queue::stats(&mut state.redis(), &state.queue, &state.settings.keys().failed_index())
             .await?;
     Ok(Json(stats))
 }

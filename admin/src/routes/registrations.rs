@@ -8,16 +8,16 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use intake_shared::domain::{Registration, RegistrationId};
 use intake_shared::http::request_id::RequestId;
-use intake_shared::job::RegistrationJob;
 use intake_shared::mask;
 use intake_shared::status::StatusRecord;
-use intake_worker::steps::save;
+use intake_store::pg::audit::{self, Entry, Outcome};
+use intake_store::pg::{email_deliveries, registrations};
+use intake_store::status::unix_millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::audit::{self, Entry, Outcome};
 use crate::auth::Actor;
 use crate::error::AdminError;
 use crate::state::AdminState;
@@ -103,26 +103,17 @@ pub async fn failed_page(
         .transpose()?;
     let max = match (&cursor, until) {
         (Some((score, _)), _) => score.to_string(),
-        (None, Some(until)) => intake_worker::status::unix_millis(until).to_string(),
+        (None, Some(until)) => unix_millis(until).to_string(),
         (None, None) => "+inf".to_owned(),
     };
     let min = since
-        .map(|s| intake_worker::status::unix_millis(s).to_string())
+        .map(|s| unix_millis(s).to_string())
         .unwrap_or_else(|| "-inf".to_owned());
     let mut items = Vec::new();
     let mut offset = 0;
     const BATCH: usize = 200;
     loop {
-        let batch: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
-            .arg(state.keys.failed_index())
-            .arg(&max)
-            .arg(&min)
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(offset)
-            .arg(BATCH)
-            .query_async(&mut state.redis())
-            .await?;
+        let batch = state.status.failed_range(&max, &min, offset, BATCH).await?;
         let exhausted = batch.len() < BATCH;
         offset += batch.len();
         let candidates: Vec<(String, i64)> = batch
@@ -134,18 +125,15 @@ pub async fn failed_page(
                 None => true,
             })
             .collect();
+        let candidates: Vec<(RegistrationId, i64)> = candidates
+            .into_iter()
+            .filter_map(|(id, score)| Some((RegistrationId::parse(&id)?, score)))
+            .collect();
         if !candidates.is_empty() {
-            let keys: Vec<String> = candidates
-                .iter()
-                .filter_map(|(id, _)| RegistrationId::parse(id).map(|id| state.keys.status(&id)))
-                .collect();
-            let records: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(&keys)
-                .query_async(&mut state.redis())
-                .await?;
-            for ((id, score), raw) in candidates.iter().zip(records) {
-                let Some(record) = raw.and_then(|r| serde_json::from_str::<StatusRecord>(&r).ok())
-                else {
+            let ids: Vec<RegistrationId> = candidates.iter().map(|(id, _)| *id).collect();
+            let records = state.status.get_many(&ids).await?;
+            for ((id, score), record) in candidates.iter().zip(records) {
+                let Some(record) = record else {
                     continue;
                 };
                 let error_code = record.error.as_ref().map(|e| e.code.as_str());
@@ -184,8 +172,6 @@ fn failed_item(record: &StatusRecord, failed_at: i64) -> Value {
     })
 }
 
-type CompletedRow = (uuid::Uuid, String, String, OffsetDateTime, Option<String>);
-
 async fn completed_page(
     state: &AdminState,
     since: Option<OffsetDateTime>,
@@ -205,37 +191,26 @@ async fn completed_page(
                 .ok_or_else(|| AdminError::BadRequest("cursor is not one this service gave".into()))
         })
         .transpose()?;
-    let rows: Vec<CompletedRow> = sqlx::query_as(
-        "SELECT t.registration_id, t.team_id, t.team_name, t.created_at, e.status
-         FROM teams t LEFT JOIN email_deliveries e USING (registration_id)
-         WHERE ($1::timestamptz IS NULL OR t.created_at >= $1)
-           AND ($2::timestamptz IS NULL OR t.created_at <= $2)
-           AND ($3::timestamptz IS NULL OR (t.created_at, t.registration_id) < ($3, $4))
-         ORDER BY t.created_at DESC, t.registration_id DESC
-         LIMIT $5",
-    )
-    .bind(since)
-    .bind(until)
-    .bind(cursor.as_ref().map(|c| c.0))
-    .bind(cursor.as_ref().map(|c| c.1))
-    .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = registrations::completed_page(&state.pool, since, until, cursor, limit + 1).await?;
     let next_cursor = (rows.len() > limit).then(|| {
-        let (id, _, _, at, _) = &rows[limit - 1];
-        format!("{}|{id}", at.format(&Rfc3339).unwrap_or_default())
+        let last = &rows[limit - 1];
+        format!(
+            "{}|{}",
+            last.created_at.format(&Rfc3339).unwrap_or_default(),
+            last.id
+        )
     });
     let items = rows
         .into_iter()
         .take(limit)
-        .map(|(id, team_id, team_name, created_at, email)| {
+        .map(|row| {
             json!({
-                "id": id,
+                "id": row.id,
                 "status": "completed",
-                "team_id": team_id,
-                "team_name": team_name,
-                "email_status": email,
-                "completed_at": created_at.format(&Rfc3339).ok(),
+                "team_id": row.team_id,
+                "team_name": row.team_name,
+                "email_status": row.email,
+                "completed_at": row.created_at.format(&Rfc3339).ok(),
             })
         })
         .collect();
@@ -258,17 +233,9 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let id = RegistrationId::parse(&id).ok_or(AdminError::NotFound)?;
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(state.keys.status(&id))
-        .query_async(&mut state.redis())
-        .await?;
-    let record: Option<StatusRecord> = raw.and_then(|r| serde_json::from_str(&r).ok());
-    let saved = save::load(&state.pool, id).await?;
-    let failed_job: Option<RegistrationJob> = redis::cmd("GET")
-        .arg(state.keys.failed_job(&id))
-        .query_async::<Option<String>>(&mut state.redis())
-        .await?
-        .and_then(|p| serde_json::from_str(&p).ok());
+    let record: Option<StatusRecord> = state.status.get(id).await?;
+    let saved = registrations::load(&state.pool, id).await?;
+    let failed_job = state.status.failed_job(id).await?;
     if record.is_none() && saved.is_none() {
         return Err(AdminError::NotFound);
     }
@@ -283,22 +250,8 @@ pub async fn show(
         .record(&state.pool, Outcome::Succeeded, json!({}))
         .await?;
     }
-    let attempts: Vec<String> = redis::cmd("LRANGE")
-        .arg(state.keys.attempts(&id))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut state.redis())
-        .await?;
-    let attempts: Vec<Value> = attempts
-        .iter()
-        .filter_map(|a| serde_json::from_str(a).ok())
-        .collect();
-    let email: Option<(String, i32, Option<String>, OffsetDateTime)> = sqlx::query_as(
-        "SELECT status, attempts, last_error, updated_at FROM email_deliveries WHERE registration_id = $1",
-    )
-    .bind(id.as_uuid())
-    .fetch_optional(&state.pool)
-    .await?;
+    let attempts = state.status.attempts(id).await?;
+    let email = email_deliveries::find(&state.pool, id).await?;
     let registration = saved
         .as_ref()
         .map(|s| &s.registration)
@@ -320,11 +273,11 @@ pub async fn show(
         "registration": registration.map(|r| registration_json(r, query.reveal)),
         "documents": documents,
         "attempt_errors": attempts,
-        "email": email.map(|(status, attempts, last_error, updated_at)| json!({
-            "status": status,
-            "attempts": attempts,
-            "last_error": last_error,
-            "updated_at": updated_at.format(&Rfc3339).ok(),
+        "email": email.map(|e| json!({
+            "status": e.status,
+            "attempts": e.attempts,
+            "last_error": e.last_error,
+            "updated_at": e.updated_at.format(&Rfc3339).ok(),
         })),
         "audit": audit,
         "personal_data": if query.reveal { "revealed" } else { "masked" },

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use intake_shared::domain::{IdempotencyKey, Registration, RegistrationId};
 use intake_shared::errors::{FieldCode, FieldError};
-use intake_shared::job::RegistrationJob;
+use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::validation;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -168,6 +168,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         documents: received.documents,
         submitted_at: OffsetDateTime::now_utc(),
         run: 0,
+        purpose: Purpose::Register,
     };
     let span = tracing::info_span!("enqueue", registration_id = %claim.id);
     tokio::spawn(hand_off(app, claim, job, upload).instrument(span))

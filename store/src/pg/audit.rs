@@ -10,6 +10,10 @@ use sqlx::PgPool;
 use super::DbError;
 use time::OffsetDateTime;
 
+/// The action name of a confirmation resend (written by the admin service when asked, and
+/// by the worker when the resend ends).
+pub const RESEND_EMAIL: &str = "resend_email";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Requested,

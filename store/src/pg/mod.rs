@@ -39,6 +39,11 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// `INTAKE_DATABASE_URL` does not parse as a Postgres URL.
+#[derive(Debug, thiserror::Error)]
+#[error("INTAKE_DATABASE_URL is not a usable Postgres URL")]
+pub struct BadDatabaseUrl(#[source] sqlx::Error);
+
 impl DbError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
@@ -59,8 +64,12 @@ pub fn pool(
     settings: &Settings,
     application_name: &str,
     max_connections: u32,
-) -> Result<PgPool, sqlx::Error> {
-    let mut options: PgConnectOptions = settings.database_url.expose_secret().parse()?;
+) -> Result<PgPool, BadDatabaseUrl> {
+    let mut options: PgConnectOptions = settings
+        .database_url
+        .expose_secret()
+        .parse()
+        .map_err(BadDatabaseUrl)?;
     if options.get_application_name().is_none() {
         options = options.application_name(application_name);
     }

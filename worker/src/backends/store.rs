@@ -16,16 +16,8 @@ pub struct DocumentUpload {
     pub sha256: String,
 }
 
-/// A stored document, as saved with the registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDocument {
-    pub kind: DocumentKind,
-    pub public_id: String,
-    pub secure_url: String,
-    pub content_type: DocumentType,
-    pub bytes: u64,
-    pub sha256: String,
-}
+/// What the store keeps of one document (the save writes it to Postgres).
+pub use intake_store::pg::registrations::StoredDocument;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

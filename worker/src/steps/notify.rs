@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use intake_store::pg::PgPool;
+use intake_store::pg::email_deliveries::{self, Delivery, Marked};
 use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
 use intake_shared::status::EmailStatus;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use sqlx::PgPool;
 
 use crate::backends::mail::{MailError, Mailer};
 use crate::db;
@@ -162,44 +163,19 @@ impl Notifier {
     ) -> Result<Previous, StepError> {
         let lease = self.send_deadline + RECORD_MARGIN;
         loop {
-            let found: Option<(String, bool)> = (|| async {
-                let marked = sqlx::query(
-                    "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
-                     VALUES ($1, 'sending', $2, 1)
-                     ON CONFLICT (registration_id) DO UPDATE
-                     SET status = 'sending', attempts = email_deliveries.attempts + 1,
-                         last_error = NULL, updated_at = now()
-                     WHERE email_deliveries.status = 'failed' OR $3",
-                )
-                .bind(id.as_uuid())
-                .bind(message_id)
-                .bind(again)
-                .execute(pool)
-                .await?
-                .rows_affected();
-                if marked == 1 {
-                    return Ok(None);
-                }
-                sqlx::query_as(
-                    "SELECT status, updated_at < now() - make_interval(secs => $2)
-                     FROM email_deliveries WHERE registration_id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(lease.as_secs_f64())
-                .fetch_optional(pool)
+            let marked = email_deliveries::mark_sending(pool, id, message_id, again, lease)
                 .await
-            })
-            .retry(db::retry_policy())
-            .when(db::is_transient)
-            .await
-            .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
-            match found
-                .as_ref()
-                .map(|(status, stale)| (status.as_str(), *stale))
-            {
-                None => return Ok(Previous::None),
-                Some(("sent", _)) => return Ok(Previous::Ended(EmailStatus::Sent)),
-                Some(("sending", true)) => {
+                .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
+            match marked {
+                Marked::Marked => return Ok(Previous::None),
+                Marked::Found {
+                    delivery: Delivery::Sent,
+                    ..
+                } => return Ok(Previous::Ended(EmailStatus::Sent)),
+                Marked::Found {
+                    delivery: Delivery::Sending,
+                    stale: true,
+                } => {
                     tracing::warn!(
                         "an earlier run stopped while sending the confirmation; not sending again"
                     );
@@ -209,8 +185,11 @@ impl Notifier {
                 }
                 // Another run is sending now (or stopped less than a lease ago): its outcome
                 // decides.
-                Some(("sending", false)) => tokio::time::sleep(Duration::from_millis(500)).await,
-                Some(_) => return Ok(Previous::Ended(EmailStatus::Failed)),
+                Marked::Found {
+                    delivery: Delivery::Sending,
+                    stale: false,
+                } => tokio::time::sleep(Duration::from_millis(500)).await,
+                Marked::Found { .. } => return Ok(Previous::Ended(EmailStatus::Failed)),
             }
         }
     }
@@ -223,22 +202,9 @@ impl Notifier {
         delivery: Delivery,
         last_error: Option<&str>,
     ) -> Result<(), StepError> {
-        (|| async {
-            sqlx::query(
-                "UPDATE email_deliveries SET status = $2, last_error = $3, updated_at = now()
-                 WHERE registration_id = $1",
-            )
-            .bind(id.as_uuid())
-            .bind(delivery.as_str())
-            .bind(last_error)
-            .execute(pool)
+        email_deliveries::record(pool, id, delivery, last_error)
             .await
-        })
-        .retry(db::retry_policy())
-        .when(db::is_transient)
-        .await
-        .map_err(|e| db::step_error(&e, "recording the email delivery"))?;
-        Ok(())
+            .map_err(|e| db::step_error(&e, "recording the email delivery"))
     }
 }
 
@@ -248,26 +214,6 @@ enum Previous {
     None,
     /// Sent, or given up as `unknown`: this run does not send.
     Ended(EmailStatus),
-}
-
-/// How a delivery ended, as `email_deliveries.status` says it.
-#[derive(Debug, Clone, Copy)]
-enum Delivery {
-    Sent,
-    Failed,
-    /// A run stopped mid-send, or sending outran its deadline: the message may or may not
-    /// have gone out. Shown as `failed`; only a support resend sends again.
-    Unknown,
-}
-
-impl Delivery {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Unknown => "unknown",
-        }
-    }
 }
 
 /// Why a delivery is recorded `unknown`.

@@ -1,35 +1,18 @@
-//! Step 3: the registration in one statement: the team, its players and its documents.
-//! The unique key on (team name, captain's phone) is what stops one team registering twice
-//! whatever the timing; a second run of the *same* registration finds its own row instead.
+//! Step 3: the registration in one statement: the team, its players and its documents
+//! (`intake_store::pg::registrations`). The unique key on (team name, captain's phone) is
+//! what stops one team registering twice whatever the timing; a second run of the *same*
+//! registration finds its own row instead.
 
-use backon::Retryable;
 use intake_shared::domain::{RegistrationId, TeamId};
 use intake_shared::errors::JobFailureCode;
 use intake_shared::job::RegistrationJob;
-use sqlx::PgPool;
+use intake_store::pg::PgPool;
+use intake_store::pg::registrations::{self, SaveError, StoredDocument};
 
-use crate::backends::store::StoredDocument;
+pub use intake_store::pg::registrations::Saved;
+
 use crate::db;
 use crate::error::StepError;
-
-const SAME_TEAM_CONSTRAINTS: [&str; 2] = [
-    "teams_team_name_captain_phone_key",
-    "teams_team_name_folded_captain_phone_key",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Saved {
-    Inserted,
-    AlreadySaved,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SaveError {
-    #[error("the same team is already registered")]
-    Duplicate,
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-}
 
 /// The failure of a registration whose team another registration holds.
 pub fn duplicate() -> StepError {
@@ -45,9 +28,7 @@ pub async fn run(
     team_id: &TeamId,
     documents: &[StoredDocument],
 ) -> Result<Saved, StepError> {
-    (|| save(pool, job, team_id, documents))
-        .retry(db::retry_policy())
-        .when(|e| matches!(e, SaveError::Db(err) if db::is_transient(err)))
+    registrations::save(pool, job, team_id, documents)
         .await
         .map_err(|e| match e {
             SaveError::Duplicate => duplicate(),
@@ -55,218 +36,9 @@ pub async fn run(
         })
 }
 
-async fn already_saved(pool: &PgPool, id: RegistrationId) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT 1 FROM teams WHERE registration_id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(pool)
-            .await?
-            .is_some(),
-    )
-}
-
 /// Whether this registration's rows are already in Postgres.
 pub async fn is_saved(pool: &PgPool, id: RegistrationId) -> Result<bool, StepError> {
-    (|| already_saved(pool, id))
-        .retry(db::retry_policy())
-        .when(db::is_transient)
+    registrations::is_saved(pool, id)
         .await
         .map_err(|e| db::step_error(&e, "looking up the registration"))
-}
-
-async fn save(
-    pool: &PgPool,
-    job: &RegistrationJob,
-    team_id: &TeamId,
-    documents: &[StoredDocument],
-) -> Result<Saved, SaveError> {
-    // The pipeline looked for the rows just before uploading; a twin run that saved since
-    // is recognised by the primary key below.
-    //
-    // One statement, so one round trip and an implicit transaction: the team, its players
-    // and its documents are written together or not at all (a constraint failing anywhere
-    // in it rolls all of it back).
-    let id = job.registration_id;
-    let r = &job.registration;
-    let positions: Vec<i16> = (0..r.players.len())
-        .map(|i| i16::try_from(i).unwrap_or(i16::MAX))
-        .collect();
-    let names: Vec<&str> = r.players.iter().map(|p| p.name.as_str()).collect();
-    let roles: Vec<&str> = r.players.iter().map(|p| p.role.as_str()).collect();
-    let kinds: Vec<&str> = documents.iter().map(|d| d.kind.field()).collect();
-    let public_ids: Vec<&str> = documents.iter().map(|d| d.public_id.as_str()).collect();
-    let urls: Vec<&str> = documents.iter().map(|d| d.secure_url.as_str()).collect();
-    let content_types: Vec<&str> = documents.iter().map(|d| d.content_type.mime()).collect();
-    let sizes: Vec<i64> = documents
-        .iter()
-        .map(|d| i64::try_from(d.bytes).unwrap_or(i64::MAX))
-        .collect();
-    let hashes: Vec<&str> = documents.iter().map(|d| d.sha256.as_str()).collect();
-    let inserted = sqlx::query(
-        "WITH team AS (
-             INSERT INTO teams (registration_id, team_id, team_name,
-                 captain_name, captain_phone, captain_email,
-                 vice_captain_name, vice_captain_phone, vice_captain_email,
-                 request_id, submitted_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             RETURNING registration_id),
-         players AS (
-             INSERT INTO players (registration_id, position, name, role)
-             SELECT team.registration_id, p.*
-             FROM team, UNNEST($12::smallint[], $13::text[], $14::text[]) AS p),
-         documents AS (
-             INSERT INTO documents (registration_id, kind, public_id, secure_url,
-                 content_type, bytes, sha256)
-             SELECT team.registration_id, d.*
-             FROM team, UNNEST($15::text[], $16::text[], $17::text[], $18::text[],
-                 $19::bigint[], $20::text[]) AS d)
-         SELECT count(*) FROM team",
-    )
-    .bind(id.as_uuid())
-    .bind(team_id.as_str())
-    .bind(r.team_name.as_str())
-    .bind(r.captain.name.as_str())
-    .bind(r.captain.phone.as_str())
-    .bind(r.captain.email.as_str())
-    .bind(r.vice_captain.name.as_str())
-    .bind(r.vice_captain.phone.as_str())
-    .bind(r.vice_captain.email.as_str())
-    .bind(&job.request_id)
-    .bind(job.submitted_at)
-    .bind(&positions)
-    .bind(&names)
-    .bind(&roles)
-    .bind(&kinds)
-    .bind(&public_ids)
-    .bind(&urls)
-    .bind(&content_types)
-    .bind(&sizes)
-    .bind(&hashes)
-    .execute(pool)
-    .await;
-    match inserted {
-        Ok(_) => Ok(Saved::Inserted),
-        Err(err) if db::violates(&err, "teams_pkey") => {
-            // Another run of this registration committed between our check and insert.
-            Ok(Saved::AlreadySaved)
-        }
-        Err(err) if SAME_TEAM_CONSTRAINTS.iter().any(|c| db::violates(&err, c)) => {
-            Err(SaveError::Duplicate)
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// A registration as saved, read back for support tools.
-#[derive(Debug, Clone)]
-pub struct SavedRegistration {
-    pub team_id: TeamId,
-    pub registration: intake_shared::domain::Registration,
-    pub documents: Vec<SavedDocument>,
-    pub created_at: time::OffsetDateTime,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SavedDocument {
-    pub kind: String,
-    pub public_id: String,
-    pub secure_url: String,
-    pub content_type: String,
-    pub bytes: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-    #[error("stored registration does not pass validation: {0}")]
-    Invalid(String),
-}
-
-type TeamRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    time::OffsetDateTime,
-);
-
-/// Reads a saved registration with its players and documents; `None` if it is not saved.
-pub async fn load(
-    pool: &PgPool,
-    id: RegistrationId,
-) -> Result<Option<SavedRegistration>, LoadError> {
-    use intake_shared::domain::{
-        Contact, Email, PersonName, Phone, Player, Registration, Role, TeamName,
-    };
-
-    let row: Option<TeamRow> = sqlx::query_as(
-        "SELECT team_id, team_name, captain_name, captain_phone, captain_email,
-                vice_captain_name, vice_captain_phone, vice_captain_email, created_at
-         FROM teams WHERE registration_id = $1",
-    )
-    .bind(id.as_uuid())
-    .fetch_optional(pool)
-    .await?;
-    let Some((team_id, team_name, c_name, c_phone, c_email, v_name, v_phone, v_email, created_at)) =
-        row
-    else {
-        return Ok(None);
-    };
-    let players: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, role FROM players WHERE registration_id = $1 ORDER BY position",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(pool)
-    .await?;
-    let documents: Vec<(String, String, String, String, i64)> = sqlx::query_as(
-        "SELECT kind, public_id, secure_url, content_type, bytes FROM documents
-         WHERE registration_id = $1 ORDER BY kind",
-    )
-    .bind(id.as_uuid())
-    .fetch_all(pool)
-    .await?;
-    let invalid = |e: intake_shared::errors::Invalid| LoadError::Invalid(e.message);
-    let contact = |name: &str, phone: &str, email: &str| -> Result<Contact, LoadError> {
-        Ok(Contact {
-            name: PersonName::parse(name).map_err(invalid)?,
-            phone: Phone::parse(phone).map_err(invalid)?,
-            email: Email::parse(email).map_err(invalid)?,
-        })
-    };
-    let registration = Registration {
-        team_name: TeamName::parse(&team_name).map_err(invalid)?,
-        captain: contact(&c_name, &c_phone, &c_email)?,
-        vice_captain: contact(&v_name, &v_phone, &v_email)?,
-        players: players
-            .iter()
-            .map(|(name, role)| {
-                Ok(Player {
-                    name: PersonName::parse(name).map_err(invalid)?,
-                    role: Role::parse(role).map_err(invalid)?,
-                })
-            })
-            .collect::<Result<_, LoadError>>()?,
-    };
-    Ok(Some(SavedRegistration {
-        team_id: TeamId::from_stored(team_id),
-        registration,
-        documents: documents
-            .into_iter()
-            .map(
-                |(kind, public_id, secure_url, content_type, bytes)| SavedDocument {
-                    kind,
-                    public_id,
-                    secure_url,
-                    content_type,
-                    bytes,
-                },
-            )
-            .collect(),
-        created_at,
-    }))
 }
