@@ -270,20 +270,34 @@ async fn resend_email_sends_exactly_one_more_message() {
             json!({"reason": "captain lost it"}),
         )
         .await;
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 202);
     let body: serde_json::Value = response.json().await.expect("JSON");
-    assert_eq!(body["email_status"], "sent");
+    assert_eq!(body["email_status"], "pending");
+    // The worker sends it, then records the outcome on the status and in the audit log.
+    let status = intake_testkit::eventually("the resend to end", FINISH, || async {
+        let status = admin.stack.status(&id).await;
+        (status["email_status"] != "pending").then_some(status)
+    })
+    .await;
+    assert_eq!(status["email_status"], "sent", "{status}");
+    assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(admin.stack.smtp.messages().len(), 2);
-    let audit = admin
-        .get_json(&format!("/admin/v1/audit?registration_id={id}"))
-        .await;
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["outcome"].as_str())
-        .collect();
-    assert_eq!(actions, ["requested", "succeeded"]);
+    let outcomes = intake_testkit::eventually("the audited outcome", FINISH, || async {
+        let audit = admin
+            .get_json(&format!("/admin/v1/audit?registration_id={id}"))
+            .await;
+        let outcomes: Vec<String> = audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["outcome"].as_str().map(str::to_owned))
+            .collect();
+        (outcomes.len() == 2).then_some(outcomes)
+    })
+    .await;
+    assert_eq!(outcomes, ["requested", "succeeded"]);
+    // Exactly one more: no later run sends it again.
+    assert_eq!(admin.stack.smtp.messages().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

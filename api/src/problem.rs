@@ -40,6 +40,15 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<intake_store::status::StatusError> for ApiError {
+    fn from(err: intake_store::status::StatusError) -> Self {
+        match err {
+            intake_store::status::StatusError::Unavailable(err) => Self::Unavailable(err),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::intake::enqueue::EnqueueError> for ApiError {
     fn from(err: crate::intake::enqueue::EnqueueError) -> Self {
         use crate::intake::enqueue::EnqueueError;
@@ -49,6 +58,7 @@ impl From<crate::intake::enqueue::EnqueueError> for ApiError {
                 std::io::Error::other(err.to_string()),
             )),
             EnqueueError::Encode(err) => Self::Internal(format!("job not encodable: {err}")),
+            EnqueueError::Status(err) => err.into(),
         }
     }
 }

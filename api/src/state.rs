@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use intake_shared::config::Settings;
 use metrics_exporter_prometheus::PrometheusHandle;
+use intake_store::status::StatusRepository;
 use redis::aio::ConnectionManager;
 
 use crate::intake::enqueue::Enqueuer;
@@ -24,6 +25,8 @@ pub struct Inner {
     pub enqueuer: Enqueuer,
     pub metrics: PrometheusHandle,
     pub status_hub: StatusHub,
+    /// Status records, read and created only through the store's repository.
+    pub status: StatusRepository,
 }
 
 impl std::ops::Deref for AppState {
@@ -51,10 +54,12 @@ impl AppState {
                 settings.rate_limit_per_hour,
             ),
             enqueuer: Enqueuer::new(
-                keys,
+                keys.clone(),
+                StatusRepository::new(redis.clone(), keys.clone(), settings.staging_retention()),
                 intake_shared::queue::config(&settings),
                 settings.job_max_attempts,
             ),
+            status: StatusRepository::new(redis.clone(), keys, settings.staging_retention()),
             redis,
             metrics,
             status_hub,

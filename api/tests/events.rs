@@ -6,6 +6,10 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
+use intake_shared::domain::TeamId;
+use intake_shared::job::RegistrationJob;
+use intake_shared::status::{EmailStatus, Step};
+use intake_store::status::StatusRepository;
 use intake_testkit::form::TestForm;
 use intake_testkit::private_redis::PrivateRedis;
 use serde_json::Value;
@@ -50,16 +54,18 @@ impl EventReader {
     }
 }
 
-/// Publishes a status change the way a worker does: the record, then the announcement.
-fn publish(app: &support::TestApp, id: &str, change: impl FnOnce(&mut Value)) {
-    let key = format!("{}:status:{id}", app.settings.redis_prefix);
-    let raw: String = app.redis_command(redis::cmd("GET").arg(&key));
-    let mut record: Value = serde_json::from_str(&raw).expect("status JSON");
-    change(&mut record);
-    let json = record.to_string();
-    let _: () = app.redis_command(redis::cmd("SET").arg(&key).arg(&json));
-    let channel = format!("{}:status-events:{id}", app.settings.redis_prefix);
-    let _: i64 = app.redis_command(redis::cmd("PUBLISH").arg(channel).arg(&json));
+/// The store's status repository over the app's Redis, as the workers use it: every
+/// change below is a real transition, published by the store.
+fn repository(app: &support::TestApp) -> StatusRepository {
+    let conn = intake_shared::redis_conn::connect_lazy(&app.settings.redis_url).expect("redis");
+    StatusRepository::new(conn, app.settings.keys(), Duration::from_secs(60))
+}
+
+/// The job the api queued (the only one).
+fn queued_job(app: &support::TestApp) -> RegistrationJob {
+    let payloads = app.queued_payloads();
+    assert_eq!(payloads.len(), 1, "one queued job");
+    serde_json::from_value(payloads[0].clone()).expect("a registration job")
 }
 
 async fn open(app: &support::TestApp, id: &str) -> EventReader {
@@ -76,7 +82,7 @@ async fn open(app: &support::TestApp, id: &str) -> EventReader {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_carry_each_status_change_and_end_when_final() {
+async fn every_status_transition_reaches_the_event_stream_which_ends_when_final() {
     let app = spawn_app().await;
     let id = accepted(app.submit_new(TestForm::valid().to_form()).await).await;
     let mut events = open(&app, &id).await;
@@ -85,28 +91,39 @@ async fn events_carry_each_status_change_and_end_when_final() {
         "queued"
     );
 
-    publish(&app, &id, |r| {
-        r["status"] = "processing".into();
-        r["step"] = "allocating_id".into();
-    });
+    let status = repository(&app);
+    let job = queued_job(&app);
+    status
+        .start(&job, 1, Step::AllocatingId)
+        .await
+        .expect("start");
     let processing = events.next().await.expect("processing");
+    assert_eq!(processing["status"], "processing");
     assert_eq!(processing["step"], "allocating_id");
-    publish(&app, &id, |r| {
-        r["team_id"] = "ICCT-0042".into();
-        r["step"] = "uploading_files".into();
-    });
-    assert_eq!(
-        events.next().await.expect("team id")["team_id"],
-        "ICCT-0042"
-    );
-    publish(&app, &id, |r| {
-        r["status"] = "completed".into();
-        r["step"] = Value::Null;
-        r["email_status"] = "sent".into();
-    });
-    assert_eq!(
-        events.next().await.expect("completed")["status"],
-        "completed"
+    let team_id = TeamId::from_stored("ICCT-0042".to_owned());
+    status
+        .team_id(&job, &team_id, Step::UploadingFiles)
+        .await
+        .expect("team id");
+    let with_id = events.next().await.expect("team id");
+    assert_eq!(with_id["team_id"], "ICCT-0042");
+    assert_eq!(with_id["step"], "uploading_files");
+    status.step(&job, Step::Saving).await.expect("saving");
+    assert_eq!(events.next().await.expect("saving")["step"], "saving");
+    status.sending_email(&job).await.expect("sending email");
+    let sending = events.next().await.expect("sending email");
+    assert_eq!(sending["step"], "sending_email");
+    assert_eq!(sending["email_status"], "pending");
+    status
+        .complete(&job, &[], EmailStatus::Sent)
+        .await
+        .expect("complete");
+    let completed = events.next().await.expect("completed");
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["email_status"], "sent");
+    assert!(
+        completed.get("run").is_none(),
+        "clients never see the run: {completed}"
     );
     assert!(
         events.next().await.is_none(),
@@ -163,10 +180,10 @@ async fn subscriber_resubscribes_after_redis_drops_its_connection() {
     })
     .await;
 
-    publish(&app, &id, |r| {
-        r["status"] = "processing".into();
-        r["step"] = "saving".into();
-    });
+    repository(&app)
+        .start(&queued_job(&app), 1, Step::Saving)
+        .await
+        .expect("start");
     let event = events.next().await.expect("event after resubscribing");
     assert_eq!(event["step"], "saving");
 }

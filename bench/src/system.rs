@@ -162,7 +162,7 @@ impl System {
         let redis = PrivateRedis::start();
         let db = TestDatabase::create().await;
         let pool = PgPool::connect(&db.url).await?;
-        intake_worker::db::migrate(&pool).await?;
+        intake_store::pg::migrate(&pool).await?;
         Ok(Self {
             bins,
             redis,
@@ -172,7 +172,7 @@ impl System {
             smtp: SmtpServer::start().await,
             work: tempfile::tempdir()?,
             logs: logs.to_path_buf(),
-            client: reqwest::Client::builder()
+            client: intake_testkit::http_client_builder()
                 .timeout(Duration::from_secs(120))
                 .build()?,
         })

@@ -8,12 +8,8 @@ use crate::output::{cell, json as print_json, table};
 use crate::{Cli, Command};
 
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
-    if let Command::Migrate = cli.command {
-        return migrate().await;
-    }
     let client = AdminClient::new(&cli.url, cli.token.as_deref())?;
     match cli.command {
-        Command::Migrate => Ok(()),
         Command::Failed { code, since, limit } => {
             failed(&client, cli.json, code, since, limit).await
         }
@@ -27,18 +23,6 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::ResendEmail { id, reason } => resend(&client, cli.json, &id, &reason).await,
         Command::Queue => queue(&client, cli.json).await,
     }
-}
-
-async fn migrate() -> Result<(), CtlError> {
-    let settings =
-        intake_shared::config::Settings::load().map_err(|e| CtlError::Usage(e.to_string()))?;
-    let pool = intake_worker::db::pool(&settings, "intakectl", 1)
-        .map_err(|e| CtlError::Usage(format!("INTAKE_DATABASE_URL: {e}")))?;
-    intake_worker::db::migrate(&pool)
-        .await
-        .map_err(|e| CtlError::Unreachable(format!("migrations: {e}")))?;
-    println!("migrations applied");
-    Ok(())
 }
 
 fn query_value(v: &str) -> String {
@@ -298,13 +282,13 @@ async fn resend(
     if as_json {
         print_json(&answer);
     } else {
-        println!("confirmation email {}", cell(&answer["email_status"]));
+        // The worker sends it; `intakectl show ID` tells how it went.
+        println!(
+            "confirmation email queued ({}); `intakectl show {id}` shows how it went",
+            cell(&answer["email_status"])
+        );
     }
-    if answer["email_status"] == "sent" {
-        Ok(())
-    } else {
-        Err(CtlError::Refused("the email could not be delivered".into()))
-    }
+    Ok(())
 }
 
 async fn queue(client: &AdminClient, as_json: bool) -> Result<(), CtlError> {

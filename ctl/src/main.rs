@@ -1,5 +1,5 @@
-//! `intakectl`: support and operator commands. Everything but `migrate` goes through the
-//! admin API (so it works from a laptop with a URL and a token); `migrate` talks to Postgres.
+//! `intakectl`: support commands, each one call to the admin API (so it works from a laptop
+//! with a URL and a token). It reaches no database: migrations are `intake-worker migrate`.
 //!
 //! Exit codes scripts can trust: 0 done; 1 the service refused or failed the action (or some
 //! of a bulk re-drive failed); 2 wrong usage; 3 not authorised; 4 the service could not be
@@ -42,8 +42,6 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Apply pending database migrations (uses INTAKE_DATABASE_URL).
-    Migrate,
     /// List failed registrations, newest first.
     Failed {
         /// Only this failure code (e.g. UPLOAD_UNAVAILABLE).

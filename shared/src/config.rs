@@ -289,6 +289,12 @@ impl Settings {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    /// How long staged files of unfinished registrations are kept, and how long a
+    /// completed registration's status stays readable.
+    pub fn staging_retention(&self) -> Duration {
+        Duration::from_secs(self.staging_retention_secs)
+    }
+
     pub fn idempotency_ttl(&self) -> Duration {
         Duration::from_secs(self.idempotency_ttl_secs)
     }

@@ -1,8 +1,8 @@
 //! `intake-worker`: reads the configuration, sets up logging, runs jobs until SIGTERM or
-//! Ctrl-C, then drains.
+//! Ctrl-C, then drains. `intake-worker migrate` applies pending migrations and exits.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use intake_shared::config::Settings;
 use intake_worker::Runtime;
 
@@ -18,6 +18,15 @@ struct Args {
     /// Jobs in flight in this process (default: INTAKE_WORKER_CONCURRENCY, else 32).
     #[arg(long)]
     concurrency: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations (INTAKE_DATABASE_URL) and exit. Workers also apply
+    /// them at start-up; this is for deploys that migrate first.
+    Migrate,
 }
 
 #[tokio::main]
@@ -25,6 +34,15 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load().context("configuration")?;
     intake_shared::telemetry::init(settings.log_format);
+    if let Some(Command::Migrate) = args.command {
+        let pool = intake_store::pg::pool(&settings, intake_worker::db::WORKER_APPLICATION_NAME, 1)?;
+        intake_store::pg::migrate(&pool)
+            .await
+            .context("applying migrations")?;
+        pool.close().await;
+        println!("migrations applied");
+        return Ok(());
+    }
     let runtime = Runtime::build(settings, args.concurrency).await?;
     runtime
         .run_until(intake_shared::signals::shutdown())

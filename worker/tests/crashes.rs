@@ -16,7 +16,7 @@ const FINISH: Duration = Duration::from_secs(60);
 async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     let stack = Stack::start().await;
     let runtime = stack.runtime(2).await;
-    intake_worker::db::migrate(&stack.pool)
+    intake_store::pg::migrate(&stack.pool)
         .await
         .expect("migrations");
     for n in 0..5 {

@@ -163,7 +163,7 @@ async fn team_ids_are_padded_to_the_width_and_never_cut() {
     use intake_shared::domain::TeamId;
     use intake_worker::steps::allocate_id::{self, Allocation};
     let stack = Stack::start().await;
-    intake_worker::db::migrate(&stack.pool)
+    intake_store::pg::migrate(&stack.pool)
         .await
         .expect("migrations");
     for n in 0..3 {

@@ -396,7 +396,7 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
     worker_ready(health).await;
     // The vanished worker: a session set up as the worker's are, that takes the counter's
     // lock (as an allocation does) and then says nothing more.
-    let vanished = intake_worker::db::pool(
+    let vanished = intake_store::pg::pool(
         &stack.settings,
         intake_worker::db::WORKER_APPLICATION_NAME,
         1,

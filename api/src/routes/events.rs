@@ -30,8 +30,10 @@ const REREAD: Duration = Duration::from_secs(15);
 #[utoipa::path(
     get,
     path = "/v1/registrations/{id}/events",
+    operation_id = crate::openapi::operation::EVENTS,
     tag = "registrations",
-    params(("id" = String, Path, description = "The registration id")),
+    params(("id" = String, Path, format = Uuid,
+        description = "The registration id from the 202 answer; any other value is 404")),
     responses(
         (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such registration", body = crate::problem::Problem, content_type = "application/problem+json"),

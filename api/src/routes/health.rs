@@ -10,14 +10,14 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// The process answers.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
+#[utoipa::path(get, path = "/health/live", operation_id = crate::openapi::operation::LIVE, tag = "operations",
     responses((status = 200, description = "Alive", body = Object)))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Redis answers: the api can take submissions.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[utoipa::path(get, path = "/health/ready", operation_id = crate::openapi::operation::READY, tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object),
         (status = 503, description = "Redis unreachable", body = crate::problem::Problem, content_type = "application/problem+json"),

@@ -8,7 +8,7 @@ use crate::middleware::metrics as recorder;
 use crate::state::AppState;
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = crate::openapi::operation::METRICS, tag = "operations",
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
     let mut conn = app.redis();

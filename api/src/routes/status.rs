@@ -6,7 +6,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use intake_shared::domain::RegistrationId;
 use intake_shared::status::StatusRecord;
-use redis::AsyncCommands;
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -18,8 +17,10 @@ use crate::state::AppState;
 #[utoipa::path(
     get,
     path = "/v1/registrations/{id}",
+    operation_id = crate::openapi::operation::STATUS,
     tag = "registrations",
-    params(("id" = String, Path, description = "The registration id from the 202 answer")),
+    params(("id" = String, Path, format = Uuid,
+        description = "The registration id from the 202 answer; any other value is 404")),
     responses(
         (status = 200, description = "The status", body = StatusRecord,
             headers(("Cache-Control" = String), ("Retry-After" = u32, description = "While not finished"))),
@@ -52,16 +53,15 @@ pub fn registration_id(
         .ok_or(ApiError::NotFound)
 }
 
-/// The status record as stored (the raw JSON) and parsed; `None` if there is none.
+/// The status record as clients see it, as JSON and parsed; `None` if there is none.
 pub async fn read(
     app: &AppState,
     id: RegistrationId,
 ) -> Result<Option<(String, StatusRecord)>, ApiError> {
-    let raw: Option<String> = app.redis().get(app.settings.keys().status(&id)).await?;
-    raw.map(|raw| {
-        serde_json::from_str(&raw)
-            .map(|record| (raw, record))
-            .map_err(|e| ApiError::Internal(format!("status record of {id} unreadable: {e}")))
-    })
-    .transpose()
+    let Some(record) = app.status.get(id).await? else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string(&record)
+        .map_err(|e| ApiError::Internal(format!("status record of {id} not encodable: {e}")))?;
+    Ok(Some((json, record)))
 }

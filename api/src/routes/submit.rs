@@ -32,22 +32,40 @@ use intake_shared::http::request_id::RequestId;
 /// Submit a registration.
 ///
 /// Validates the form, stages its documents and queues it; answers `202` with the URL to
-/// poll. Send the same `Idempotency-Key` again to retry safely.
+/// poll. Send the same `Idempotency-Key` again to retry safely. The whole body may weigh at
+/// most `INTAKE_MAX_BODY_BYTES` (12 MiB unless configured otherwise); over that is `413`.
 #[utoipa::path(
     post,
     path = "/v1/registrations",
+    operation_id = crate::openapi::operation::SUBMIT,
     tag = "registrations",
     params(
-        ("Idempotency-Key" = String, Header, description = "1–255 visible ASCII characters, one per filled-in form"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$",
+            description = "1–255 visible ASCII characters (`!` to `~`, no spaces), one per filled-in form; \
+                a repeat with the same content answers as the first time, with other content `422`"),
     ),
-    request_body(content = crate::openapi::RegistrationForm, content_type = "multipart/form-data"),
+    request_body(content = crate::openapi::RegistrationForm, content_type = "multipart/form-data",
+        description = "The form; at most `INTAKE_MAX_BODY_BYTES` (12 MiB by default) and 32 parts",
+        encoding(
+            ("players" = (content_type = "application/json")),
+            ("payment_receipt" = (content_type = crate::openapi::DOCUMENT_TYPES)),
+            ("pastor_letter" = (content_type = crate::openapi::DOCUMENT_TYPES)),
+        )),
     responses(
         (status = 202, description = "Accepted and queued", body = crate::openapi::AcceptedBody,
             headers(
-                ("Location" = String, description = "The status URL"),
+                ("Location" = String, description = "The status URL, as `status_url`"),
                 ("Retry-After" = u32, description = "Seconds before the first poll"),
                 ("Idempotent-Replayed" = String, description = "`true` when this answers a repeat"),
                 ("X-Request-ID" = String),
+            ),
+            links(
+                ("status" = (operation_id = crate::openapi::operation::STATUS,
+                    parameters(("id" = "$response.body#/id")),
+                    description = "Poll the registration's status")),
+                ("events" = (operation_id = crate::openapi::operation::EVENTS,
+                    parameters(("id" = "$response.body#/id")),
+                    description = "Follow the registration's status as Server-Sent Events")),
             )),
         (status = 400, description = "Invalid fields (all listed in `errors`) or Idempotency-Key missing or malformed",
             body = Problem, content_type = "application/problem+json"),
@@ -212,7 +230,7 @@ async fn hand_off(
     let mut conn = app.redis();
     let id = claim.id;
     let upload_name = upload.name().to_owned();
-    let created_status = match app.enqueuer.write_status(&mut conn, id, &upload_name).await {
+    let created_status = match app.enqueuer.write_status(id, &upload_name).await {
         Ok(created) => created,
         Err(err) => {
             release(&app, &claim, claim.kind).await;
@@ -234,7 +252,7 @@ async fn hand_off(
             Ok(false) => {
                 if let Err(err) = app
                     .enqueuer
-                    .remove_status(&mut conn, id, &upload_name, created_status)
+                    .remove_status(id, &upload_name, created_status)
                     .await
                 {
                     tracing::warn!(error = %err, "status record of a refused job not removed");

@@ -157,6 +157,15 @@ pub struct StatusRepository {
     completed_ttl: Duration,
 }
 
+impl std::fmt::Debug for StatusRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusRepository")
+            .field("prefix", &self.keys.prefix())
+            .field("completed_ttl", &self.completed_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StatusRepository {
     pub fn new(conn: ConnectionManager, keys: RedisKeys, completed_ttl: Duration) -> Self {
         Self {
