@@ -7,6 +7,8 @@ use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::eventually;
 use intake_testkit::form::TestForm;
 use intake_testkit::stack::{Stack, team};
+use intake_store::status::TransitionError;
+use intake_worker::error::StepError;
 use intake_worker::steps::allocate_id::{self, Allocation};
 use intake_worker::steps::save;
 
@@ -19,7 +21,7 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     intake_store::pg::migrate(&stack.pool)
         .await
         .expect("migrations");
-    for n in 0..5 {
+    for n in 0..6 {
         stack.submit(&team(n)).await;
     }
     let mut jobs = stack.queued_jobs();
@@ -67,7 +69,12 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
 
     // Crash after the email was accepted (the whole job ran; its staged files are gone).
     pipeline.run(&jobs[3], 1).await.expect("first run");
-    pipeline.run(&jobs[3], 2).await.expect("second run");
+    // The delivery of a completed job again: its first status write is refused, and the
+    // run ends there (the handler acknowledges it), touching nothing.
+    assert_eq!(
+        pipeline.run(&jobs[3], 2).await,
+        Err(StepError::Settled(TransitionError::AlreadyCompleted))
+    );
 
     // Crash while sending the email: the delivery was marked `sending` an hour ago and
     // nothing says how it ended. The re-run does not send (the captain may have the
@@ -94,15 +101,19 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     assert_eq!(last_error, intake_worker::steps::notify::UNKNOWN_OUTCOME);
 
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 5);
+
     // A delivery marked `sending` just now belongs to a run that may still be sending (two
-    // runs of one job): this run waits for its outcome instead of sending too.
-    sqlx::query("UPDATE email_deliveries SET status = 'sending', updated_at = now() WHERE registration_id = $1")
-        .bind(jobs[3].registration_id.as_uuid())
-        .execute(&stack.pool)
-        .await
-        .expect("delivery marked sending");
+    // runs of one job at once): this run waits for its outcome instead of sending too.
+    sqlx::query(
+        "INSERT INTO email_deliveries (registration_id, status, message_id, updated_at)
+         VALUES ($1, 'sending', 'x', now())",
+    )
+    .bind(jobs[5].registration_id.as_uuid())
+    .execute(&stack.pool)
+    .await
+    .expect("delivery marked sending");
     let pool = stack.pool.clone();
-    let other_run = jobs[3].registration_id.as_uuid();
+    let other_run = jobs[5].registration_id.as_uuid();
     let finisher = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         sqlx::query("UPDATE email_deliveries SET status = 'sent' WHERE registration_id = $1")
@@ -111,26 +122,26 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
             .await
             .expect("the other run records its send");
     });
-    pipeline.run(&jobs[3], 3).await.expect("third run");
+    pipeline.run(&jobs[5], 1).await.expect("the twin run");
     finisher.await.expect("finisher");
-    let status = stack.status(&jobs[3].registration_id.to_string()).await;
+    let status = stack.status(&jobs[5].registration_id.to_string()).await;
     assert_eq!(status["email_status"], "sent", "{status}");
     assert_eq!(
         stack
             .count("SELECT count(DISTINCT team_id) FROM teams")
             .await,
-        5
+        6
     );
     assert_eq!(
         stack.count("SELECT count(*) FROM team_ids").await,
-        5,
+        6,
         "no ID was taken twice"
     );
     assert_eq!(
         stack.count("SELECT last_value FROM team_id_counters").await,
-        5
+        6
     );
-    assert_eq!(stack.cloudinary.assets().len(), 5, "one asset per document");
+    assert_eq!(stack.cloudinary.assets().len(), 6, "one asset per document");
     assert_eq!(
         stack.smtp.messages().len(),
         4,

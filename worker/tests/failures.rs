@@ -370,9 +370,16 @@ async fn a_team_whose_registration_failed_for_good_can_register_again() {
         .find(|j| j.registration_id.to_string() == first)
         .expect("the first job's payload");
     let runtime = stack.runtime(1).await;
+    // Support re-drives it: its next run finds the team taken.
+    let requeued = runtime
+        .pipeline()
+        .status
+        .requeue(job.registration_id, &job)
+        .await
+        .expect("re-drive");
     let error = runtime
         .pipeline()
-        .run(&job, 2)
+        .run(&requeued.job, 1)
         .await
         .expect_err("a duplicate now");
     assert_eq!(error.code().as_str(), "DUPLICATE_TEAM");
