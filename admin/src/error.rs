@@ -104,8 +104,12 @@ impl IntoResponse for AdminError {
                     "Redis is unavailable; retry later".to_owned(),
                 )
             }
-            Self::Database(DbError::Unavailable(_)) | Self::Load(LoadError::Db(DbError::Unavailable(_))) => {
-                tracing::warn!(error = &self as &dyn std::error::Error, "database unavailable");
+            Self::Database(DbError::Unavailable(_))
+            | Self::Load(LoadError::Db(DbError::Unavailable(_))) => {
+                tracing::warn!(
+                    error = &self as &dyn std::error::Error,
+                    "database unavailable"
+                );
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     ProblemCode::ServiceUnavailable,

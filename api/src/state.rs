@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use intake_shared::config::Settings;
-use metrics_exporter_prometheus::PrometheusHandle;
 use intake_store::status::StatusRepository;
+use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 
 use crate::intake::enqueue::Enqueuer;

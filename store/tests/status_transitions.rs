@@ -41,7 +41,10 @@ impl Fixture {
         let job = job();
         let created = self
             .status
-            .create(job.registration_id, &format!("upload-{}", job.registration_id))
+            .create(
+                job.registration_id,
+                &format!("upload-{}", job.registration_id),
+            )
             .await
             .expect("create");
         assert!(created);
@@ -137,7 +140,10 @@ async fn every_transition_publishes_the_record_it_wrote() {
 
     assert!(status.create(id, "upload-1").await.expect("create"));
     assert_eq!(next(&mut events).await["status"], "queued");
-    status.start(&job, 1, Step::AllocatingId).await.expect("start");
+    status
+        .start(&job, 1, Step::AllocatingId)
+        .await
+        .expect("start");
     assert_eq!(next(&mut events).await["step"], "allocating_id");
     let team_id = intake_shared::domain::TeamId::from_stored("ICCT-0001".into());
     status
@@ -177,7 +183,10 @@ async fn a_failure_and_its_redrive_are_published_and_the_old_run_is_refused() {
     let mut events = fixture.events(id).await;
     let status = &fixture.status;
 
-    status.start(&job, 3, Step::UploadingFiles).await.expect("start");
+    status
+        .start(&job, 3, Step::UploadingFiles)
+        .await
+        .expect("start");
     next(&mut events).await;
     status.fail(&job, 3, &failure()).await.expect("fail");
     let failed = next(&mut events).await;
@@ -187,7 +196,11 @@ async fn a_failure_and_its_redrive_are_published_and_the_old_run_is_refused() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].code, JobFailureCode::UploadUnavailable);
     assert_eq!(attempts[0].attempt, 3);
-    let kept = status.failed_job(id).await.expect("read").expect("payload kept");
+    let kept = status
+        .failed_job(id)
+        .await
+        .expect("read")
+        .expect("payload kept");
     assert_eq!(kept, job);
 
     let requeued = status.requeue(id, &kept).await.expect("redrive");
@@ -209,7 +222,9 @@ async fn a_failure_and_its_redrive_are_published_and_the_old_run_is_refused() {
     // A second re-drive of the now queued registration is refused.
     assert!(matches!(
         status.requeue(id, &kept).await,
-        Err(StatusError::Refused(TransitionError::NotFailed(JobState::Queued)))
+        Err(StatusError::Refused(TransitionError::NotFailed(
+            JobState::Queued
+        )))
     ));
 }
 
@@ -226,14 +241,22 @@ async fn illegal_transitions_are_refused_and_write_nothing() {
     );
     assert!(matches!(
         status.requeue(id, &job).await,
-        Err(StatusError::Refused(TransitionError::NotFailed(JobState::Queued)))
+        Err(StatusError::Refused(TransitionError::NotFailed(
+            JobState::Queued
+        )))
     ));
     assert_eq!(
         refused(status.email_resend_queued(id).await),
         TransitionError::NotCompleted(JobState::Queued)
     );
-    status.start(&job, 1, Step::AllocatingId).await.expect("start");
-    status.complete(&job, &[], EmailStatus::Sent).await.expect("complete");
+    status
+        .start(&job, 1, Step::AllocatingId)
+        .await
+        .expect("start");
+    status
+        .complete(&job, &[], EmailStatus::Sent)
+        .await
+        .expect("complete");
     let before = status.get(id).await.expect("get");
     assert_eq!(
         refused(status.start(&job, 2, Step::AllocatingId).await),
@@ -264,7 +287,10 @@ async fn redrives_racing_the_old_runs_writes_end_in_one_consistent_state() {
         let job = fixture.accepted().await;
         let id = job.registration_id;
         let status = fixture.status.clone();
-        status.start(&job, 1, Step::UploadingFiles).await.expect("start");
+        status
+            .start(&job, 1, Step::UploadingFiles)
+            .await
+            .expect("start");
         status.fail(&job, 1, &failure()).await.expect("fail");
         let mut events = fixture.events(id).await;
 
@@ -312,7 +338,10 @@ async fn redrives_racing_the_old_runs_writes_end_in_one_consistent_state() {
 
         let new_run = winners.remove(0).job;
         assert_eq!(new_run.run, 1);
-        status.start(&new_run, 1, Step::AllocatingId).await.expect("start run 1");
+        status
+            .start(&new_run, 1, Step::AllocatingId)
+            .await
+            .expect("start run 1");
         status
             .complete(&new_run, &[], EmailStatus::Sent)
             .await
@@ -336,7 +365,10 @@ async fn a_redrive_racing_the_final_failure_is_all_or_nothing() {
         let job = fixture.accepted().await;
         let id = job.registration_id;
         let status = fixture.status.clone();
-        status.start(&job, 1, Step::UploadingFiles).await.expect("start");
+        status
+            .start(&job, 1, Step::UploadingFiles)
+            .await
+            .expect("start");
         let fail = {
             let (status, job) = (status.clone(), job.clone());
             tokio::spawn(async move { status.fail(&job, 1, &failure()).await })

@@ -67,12 +67,11 @@ impl Drop for TestDatabase {
 
 /// How many of `tables` exist in the database `pool` reaches.
 pub async fn count_tables(pool: &sqlx::PgPool, tables: &[&str]) -> i64 {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ANY($1)",
-    )
-    .bind(tables)
-    .fetch_one(pool)
-    .await
-    .expect("information_schema readable");
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM information_schema.tables WHERE table_name = ANY($1)")
+            .bind(tables)
+            .fetch_one(pool)
+            .await
+            .expect("information_schema readable");
     count
 }

@@ -15,13 +15,21 @@ pub const WORKER_APPLICATION_NAME: &str = "intake-worker";
 /// is logged here, once; the registration's record says what happened in words.
 pub fn step_error(err: &DbError, doing: &str) -> StepError {
     if err.is_transient() {
-        tracing::warn!(error = err as &dyn std::error::Error, doing, "database unavailable");
+        tracing::warn!(
+            error = err as &dyn std::error::Error,
+            doing,
+            "database unavailable"
+        );
         StepError::transient(
             JobFailureCode::DatabaseUnavailable,
             format!("the database was unavailable while {doing}; it will be retried"),
         )
     } else {
-        tracing::error!(error = err as &dyn std::error::Error, doing, "unexpected database error");
+        tracing::error!(
+            error = err as &dyn std::error::Error,
+            doing,
+            "unexpected database error"
+        );
         StepError::permanent(
             JobFailureCode::InternalError,
             format!("an unexpected database error occurred while {doing}"),

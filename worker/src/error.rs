@@ -34,7 +34,10 @@ impl From<StatusError> for StepError {
                 Self::transient(JobFailureCode::StatusUnavailable, err.to_string())
             }
             StatusError::Corrupt { .. } => {
-                tracing::error!(error = &err as &dyn std::error::Error, "status record unreadable");
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "status record unreadable"
+                );
                 Self::permanent(JobFailureCode::InternalError, err.to_string())
             }
         }

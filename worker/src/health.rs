@@ -10,10 +10,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use intake_store::pg::PgPool;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use intake_store::pg::PgPool;
 
 #[derive(Clone)]
 pub struct HealthState {

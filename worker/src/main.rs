@@ -35,7 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("configuration")?;
     intake_shared::telemetry::init(settings.log_format);
     if let Some(Command::Migrate) = args.command {
-        let pool = intake_store::pg::pool(&settings, intake_worker::db::WORKER_APPLICATION_NAME, 1)?;
+        let pool =
+            intake_store::pg::pool(&settings, intake_worker::db::WORKER_APPLICATION_NAME, 1)?;
         intake_store::pg::migrate(&pool)
             .await
             .context("applying migrations")?;

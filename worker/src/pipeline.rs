@@ -43,9 +43,7 @@ impl Pipeline {
         tracing::Span::current().record("attempt", attempt);
         match &job.purpose {
             Purpose::Register => self.register(job, attempt).await,
-            Purpose::ResendEmail { actor, reason } => {
-                self.resend_email(job, actor, reason).await
-            }
+            Purpose::ResendEmail { actor, reason } => self.resend_email(job, actor, reason).await,
         }
     }
 
@@ -103,13 +101,15 @@ impl Pipeline {
         reason: &str,
     ) -> Result<(), StepError> {
         let id = job.registration_id;
-        let saved = registrations::load(&self.pool, id).await.map_err(|e| match e {
-            LoadError::Db(err) => crate::db::step_error(&err, "loading the registration"),
-            LoadError::Invalid { .. } => StepError::permanent(
-                JobFailureCode::InternalError,
-                "the saved registration could not be read back",
-            ),
-        })?;
+        let saved = registrations::load(&self.pool, id)
+            .await
+            .map_err(|e| match e {
+                LoadError::Db(err) => crate::db::step_error(&err, "loading the registration"),
+                LoadError::Invalid { .. } => StepError::permanent(
+                    JobFailureCode::InternalError,
+                    "the saved registration could not be read back",
+                ),
+            })?;
         let Some(saved) = saved else {
             return Err(StepError::permanent(
                 JobFailureCode::InternalError,
@@ -140,7 +140,10 @@ impl Pipeline {
     ) {
         let id = job.registration_id;
         if let Err(err) = self.status.email_resent(id, email).await {
-            tracing::warn!(error = &err as &dyn std::error::Error, "email status not updated");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "email status not updated"
+            );
         }
         let outcome = if email == EmailStatus::Sent {
             audit::Outcome::Succeeded
@@ -159,7 +162,10 @@ impl Pipeline {
             "error": error.map(StepError::message),
         });
         if let Err(err) = entry.record(&self.pool, outcome, detail).await {
-            tracing::warn!(error = &err as &dyn std::error::Error, "resend outcome not audited");
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "resend outcome not audited"
+            );
         }
     }
 
@@ -213,14 +219,24 @@ impl Pipeline {
                 .await;
             return Ok(());
         }
-        Ok(self.status.fail(job, attempt, &error.attempt(attempt)).await?)
+        Ok(self
+            .status
+            .fail(job, attempt, &error.attempt(attempt))
+            .await?)
     }
 
     /// Records a failed attempt that will be retried (best effort: history, not state).
     pub async fn attempt_failed(&self, job: &RegistrationJob, attempt: u32, error: &StepError) {
         let entry = error.attempt(attempt);
-        if let Err(err) = self.status.attempt_failed(job.registration_id, &entry).await {
-            tracing::debug!(error = &err as &dyn std::error::Error, "attempt history not recorded");
+        if let Err(err) = self
+            .status
+            .attempt_failed(job.registration_id, &entry)
+            .await
+        {
+            tracing::debug!(
+                error = &err as &dyn std::error::Error,
+                "attempt history not recorded"
+            );
         }
     }
 

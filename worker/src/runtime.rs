@@ -16,9 +16,9 @@ use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use intake_shared::config::Settings;
 use intake_shared::job::RegistrationJob;
+use intake_store::pg::PgPool;
 use lettre::message::Mailbox;
 use redis::aio::ConnectionManager;
-use intake_store::pg::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,10 +32,10 @@ use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
-use intake_store::status::StatusRepository;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
+use intake_store::status::StatusRepository;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -263,7 +263,11 @@ pub async fn resend_email(
     .await;
     if let Err(err) = pushed {
         let _ = entry
-            .record(&state.pool, Outcome::Failed, json!({"error": err.to_string()}))
+            .record(
+                &state.pool,
+                Outcome::Failed,
+                json!({"error": err.to_string()}),
+            )
             .await;
         return Err(AdminError::Internal(format!("resend not enqueued: {err}")));
     }

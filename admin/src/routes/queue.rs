@@ -12,8 +12,11 @@ pub async fn stats(
     State(state): State<AdminState>,
     _actor: Actor,
 ) -> Result<Json<QueueStats>, AdminError> {
-    let stats =
-        intake_shared::queue::stats(&mut state.redis(), &state.queue, &state.settings.keys().failed_index())
-            .await?;
+    let stats = intake_shared::queue::stats(
+        &mut state.redis(),
+        &state.queue,
+        &state.settings.keys().failed_index(),
+    )
+    .await?;
     Ok(Json(stats))
 }

@@ -58,7 +58,11 @@ impl Enqueuer {
 
     /// Writes the `queued` record unless one exists (`true` if this call wrote it), and
     /// marks the upload directory as this registration's, in one step.
-    pub async fn write_status(&self, id: RegistrationId, upload: &str) -> Result<bool, EnqueueError> {
+    pub async fn write_status(
+        &self,
+        id: RegistrationId,
+        upload: &str,
+    ) -> Result<bool, EnqueueError> {
         Ok(self.status.create(id, upload).await?)
     }
 

@@ -139,10 +139,12 @@ pub async fn find(pool: &PgPool, id: RegistrationId) -> Result<Option<DeliveryRe
     .bind(id.as_uuid())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(status, attempts, last_error, updated_at)| DeliveryRecord {
-        status,
-        attempts,
-        last_error,
-        updated_at,
-    }))
+    Ok(row.map(
+        |(status, attempts, last_error, updated_at)| DeliveryRecord {
+            status,
+            attempts,
+            last_error,
+            updated_at,
+        },
+    ))
 }

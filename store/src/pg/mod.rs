@@ -104,7 +104,9 @@ pub async fn reachable(pool: &PgPool) -> bool {
 }
 
 async fn tokio_timeout<T>(work: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(Duration::from_secs(2), work).await.ok()
+    tokio::time::timeout(Duration::from_secs(2), work)
+        .await
+        .ok()
 }
 
 /// Errors another attempt can fix: the connection, the pool, a deadlock, a serialization
@@ -145,9 +147,7 @@ where
     Fut: Future<Output = Result<T, DbError>>,
 {
     use backon::Retryable;
-    work.retry(retry_policy())
-        .when(DbError::is_transient)
-        .await
+    work.retry(retry_policy()).when(DbError::is_transient).await
 }
 
 /// Whether a database error is a unique violation of the named constraint or index.

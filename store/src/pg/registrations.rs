@@ -63,11 +63,13 @@ pub async fn save(
 /// Whether this registration's rows are already in Postgres.
 pub async fn is_saved(pool: &PgPool, id: RegistrationId) -> Result<bool, DbError> {
     retrying(|| async {
-        Ok(sqlx::query("SELECT 1 FROM teams WHERE registration_id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT 1 FROM teams WHERE registration_id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await?
+                .is_some(),
+        )
     })
     .await
 }
@@ -293,31 +295,32 @@ pub async fn completed_page(
     after: Option<(OffsetDateTime, uuid::Uuid)>,
     limit: usize,
 ) -> Result<Vec<CompletedItem>, DbError> {
-    let rows: Vec<(uuid::Uuid, String, String, OffsetDateTime, Option<String>)> =
-        sqlx::query_as(
-            "SELECT t.registration_id, t.team_id, t.team_name, t.created_at, e.status
+    let rows: Vec<(uuid::Uuid, String, String, OffsetDateTime, Option<String>)> = sqlx::query_as(
+        "SELECT t.registration_id, t.team_id, t.team_name, t.created_at, e.status
              FROM teams t LEFT JOIN email_deliveries e USING (registration_id)
              WHERE ($1::timestamptz IS NULL OR t.created_at >= $1)
                AND ($2::timestamptz IS NULL OR t.created_at <= $2)
                AND ($3::timestamptz IS NULL OR (t.created_at, t.registration_id) < ($3, $4))
              ORDER BY t.created_at DESC, t.registration_id DESC
              LIMIT $5",
-        )
-        .bind(since)
-        .bind(until)
-        .bind(after.map(|c| c.0))
-        .bind(after.map(|c| c.1))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?;
+    )
+    .bind(since)
+    .bind(until)
+    .bind(after.map(|c| c.0))
+    .bind(after.map(|c| c.1))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, team_id, team_name, created_at, email)| CompletedItem {
-            id,
-            team_id,
-            team_name,
-            created_at,
-            email,
-        })
+        .map(
+            |(id, team_id, team_name, created_at, email)| CompletedItem {
+                id,
+                team_id,
+                team_name,
+                created_at,
+                email,
+            },
+        )
         .collect())
 }

@@ -378,8 +378,8 @@ impl StatusRepository {
             ..Effects::default()
         };
         self.transition(id, Actor::Run(job.run), Change::Complete { email }, effects)
-        .await
-        .map(drop)
+            .await
+            .map(drop)
     }
 
     /// The registration failed for good: the record says why, the payload is kept for a
@@ -406,8 +406,8 @@ impl StatusRepository {
             ..Effects::default()
         };
         self.transition(id, Actor::Run(job.run), change, effects)
-        .await
-        .map(drop)
+            .await
+            .map(drop)
     }
 
     /// Remembers why one attempt failed; the job will be retried (history, not state).
@@ -435,8 +435,10 @@ impl StatusRepository {
             .arg(self.keys.failed_job(&id))
             .query_async(&mut self.conn())
             .await?;
-        raw.map(|raw| serde_json::from_str(&raw).map_err(|source| StatusError::Corrupt { id, source }))
-            .transpose()
+        raw.map(|raw| {
+            serde_json::from_str(&raw).map_err(|source| StatusError::Corrupt { id, source })
+        })
+        .transpose()
     }
 
     /// Every attempt's error, oldest first.
@@ -504,7 +506,12 @@ impl StatusRepository {
     /// Support asked for a completed registration's confirmation again: `pending` until the
     /// queued resend ends.
     pub async fn email_resend_queued(&self, id: RegistrationId) -> Result<(), StatusError> {
-        self.transition(id, Actor::Support, Change::EmailResendQueued, Effects::default())
+        self.transition(
+            id,
+            Actor::Support,
+            Change::EmailResendQueued,
+            Effects::default(),
+        )
         .await
         .map(drop)
     }
@@ -517,8 +524,8 @@ impl StatusRepository {
     ) -> Result<(), StatusError> {
         let change = Change::EmailResent { email };
         self.transition(id, Actor::Support, change, Effects::default())
-        .await
-        .map(drop)
+            .await
+            .map(drop)
     }
 
     /// Failed registrations with when they failed (Unix milliseconds), newest first, within

@@ -278,7 +278,13 @@ mod tests {
 
     #[test]
     fn a_late_write_from_a_superseded_run_is_refused() {
-        for c in [start(), fail(), Change::Complete { email: EmailStatus::Sent }] {
+        for c in [
+            start(),
+            fail(),
+            Change::Complete {
+                email: EmailStatus::Sent,
+            },
+        ] {
             assert_eq!(
                 change(stored(JobState::Processing, 1), Actor::Run(0), c),
                 Err(TransitionError::Superseded { run: 0, current: 1 })
@@ -300,7 +306,8 @@ mod tests {
 
     #[test]
     fn a_redrive_moves_failed_to_queued_as_the_next_run() {
-        let mut failed = change(stored(JobState::Processing, 0), Actor::Run(0), fail()).expect("fail");
+        let mut failed =
+            change(stored(JobState::Processing, 0), Actor::Run(0), fail()).expect("fail");
         failed.record.team_id = Some("ICCT-0002".into());
         let queued = change(failed, Actor::Support, Change::Redrive).expect("redrive");
         assert_eq!(queued.record.status, JobState::Queued);
@@ -313,7 +320,11 @@ mod tests {
     #[test]
     fn only_a_failed_registration_is_redriven() {
         assert_eq!(
-            change(stored(JobState::Completed, 0), Actor::Support, Change::Redrive),
+            change(
+                stored(JobState::Completed, 0),
+                Actor::Support,
+                Change::Redrive
+            ),
             Err(TransitionError::AlreadyCompleted)
         );
         for state in [JobState::Queued, JobState::Processing] {
@@ -323,7 +334,13 @@ mod tests {
             );
         }
         assert_eq!(
-            apply(RegistrationId::new(), None, Actor::Support, Change::Redrive, now()),
+            apply(
+                RegistrationId::new(),
+                None,
+                Actor::Support,
+                Change::Redrive,
+                now()
+            ),
             Err(TransitionError::NotFound)
         );
     }
@@ -364,9 +381,8 @@ mod tests {
         assert_eq!(back, s);
         let public: StatusRecord = serde_json::from_str(&json).expect("public");
         assert_eq!(public, s.record);
-        let old: Stored =
-            serde_json::from_str(&serde_json::to_string(&s.record).expect("encode"))
-                .expect("decode a record without a run");
+        let old: Stored = serde_json::from_str(&serde_json::to_string(&s.record).expect("encode"))
+            .expect("decode a record without a run");
         assert_eq!(old.run, 0);
     }
 }

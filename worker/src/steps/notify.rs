@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use intake_store::pg::PgPool;
-use intake_store::pg::email_deliveries::{self, Delivery, Marked};
 use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
 use intake_shared::status::EmailStatus;
+use intake_store::pg::PgPool;
+use intake_store::pg::email_deliveries::{self, Delivery, Marked};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
