@@ -157,7 +157,7 @@ impl Harness {
             pg_proxy,
             cloudinary,
             smtp,
-            client: reqwest::Client::builder()
+            client: intake_testkit::http_client_builder()
                 .timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(64)
                 .build()?,

@@ -39,6 +39,8 @@ impl AdminClient {
         let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
             CtlError::Usage("a token is needed: --token or INTAKE_ADMIN_TOKEN".into())
         })?;
+        // reqwest is built without a rustls crypto provider (its default is aws-lc): ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),

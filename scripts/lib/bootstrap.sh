@@ -126,6 +126,32 @@ ensure_test_tools() {
   export INTAKE_TEST_SCHEMATHESIS="$st_venv/bin/schemathesis"
 }
 
+# cargo-machete and cargo-deny, for the dependency checks (scripts/lib/hygiene.sh), built
+# from crates.io at the versions deny.toml was written for (nothing but the registries is
+# reachable here, so no prebuilt binaries). Installed only when missing or at another version.
+HYGIENE_MACHETE_VERSION=0.9.2
+HYGIENE_DENY_VERSION=0.20.2
+ensure_hygiene_tools() {
+  command -v cc >/dev/null 2>&1 || apt_install build-essential
+  ensure_cargo_tool machete cargo-machete "$HYGIENE_MACHETE_VERSION"
+  ensure_cargo_tool deny cargo-deny "$HYGIENE_DENY_VERSION"
+}
+
+# ensure_cargo_tool SUBCOMMAND CRATE VERSION: `cargo install --locked CRATE@VERSION` unless
+# `cargo SUBCOMMAND --version` already names VERSION. The crates' own release profiles (fat
+# LTO and one code-generation unit for cargo-deny) are overridden: on two cores they double
+# the install time (about 7 minutes for cargo-deny) for a tool that runs for seconds.
+ensure_cargo_tool() {
+  local subcommand="$1" crate="$2" version="$3" have
+  have="$(cargo "$subcommand" --version 2>/dev/null || true)"
+  case " $have " in *" $version "*) return ;; esac
+  log "installing $crate $version (cargo install; a few minutes on two cores)"
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install --locked --quiet "$crate@$version"
+  have="$(cargo "$subcommand" --version 2>/dev/null || true)"
+  case " $have " in *" $version "*) ;; *) die "$crate $version did not install (cargo $subcommand --version: ${have:-nothing})" ;; esac
+}
+
 bootstrap() {
   ensure_packages
   ensure_rust

@@ -15,4 +15,5 @@ pub mod signals;
 pub mod staging;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;

@@ -84,7 +84,7 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, Stagi
             // object_store's HTTP client (reqwest 0.13, built without a TLS provider of its
             // own) takes rustls' process default; ring is the one every other client here
             // uses. An error means one is installed already, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::tls::install_ring_provider();
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(&settings.staging_s3_region);

@@ -32,7 +32,9 @@ impl AdminStack {
         let health = stack.spawn_worker(4).await;
         // The worker applies the migrations the admin service needs; wait until it has.
         crate::eventually("worker ready", Duration::from_secs(30), || async {
-            let ready = reqwest::get(format!("http://{health}/health/ready"))
+            let ready = crate::http_client()
+                .get(format!("http://{health}/health/ready"))
+                .send()
                 .await
                 .ok()?;
             (ready.status() == 200).then_some(())

@@ -33,7 +33,9 @@ impl ChromeDriver {
             "chromedriver to answer",
             Duration::from_secs(20),
             || async {
-                reqwest::get(&url)
+                crate::http_client()
+                    .get(&url)
+                    .send()
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())

@@ -20,6 +20,26 @@ pub mod stack;
 
 use std::time::{Duration, Instant};
 
+/// An HTTP client for tests. reqwest is built without a rustls crypto provider of its own
+/// (its default, aws-lc, is the slowest crate to build here), and building a client with
+/// none installed panics, even for plain `http://`; so ring is installed as the process
+/// default first, as the programs do. Use this (or [`http_client_builder`]) instead of
+/// `reqwest::Client::new()` or `reqwest::get` in tests.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// As [`http_client`], for a client with settings of its own (timeouts, pool sizes).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// Installs ring as rustls' process-wide crypto provider; one already installed is kept.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Polls `check` until it returns `Some`, failing the test after `timeout`. Tests wait for
 /// things this way, never with a bare sleep.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
@@ -111,4 +131,19 @@ pub fn log_stack_to_test_output() {
         )
         .with_test_writer()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    /// reqwest panics when it builds a client with no rustls provider installed; the helper
+    /// installs ring first (and a second client finds it installed).
+    #[test]
+    fn http_client_builds_with_ring() {
+        let _first = super::http_client();
+        let _second = super::http_client_builder()
+            .timeout(std::time::Duration::from_secs(1))
+            .build()
+            .expect("a second client");
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
 }

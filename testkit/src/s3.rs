@@ -29,7 +29,7 @@ impl MotoServer {
         let probe = endpoint.clone();
         crate::eventually("moto to answer", Duration::from_secs(30), || {
             let probe = probe.clone();
-            async move { reqwest::get(&probe).await.ok().map(drop) }
+            async move { crate::http_client().get(&probe).send().await.ok().map(drop) }
         })
         .await;
         Self { endpoint, child }
@@ -37,7 +37,7 @@ impl MotoServer {
 
     /// Creates a bucket (moto accepts unsigned requests).
     pub async fn create_bucket(&self, bucket: &str) {
-        let response = reqwest::Client::new()
+        let response = crate::http_client()
             .put(format!("{}/{bucket}", self.endpoint))
             .send()
             .await
@@ -51,15 +51,17 @@ impl MotoServer {
 
     /// Keys in a bucket under a prefix.
     pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
-        let xml = reqwest::get(format!(
-            "{}/{bucket}?list-type=2&prefix={prefix}",
-            self.endpoint
-        ))
-        .await
-        .expect("moto reachable")
-        .text()
-        .await
-        .expect("listing");
+        let xml = crate::http_client()
+            .get(format!(
+                "{}/{bucket}?list-type=2&prefix={prefix}",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .expect("moto reachable")
+            .text()
+            .await
+            .expect("listing");
         xml.split("<Key>")
             .skip(1)
             .filter_map(|part| part.split("</Key>").next())

@@ -89,7 +89,7 @@ impl Stack {
         Self {
             settings,
             api_base,
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
             db,
             pool,
             cloudinary,

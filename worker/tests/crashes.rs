@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use intake_store::status::TransitionError;
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::eventually;
 use intake_testkit::form::TestForm;
 use intake_testkit::stack::{Stack, team};
-use intake_store::status::TransitionError;
 use intake_worker::error::StepError;
 use intake_worker::steps::allocate_id::{self, Allocation};
 use intake_worker::steps::save;
@@ -226,7 +226,9 @@ async fn worker_reports_health_and_metrics() {
     let mut stack = Stack::start().await;
     let health = stack.spawn_worker(2).await;
     let ready = eventually("worker ready", Duration::from_secs(30), || async {
-        let response = reqwest::get(format!("http://{health}/health/ready"))
+        let response = intake_testkit::http_client()
+            .get(format!("http://{health}/health/ready"))
+            .send()
             .await
             .ok()?;
         (response.status() == 200).then_some(response)
@@ -236,7 +238,9 @@ async fn worker_reports_health_and_metrics() {
     assert_eq!(body["checks"]["redis"], "ok");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(
-        reqwest::get(format!("http://{health}/health/live"))
+        intake_testkit::http_client()
+            .get(format!("http://{health}/health/live"))
+            .send()
             .await
             .expect("live")
             .status(),
@@ -244,7 +248,9 @@ async fn worker_reports_health_and_metrics() {
     );
     let id = stack.submit(&TestForm::valid()).await;
     stack.wait_final(&id, FINISH).await;
-    let metrics = reqwest::get(format!("http://{health}/metrics"))
+    let metrics = intake_testkit::http_client()
+        .get(format!("http://{health}/metrics"))
+        .send()
         .await
         .expect("metrics")
         .text()

@@ -14,7 +14,9 @@ const FINISH: Duration = Duration::from_secs(60);
 /// Waits until the worker whose health address is `health` says it is ready (migrated).
 async fn worker_ready(health: std::net::SocketAddr) {
     intake_testkit::eventually("worker ready", Duration::from_secs(30), || async {
-        let ok = reqwest::get(format!("http://{health}/health/ready"))
+        let ok = intake_testkit::http_client()
+            .get(format!("http://{health}/health/ready"))
+            .send()
             .await
             .is_ok_and(|r| r.status() == 200);
         ok.then_some(())
@@ -267,7 +269,9 @@ async fn postgres_down_during_a_job_is_retried_and_completes() {
         })
         .await;
     assert!(during["team_id"].is_null());
-    let not_ready = reqwest::get(format!("http://{health}/health/ready"))
+    let not_ready = intake_testkit::http_client()
+        .get(format!("http://{health}/health/ready"))
+        .send()
         .await
         .expect("health");
     assert_eq!(not_ready.status(), 503);

@@ -20,11 +20,8 @@ async fn migrate_prepares_a_fresh_database() {
     let pool = intake_store::pg::PgPool::connect(&db.url)
         .await
         .expect("db");
-    let tables: i64 = intake_testkit::postgres::count_tables(
-        &pool,
-        &["teams", "audit_log", "team_ids"],
-    )
-    .await;
+    let tables: i64 =
+        intake_testkit::postgres::count_tables(&pool, &["teams", "audit_log", "team_ids"]).await;
     assert_eq!(tables, 3);
     pool.close().await;
 }

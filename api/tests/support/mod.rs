@@ -63,7 +63,7 @@ pub async fn spawn_with_settings(settings: Settings, staging: TempDir) -> TestAp
     TestApp {
         addr,
         base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
+        client: intake_testkit::http_client_builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client"),

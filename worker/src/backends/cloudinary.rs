@@ -102,6 +102,7 @@ impl Cloudinary {
         credentials: Credentials,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
+        intake_shared::tls::install_ring_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(timeout)
