@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use intake_shared::errors::ProblemCode;
 use intake_shared::http::problem::Problem;
+use intake_shared::queue::PushError;
 use intake_store::pg::DbError;
 use intake_store::pg::registrations::LoadError;
 use intake_store::status::{StatusError, TransitionError};
@@ -32,8 +33,11 @@ pub enum AdminError {
     Database(#[from] DbError),
     #[error("stored registration")]
     Load(#[from] LoadError),
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("staging")]
+    Staging(#[from] intake_shared::staging::StagingError),
+    /// The job could not be pushed to the queue.
+    #[error("the queue is unreachable")]
+    Queue(#[from] PushError),
 }
 
 /// A status transition the record refused, as the answer support staff see.
@@ -96,7 +100,9 @@ impl IntoResponse for AdminError {
                 "the staged documents are gone; the team must submit the registration again"
                     .to_owned(),
             ),
-            Self::Redis(_) | Self::Status(StatusError::Unavailable(_)) => {
+            Self::Redis(_)
+            | Self::Status(StatusError::Unavailable(_))
+            | Self::Queue(PushError::Queue(_)) => {
                 tracing::warn!(error = &self as &dyn std::error::Error, "redis unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -117,12 +123,13 @@ impl IntoResponse for AdminError {
                 )
             }
             Self::Status(StatusError::Refused(refused)) => refused_problem(refused),
-            Self::Status(_) | Self::Database(_) | Self::Load(_) => {
+            Self::Status(_)
+            | Self::Database(_)
+            | Self::Load(_)
+            | Self::Staging(_)
+            | Self::Queue(PushError::Encode(_)) => {
+                // The whole chain, once, here; the caller sees no detail.
                 tracing::error!(error = &self as &dyn std::error::Error, "internal error");
-                return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
-            }
-            Self::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
                 return Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
             }
         };

@@ -62,11 +62,7 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, Admi
         return Ok(Outcome::DocumentsExpired);
     };
     for doc in &job.documents {
-        let present = state
-            .staging
-            .exists(&doc.staged_path)
-            .await
-            .map_err(|e| AdminError::Internal(format!("staging: {e}")))?;
+        let present = state.staging.exists(&doc.staged_path).await?;
         if !present {
             return Ok(Outcome::DocumentsExpired);
         }
@@ -91,9 +87,7 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, Admi
         if let Err(undo) = state.status.undo_requeue(&requeued).await {
             tracing::error!(error = &undo as &dyn std::error::Error, registration_id = %id, "re-drive not undone");
         }
-        return Err(AdminError::Internal(format!(
-            "re-drive not enqueued: {err}"
-        )));
+        return Err(err.into());
     }
     tracing::info!(registration_id = %id, run = requeued.job.run, "registration re-driven");
     Ok(Outcome::Requeued)

@@ -11,6 +11,10 @@ use axum::response::{IntoResponse, Response};
 use intake_shared::errors::{FieldError, ProblemCode};
 pub use intake_shared::http::problem::{PROBLEM_JSON, Problem};
 
+use intake_shared::staging::StagingError;
+use intake_store::status::StatusError;
+
+use crate::intake::enqueue::EnqueueError;
 use crate::intake::rate_limit::RateLimitDecision;
 
 /// Everything that can go wrong in a request, each variant one thing a client can act on.
@@ -36,36 +40,40 @@ pub enum ApiError {
     RateLimited(RateLimitDecision),
     #[error("Redis is unreachable")]
     Unavailable(#[from] redis::RedisError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The job could not be handed to the queue (Redis refused or dropped the push).
+    #[error("the queue is unreachable")]
+    QueueUnavailable(#[source] EnqueueError),
+    /// A status record could not be read or written for a reason other than Redis being
+    /// down (one that does not decode, say).
+    #[error("status record")]
+    Status(#[source] StatusError),
+    #[error("job not enqueued")]
+    Enqueue(#[source] EnqueueError),
+    #[error("staging")]
+    Staging(#[from] StagingError),
+    #[error("the hand-off task ended abnormally")]
+    HandOff(#[from] tokio::task::JoinError),
+    #[error("the idempotency record of this key is corrupt")]
+    CorruptIdempotencyRecord,
 }
 
-impl From<intake_store::status::StatusError> for ApiError {
-    fn from(err: intake_store::status::StatusError) -> Self {
+impl From<StatusError> for ApiError {
+    fn from(err: StatusError) -> Self {
         match err {
-            intake_store::status::StatusError::Unavailable(err) => Self::Unavailable(err),
-            other => Self::Internal(other.to_string()),
+            StatusError::Unavailable(err) => Self::Unavailable(err),
+            other => Self::Status(other),
         }
     }
 }
 
-impl From<crate::intake::enqueue::EnqueueError> for ApiError {
-    fn from(err: crate::intake::enqueue::EnqueueError) -> Self {
-        use crate::intake::enqueue::EnqueueError;
+impl From<EnqueueError> for ApiError {
+    fn from(err: EnqueueError) -> Self {
         match err {
             EnqueueError::Redis(err) => Self::Unavailable(err),
-            EnqueueError::Queue(err) => Self::Unavailable(redis::RedisError::from(
-                std::io::Error::other(err.to_string()),
-            )),
-            EnqueueError::Encode(err) => Self::Internal(format!("job not encodable: {err}")),
+            EnqueueError::Queue(_) => Self::QueueUnavailable(err),
             EnqueueError::Status(err) => err.into(),
+            EnqueueError::Encode(_) => Self::Enqueue(err),
         }
-    }
-}
-
-impl From<std::io::Error> for ApiError {
-    fn from(err: std::io::Error) -> Self {
-        Self::Internal(format!("staging I/O: {err}"))
     }
 }
 
@@ -139,8 +147,8 @@ impl IntoResponse for ApiError {
                     "too many submissions from this client; retry later",
                 )
             }
-            ApiError::Unavailable(err) => {
-                tracing::warn!(error = %err, "redis unavailable");
+            ApiError::Unavailable(_) | ApiError::QueueUnavailable(_) => {
+                tracing::warn!(error = &self as &dyn std::error::Error, "redis unavailable");
                 headers.push(retry_after_header(Duration::from_secs(5)));
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -148,8 +156,13 @@ impl IntoResponse for ApiError {
                     "the service is temporarily unavailable; retry later",
                 )
             }
-            ApiError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+            ApiError::Status(_)
+            | ApiError::Enqueue(_)
+            | ApiError::Staging(_)
+            | ApiError::HandOff(_)
+            | ApiError::CorruptIdempotencyRecord => {
+                // The whole chain, once, here; the client sees no detail.
+                tracing::error!(error = &self as &dyn std::error::Error, "internal error");
                 Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
             }
         };

@@ -269,7 +269,7 @@ pub async fn resend_email(
                 json!({"error": err.to_string()}),
             )
             .await;
-        return Err(AdminError::Internal(format!("resend not enqueued: {err}")));
+        return Err(err.into());
     }
     Ok((
         StatusCode::ACCEPTED,

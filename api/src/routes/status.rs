@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use intake_shared::domain::RegistrationId;
 use intake_shared::status::StatusRecord;
 
+use intake_store::status::StatusError;
+
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -62,6 +64,6 @@ pub async fn read(
         return Ok(None);
     };
     let json = serde_json::to_string(&record)
-        .map_err(|e| ApiError::Internal(format!("status record of {id} not encodable: {e}")))?;
+        .map_err(|source| ApiError::Status(StatusError::Corrupt { id, source }))?;
     Ok(Some((json, record)))
 }

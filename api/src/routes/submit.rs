@@ -171,11 +171,11 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
                 Ok(ClaimOutcome::InProgress { retry_after }) => {
                     Err(ApiError::RequestInProgress { retry_after })
                 }
-                Ok(ClaimOutcome::Claimed(_)) => Err(ApiError::Internal("unreachable claim".into())),
+                // `claim` answered with another claim instead of its own outcome: the record
+                // changed under it, as a corrupt one would.
+                Ok(ClaimOutcome::Claimed(_)) => Err(ApiError::CorruptIdempotencyRecord),
                 Err(IdempotencyError::Redis(err)) => Err(ApiError::Unavailable(err)),
-                Err(IdempotencyError::Corrupt) => Err(ApiError::Internal(
-                    "idempotency record is corrupt".to_owned(),
-                )),
+                Err(IdempotencyError::Corrupt) => Err(ApiError::CorruptIdempotencyRecord),
             };
         }
     };
@@ -191,7 +191,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
     let span = tracing::info_span!("enqueue", registration_id = %claim.id);
     tokio::spawn(hand_off(app, claim, job, upload).instrument(span))
         .await
-        .map_err(|err| ApiError::Internal(format!("hand-off task failed: {err}")))?
+        .map_err(ApiError::HandOff)?
 }
 
 /// Reads the form into `upload` and validates it; every problem in one error.
@@ -208,7 +208,7 @@ async fn read_and_validate(
                 FieldCode::MalformedBody,
                 format!("is not a well-formed multipart body: {detail}"),
             )]),
-            FormError::Staging(err) => ApiError::Internal(format!("staging: {err}")),
+            FormError::Staging(err) => ApiError::Staging(err),
         })?;
     match validation::validate(&received.raw) {
         Ok(registration) if received.errors.is_empty() => Ok((registration, received)),
@@ -258,14 +258,13 @@ async fn hand_off(
                     tracing::warn!(error = %err, "status record of a refused job not removed");
                 }
                 release(&app, &claim, claim.kind).await;
-                tracing::warn!(error = %push_err, "job not enqueued");
-                return Err(unavailable(push_err.to_string()));
+                return Err(push_err.into());
             }
             Err(err) => {
                 upload.keep();
                 release(&app, &claim, ClaimKind::Takeover).await;
-                tracing::warn!(error = %err, push_error = %push_err, "job may or may not be enqueued");
-                return Err(unavailable(push_err.to_string()));
+                tracing::warn!(error = %err, "job may or may not be enqueued");
+                return Err(push_err.into());
             }
         },
     }
@@ -279,10 +278,6 @@ async fn hand_off(
         id,
         replayed: false,
     })
-}
-
-fn unavailable(detail: String) -> ApiError {
-    ApiError::Unavailable(redis::RedisError::from(std::io::Error::other(detail)))
 }
 
 async fn release(app: &AppState, claim: &Claim, kind: ClaimKind) {
