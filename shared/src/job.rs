@@ -34,8 +34,12 @@ pub enum Purpose {
     #[default]
     Register,
     /// Send a completed registration's confirmation again, for `actor`, who gave `reason`
-    /// (the audit log's outcome row is written when it ends).
-    ResendEmail { actor: String, reason: String },
+    /// in audit log entry `audit_id` (its outcome row is written when the resend ends).
+    ResendEmail {
+        actor: String,
+        reason: String,
+        audit_id: i64,
+    },
 }
 
 /// One uploaded document as the api staged it.

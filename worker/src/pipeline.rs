@@ -43,7 +43,11 @@ impl Pipeline {
         tracing::Span::current().record("attempt", attempt);
         match &job.purpose {
             Purpose::Register => self.register(job, attempt).await,
-            Purpose::ResendEmail { actor, reason } => self.resend_email(job, actor, reason).await,
+            Purpose::ResendEmail {
+                actor,
+                reason,
+                audit_id,
+            } => self.resend_email(job, actor, reason, *audit_id).await,
         }
     }
 
@@ -99,6 +103,7 @@ impl Pipeline {
         job: &RegistrationJob,
         actor: &str,
         reason: &str,
+        audit_id: i64,
     ) -> Result<(), StepError> {
         let id = job.registration_id;
         let saved = registrations::load(&self.pool, id)
@@ -118,8 +123,13 @@ impl Pipeline {
         };
         let email = timed(
             "sending_email",
-            self.notifier
-                .resend(&self.pool, id, &saved.registration, &saved.team_id),
+            self.notifier.resend(
+                &self.pool,
+                id,
+                &saved.registration,
+                &saved.team_id,
+                audit_id,
+            ),
         )
         .await?;
         self.resend_ended(job, actor, reason, email, None).await;
@@ -213,7 +223,7 @@ impl Pipeline {
             error = %error.message(),
             "registration failed"
         );
-        if let Purpose::ResendEmail { actor, reason } = &job.purpose {
+        if let Purpose::ResendEmail { actor, reason, .. } = &job.purpose {
             // A resend that failed leaves the registration completed.
             self.resend_ended(job, actor, reason, EmailStatus::Failed, Some(error))
                 .await;

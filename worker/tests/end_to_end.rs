@@ -227,3 +227,51 @@ async fn local_backends_store_media_and_write_the_outbox() {
         .expect("document row");
     assert!(url.starts_with("file:///"), "{url}");
 }
+
+/// Support's resend runs as a queued job, and a job can run twice (its worker crashed after
+/// sending): the same resend sends one message however often it runs, and a new resend
+/// sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_support_resend_that_runs_twice_sends_once() {
+    use intake_shared::job::Purpose;
+    let stack = Stack::start().await;
+    let runtime = stack.runtime(1).await;
+    intake_store::pg::migrate(&stack.pool)
+        .await
+        .expect("migrations");
+    stack.submit(&TestForm::valid()).await;
+    let job = stack.queued_jobs().remove(0);
+    runtime.pipeline().run(&job, 1).await.expect("registration");
+    assert_eq!(stack.smtp.messages().len(), 1);
+
+    let resend = |audit_id| {
+        let mut resend = job.clone();
+        resend.documents.clear();
+        resend.purpose = Purpose::ResendEmail {
+            actor: "alice".into(),
+            reason: "captain lost it".into(),
+            audit_id,
+        };
+        resend
+    };
+    runtime.pipeline().run(&resend(7), 1).await.expect("resend");
+    assert_eq!(stack.smtp.messages().len(), 2);
+    runtime
+        .pipeline()
+        .run(&resend(7), 2)
+        .await
+        .expect("the same resend again");
+    assert_eq!(stack.smtp.messages().len(), 2, "one message per resend");
+    runtime.pipeline().run(&resend(8), 1).await.expect("a new resend");
+    assert_eq!(stack.smtp.messages().len(), 3);
+    let status = stack.status(&job.registration_id.to_string()).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["email_status"], "sent", "{status}");
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM audit_log WHERE action = 'resend_email' AND outcome = 'succeeded'")
+            .await,
+        3,
+        "each run of a resend records how it ended"
+    );
+}

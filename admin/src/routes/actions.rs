@@ -249,6 +249,7 @@ pub async fn resend_email(
         purpose: Purpose::ResendEmail {
             actor: actor.clone(),
             reason: reason.clone(),
+            audit_id,
         },
     };
     state.status.email_resend_queued(id).await?;

@@ -47,29 +47,43 @@ pub enum Marked {
     Found { delivery: Delivery, stale: bool },
 }
 
+/// Who marks a delivery `sending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The registration's own run: the first confirmation.
+    Registration,
+    /// The support resend opened by this audit log entry.
+    Resend { audit_id: i64 },
+}
+
 /// Marks the delivery `sending`, which only one run can do: from nothing, or from `failed`
-/// (the server refused it before; a re-driven job tries again); with `again` (a support
-/// resend) whatever it was. Otherwise says how it stands, and whether it was marked more
-/// than `lease` ago.
+/// (the server refused it before; a re-driven job tries again); a support resend marks it
+/// whatever it was, unless this same resend marked it already (its job ran twice).
+/// Otherwise says how it stands, and whether it was marked more than `lease` ago.
 pub async fn mark_sending(
     pool: &PgPool,
     id: RegistrationId,
     message_id: &str,
-    again: bool,
+    sender: Sender,
     lease: Duration,
 ) -> Result<Marked, DbError> {
+    let resend_of = match sender {
+        Sender::Registration => None,
+        Sender::Resend { audit_id } => Some(audit_id),
+    };
     retrying(|| async {
         let marked = sqlx::query(
-            "INSERT INTO email_deliveries (registration_id, status, message_id, attempts)
-             VALUES ($1, 'sending', $2, 1)
+            "INSERT INTO email_deliveries (registration_id, status, message_id, attempts, resend_of)
+             VALUES ($1, 'sending', $2, 1, $3)
              ON CONFLICT (registration_id) DO UPDATE
              SET status = 'sending', attempts = email_deliveries.attempts + 1,
-                 last_error = NULL, updated_at = now()
-             WHERE email_deliveries.status = 'failed' OR $3",
+                 last_error = NULL, updated_at = now(), resend_of = $3
+             WHERE email_deliveries.status = 'failed'
+                OR ($3 IS NOT NULL AND email_deliveries.resend_of IS DISTINCT FROM $3)",
         )
         .bind(id.as_uuid())
         .bind(message_id)
-        .bind(again)
+        .bind(resend_of)
         .execute(pool)
         .await?
         .rows_affected();

@@ -14,7 +14,7 @@ use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
 use intake_shared::status::EmailStatus;
 use intake_store::pg::PgPool;
-use intake_store::pg::email_deliveries::{self, Delivery, Marked};
+use intake_store::pg::email_deliveries::{self, Delivery, Marked, Sender};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
@@ -73,19 +73,29 @@ impl Notifier {
         job: &RegistrationJob,
         team_id: &TeamId,
     ) -> Result<EmailStatus, StepError> {
-        self.send(pool, job.registration_id, &job.registration, team_id, false)
-            .await
+        let sender = Sender::Registration;
+        self.send(
+            pool,
+            job.registration_id,
+            &job.registration,
+            team_id,
+            sender,
+        )
+        .await
     }
 
-    /// Sends the confirmation again, whatever was sent before (support's "resend email").
+    /// Sends the confirmation again, whatever was sent before (support's "resend email",
+    /// opened by audit entry `audit_id`); the same resend run twice sends once.
     pub async fn resend(
         &self,
         pool: &PgPool,
         id: RegistrationId,
         registration: &Registration,
         team_id: &TeamId,
+        audit_id: i64,
     ) -> Result<EmailStatus, StepError> {
-        self.send(pool, id, registration, team_id, true).await
+        let sender = Sender::Resend { audit_id };
+        self.send(pool, id, registration, team_id, sender).await
     }
 
     async fn send(
@@ -94,10 +104,10 @@ impl Notifier {
         id: RegistrationId,
         registration: &Registration,
         team_id: &TeamId,
-        again: bool,
+        sender: Sender,
     ) -> Result<EmailStatus, StepError> {
         let message_id = format!("<registration-{id}@intake>");
-        match self.mark_sending(pool, id, &message_id, again).await? {
+        match self.mark_sending(pool, id, &message_id, sender).await? {
             Previous::None => {}
             Previous::Ended(status) => {
                 tracing::info!(
@@ -159,11 +169,11 @@ impl Notifier {
         pool: &PgPool,
         id: RegistrationId,
         message_id: &str,
-        again: bool,
+        sender: Sender,
     ) -> Result<Previous, StepError> {
         let lease = self.send_deadline + RECORD_MARGIN;
         loop {
-            let marked = email_deliveries::mark_sending(pool, id, message_id, again, lease)
+            let marked = email_deliveries::mark_sending(pool, id, message_id, sender, lease)
                 .await
                 .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
             match marked {
