@@ -9,8 +9,8 @@
 //! player twice, lengths counted after trimming and Unicode NFC, a document's type judged by
 //! its content) is said in the descriptions.
 
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{Object, Schema};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{OpenApi, ToSchema};
 
 use intake_shared::errors::{FieldCode, FieldError, JobFailureCode, ProblemCode};
@@ -91,12 +91,18 @@ pub const DOCUMENT_TYPES: &str = "image/png, image/jpeg, application/pdf";
 #[allow(dead_code)]
 pub struct RegistrationForm {
     /// 3–80 characters, no control characters.
-    #[schema(min_length = 3, max_length = 80,
-        pattern = r"^[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u200E\u200F\u2028-\u202F\u205F\u2066-\u2069\u3000](?:[^\x00-\x1F\x7F-\x9F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u200E\u200F\u2028-\u202F\u205F\u2066-\u2069\u3000])?$")]
+    #[schema(
+        min_length = 3,
+        max_length = 80,
+        pattern = r"^[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u200E\u200F\u2028-\u202F\u205F\u2066-\u2069\u3000](?:[^\x00-\x1F\x7F-\x9F\u200E\u200F\u202A-\u202E\u2066-\u2069]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u200E\u200F\u2028-\u202F\u205F\u2066-\u2069\u3000])?$"
+    )]
     team_name: String,
     /// 3–50 letters (any script), spaces, hyphens and apostrophes, at least one letter.
-    #[schema(min_length = 3, max_length = 50,
-        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$")]
+    #[schema(
+        min_length = 3,
+        max_length = 50,
+        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$"
+    )]
     captain_name: String,
     /// Exactly 10 digits.
     #[schema(min_length = 10, max_length = 10, pattern = r"^[0-9]{10}$")]
@@ -106,8 +112,11 @@ pub struct RegistrationForm {
     #[schema(format = Email, max_length = 254)]
     captain_email: String,
     /// As `captain_name`.
-    #[schema(min_length = 3, max_length = 50,
-        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$")]
+    #[schema(
+        min_length = 3,
+        max_length = 50,
+        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$"
+    )]
     vice_captain_name: String,
     /// As `captain_phone`.
     #[schema(min_length = 10, max_length = 10, pattern = r"^[0-9]{10}$")]
@@ -137,8 +146,11 @@ pub struct RegistrationForm {
 pub struct Player {
     /// As the form's `captain_name`; no two players with the same name (ignoring case and
     /// repeated spaces).
-    #[schema(min_length = 3, max_length = 50,
-        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$")]
+    #[schema(
+        min_length = 3,
+        max_length = 50,
+        pattern = r"^(?:[\p{L}'\u2019\-][\p{L}'\u2019 \-]*)?\p{L}(?:[\p{L}'\u2019 \-]*[\p{L}'\u2019\-])?$"
+    )]
     name: String,
     #[schema(inline)]
     role: Role,
@@ -166,7 +178,9 @@ pub struct AcceptedBody {
     #[schema(inline)]
     status: AcceptedStatus,
     /// Where to poll: `/v1/registrations/{id}`, as the `Location` header.
-    #[schema(pattern = r"^/v1/registrations/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[schema(
+        pattern = r"^/v1/registrations/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     status_url: String,
 }
 
@@ -175,6 +189,26 @@ pub struct AcceptedBody {
 #[allow(dead_code)]
 enum AcceptedStatus {
     Queued,
+}
+
+/// One event of `GET /v1/registrations/{id}/events` (each event of the `text/event-stream`,
+/// as its `event:` and `data:` lines read): `event: status` with the status record as JSON.
+/// Keep-alive comments carry no event.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StatusEvent {
+    #[schema(inline)]
+    event: StatusEventName,
+    /// The status record (`StatusRecord`) as JSON text.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum StatusEventName {
+    Status,
 }
 
 #[derive(OpenApi)]
@@ -193,7 +227,7 @@ enum AcceptedStatus {
         routes::metrics::render,
     ),
     components(schemas(
-        RegistrationForm, Player, AcceptedBody, Problem, FieldError, FieldCode, ProblemCode,
+        RegistrationForm, Player, AcceptedBody, StatusEvent, Problem, FieldError, FieldCode, ProblemCode,
         StatusRecord, JobState, Step, EmailStatus, JobError, JobFailureCode,
     )),
     tags((name = "registrations", description = "Submit a registration and follow it")),
@@ -204,15 +238,30 @@ pub struct ApiDoc;
 pub fn contract() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     // The players' pattern is built from its parts rather than written out in the attribute.
-    if let Some(RefOr::T(Schema::Object(form))) = doc
-        .components
-        .as_mut()
-        .and_then(|c| c.schemas.get_mut("RegistrationForm"))
-        && let Some(RefOr::T(Schema::Object(players))) = form.properties.get_mut("players")
-    {
+    if let Some(players) = property(&mut doc, "RegistrationForm", "players") {
         players.pattern = Some(pattern::players());
     }
+    // `contentSchema` has no attribute: an event's data is a status record.
+    if let Some(data) = property(&mut doc, "StatusEvent", "data") {
+        data.content_schema = Some(Box::new(RefOr::Ref(Ref::from_schema_name("StatusRecord"))));
+    }
     doc
+}
+
+/// An object property of a component schema.
+fn property<'d>(
+    doc: &'d mut utoipa::openapi::OpenApi,
+    component: &str,
+    name: &str,
+) -> Option<&'d mut Object> {
+    let schema = doc.components.as_mut()?.schemas.get_mut(component)?;
+    let RefOr::T(Schema::Object(object)) = schema else {
+        return None;
+    };
+    match object.properties.get_mut(name)? {
+        RefOr::T(Schema::Object(property)) => Some(property),
+        _ => None,
+    }
 }
 
 pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
@@ -250,9 +299,33 @@ mod tests {
         let form = &doc["components"]["schemas"]["RegistrationForm"]["properties"];
         for field in ["payment_receipt", "pastor_letter"] {
             assert_eq!(form[field]["maxLength"], DOCUMENT_MAX_BYTES, "{field}");
-            let encoding = &doc["paths"]["/v1/registrations"]["post"]["requestBody"]["content"]
-                ["multipart/form-data"]["encoding"][field];
+            let encoding = &doc["paths"]["/v1/registrations"]["post"]["requestBody"]["content"]["multipart/form-data"]
+                ["encoding"][field];
             assert_eq!(encoding["contentType"], DOCUMENT_TYPES, "{field}");
+        }
+    }
+
+    #[test]
+    fn an_event_carries_a_status_record() {
+        let doc = json();
+        let data = &doc["components"]["schemas"]["StatusEvent"]["properties"]["data"];
+        assert_eq!(data["contentMediaType"], "application/json");
+        assert_eq!(
+            data["contentSchema"]["$ref"],
+            "#/components/schemas/StatusRecord"
+        );
+    }
+
+    #[test]
+    fn the_submission_links_to_both_ways_of_following_it() {
+        let doc = json();
+        let links = &doc["paths"]["/v1/registrations"]["post"]["responses"]["202"]["links"];
+        for (name, id) in [("status", operation::STATUS), ("events", operation::EVENTS)] {
+            assert_eq!(links[name]["operationId"], id, "{name}");
+            assert_eq!(
+                links[name]["parameters"]["id"], "$response.body#/id",
+                "{name}"
+            );
         }
     }
 
@@ -267,7 +340,10 @@ mod tests {
             ("/health/ready", "get", operation::READY),
             ("/metrics", "get", operation::METRICS),
         ] {
-            assert_eq!(doc["paths"][path][method]["operationId"], id, "{method} {path}");
+            assert_eq!(
+                doc["paths"][path][method]["operationId"], id,
+                "{method} {path}"
+            );
         }
     }
 }

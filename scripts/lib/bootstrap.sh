@@ -118,10 +118,12 @@ ensure_test_tools() {
   fi
   export INTAKE_TEST_MOTO_SERVER="$venv/bin/moto_server"
   local st_venv="${INTAKE_SCHEMATHESIS_VENV:-$HOME/.cache/intake/schemathesis-venv}"
-  if [ ! -x "$st_venv/bin/schemathesis" ]; then
-    log "installing schemathesis (OpenAPI contract tests) into $st_venv"
+  # Pinned: the contract test's hooks (api/tests/contract.rs) rely on this version's generator.
+  local st_version=4.32.5
+  if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q "$st_version"; then
+    log "installing schemathesis $st_version (OpenAPI contract tests) into $st_venv"
     python3 -m venv "$st_venv"
-    "$st_venv/bin/pip" install --quiet schemathesis
+    "$st_venv/bin/pip" install --quiet "schemathesis==$st_version"
   fi
   export INTAKE_TEST_SCHEMATHESIS="$st_venv/bin/schemathesis"
 }

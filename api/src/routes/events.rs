@@ -35,7 +35,9 @@ const REREAD: Duration = Duration::from_secs(15);
     params(("id" = String, Path, format = Uuid,
         description = "The registration id from the 202 answer; any other value is 404")),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream; each event as `StatusEvent` describes it",
+            content_type = "text/event-stream", body = crate::openapi::StatusEvent,
+            headers(("Cache-Control" = String))),
         (status = 404, description = "No such registration", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 500, description = "Internal error", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unreachable", body = crate::problem::Problem, content_type = "application/problem+json"),
