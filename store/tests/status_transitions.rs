@@ -116,6 +116,18 @@ fn failure() -> AttemptError {
     }
 }
 
+/// A run's first and last status writes.
+async fn run_to_completion(status: &StatusRepository, job: &RegistrationJob) {
+    status
+        .start(job, 1, Step::AllocatingId)
+        .await
+        .expect("start");
+    status
+        .complete(job, &[], EmailStatus::Sent)
+        .await
+        .expect("complete");
+}
+
 async fn next(events: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Value {
     tokio::time::timeout(Duration::from_secs(5), events.recv())
         .await
@@ -249,14 +261,7 @@ async fn illegal_transitions_are_refused_and_write_nothing() {
         refused(status.email_resend_queued(id).await),
         TransitionError::NotCompleted(JobState::Queued)
     );
-    status
-        .start(&job, 1, Step::AllocatingId)
-        .await
-        .expect("start");
-    status
-        .complete(&job, &[], EmailStatus::Sent)
-        .await
-        .expect("complete");
+    run_to_completion(status, &job).await;
     let before = status.get(id).await.expect("get");
     assert_eq!(
         refused(status.start(&job, 2, Step::AllocatingId).await),
@@ -338,14 +343,7 @@ async fn redrives_racing_the_old_runs_writes_end_in_one_consistent_state() {
 
         let new_run = winners.remove(0).job;
         assert_eq!(new_run.run, 1);
-        status
-            .start(&new_run, 1, Step::AllocatingId)
-            .await
-            .expect("start run 1");
-        status
-            .complete(&new_run, &[], EmailStatus::Sent)
-            .await
-            .expect("complete run 1");
+        run_to_completion(&status, &new_run).await;
         assert_eq!(next(&mut events).await["status"], "processing");
         assert_eq!(next(&mut events).await["status"], "completed");
         assert_eq!(

@@ -70,13 +70,7 @@ pub async fn redrive_one(
     let outcome = match redrive::one(&state, id).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            let _ = entry
-                .record(
-                    &state.pool,
-                    Outcome::Failed,
-                    json!({"error": err.to_string()}),
-                )
-                .await;
+            entry.record_failure(&state.pool, &err).await;
             return Err(err);
         }
     };
@@ -263,13 +257,7 @@ pub async fn resend_email(
     )
     .await;
     if let Err(err) = pushed {
-        let _ = entry
-            .record(
-                &state.pool,
-                Outcome::Failed,
-                json!({"error": err.to_string()}),
-            )
-            .await;
+        entry.record_failure(&state.pool, &err).await;
         return Err(err.into());
     }
     Ok((
