@@ -5,7 +5,9 @@
 //! running the old run is refused at its next status write.
 
 use intake_shared::domain::RegistrationId;
-use intake_store::status::{StatusError, TransitionError};
+use intake_shared::queue::PushError;
+use intake_store::pg::registrations;
+use intake_store::status::{Requeued, StatusError, TransitionError};
 use serde::Serialize;
 
 use crate::error::AdminError;
@@ -58,13 +60,22 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, Admi
             other => TransitionError::NotFailed(other),
         }));
     }
-    let Some(job) = state.status.failed_job(id).await? else {
-        return Ok(Outcome::DocumentsExpired);
-    };
-    for doc in &job.documents {
-        let present = state.staging.exists(&doc.staged_path).await?;
-        if !present {
+    let job = match state.status.failed_job(id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return Ok(Outcome::DocumentsExpired),
+        // A payload that no longer decodes cannot run again: as good as gone.
+        Err(err @ StatusError::Corrupt { .. }) => {
+            tracing::warn!(error = &err as &dyn std::error::Error, registration_id = %id, "kept payload unreadable");
             return Ok(Outcome::DocumentsExpired);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    // A registration already saved needs no staged documents: its next run skips to email.
+    if !registrations::is_saved(&state.pool, id).await? {
+        for doc in &job.documents {
+            if !state.staging.exists(&doc.staged_path).await? {
+                return Ok(Outcome::DocumentsExpired);
+            }
         }
     }
     let requeued = match state.status.requeue(id, &job).await {
@@ -83,12 +94,39 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, Admi
     )
     .await;
     if let Err(err) = pushed {
-        // Put the registration back as it was, so it can be re-driven again.
-        if let Err(undo) = state.status.undo_requeue(&requeued).await {
-            tracing::error!(error = &undo as &dyn std::error::Error, registration_id = %id, "re-drive not undone");
-        }
-        return Err(err.into());
+        return settle_failed_push(state, &requeued, &key, err).await;
     }
     tracing::info!(registration_id = %id, run = requeued.job.run, "registration re-driven");
     Ok(Outcome::Requeued)
+}
+
+/// A push that failed may still have queued the job (its answer was lost): if the run's
+/// key is in the queue, the re-drive happened. Otherwise the registration goes back to
+/// `failed` (keeping the new run, so the next re-drive pushes under a new key); if it
+/// changed since, its job ran after all.
+async fn settle_failed_push(
+    state: &AdminState,
+    requeued: &Requeued,
+    key: &str,
+    err: PushError,
+) -> Result<Outcome, AdminError> {
+    let id = requeued.job.registration_id;
+    if let Ok(true) = intake_shared::queue::is_pushed(&mut state.redis(), &state.queue, key).await {
+        tracing::info!(registration_id = %id, "re-drive queued although its push reported an error");
+        return Ok(Outcome::Requeued);
+    }
+    match state.status.undo_requeue(requeued).await {
+        Ok(true) => Err(err.into()),
+        Ok(false) => Ok(Outcome::Requeued),
+        Err(undo) => {
+            // Left `queued` with no job: support sees it queued; the error says why.
+            tracing::error!(
+                error = &undo as &dyn std::error::Error,
+                push_error = &err as &dyn std::error::Error,
+                registration_id = %id,
+                "re-drive neither queued nor undone"
+            );
+            Err(err.into())
+        }
+    }
 }

@@ -365,3 +365,34 @@ async fn queue_stats_report_waiting_failed_and_workers() {
         "{stats}"
     );
 }
+
+/// A completed registration's status record expires after the retention period; its
+/// confirmation can still be resent (the saved row says it is completed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resend_works_after_the_status_record_expired() {
+    let admin = AdminStack::start_with(|s| s.staging_retention_secs = 1).await;
+    let id = admin.stack.submit(&TestForm::valid()).await;
+    admin.stack.wait_final(&id, FINISH).await;
+    intake_testkit::eventually("the status record to expire", FINISH, || async {
+        let response = admin
+            .stack
+            .client
+            .get(format!("{}/v1/registrations/{id}", admin.stack.api_base))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 404).then_some(())
+    })
+    .await;
+    let response = admin
+        .post(
+            &format!("/admin/v1/registrations/{id}/resend-email"),
+            json!({"reason": "captain lost it"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    intake_testkit::eventually("the resent email", FINISH, || async {
+        (admin.stack.smtp.messages().len() == 2).then_some(())
+    })
+    .await;
+}

@@ -183,3 +183,16 @@ impl JobFailureCode {
         }
     }
 }
+
+/// An error and its sources as one line (`outer: inner: root`), for the places that must
+/// keep a failure's whole story as text (an audit row, a bulk action's per-item result).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -74,6 +74,22 @@ pub async fn push(
     })
 }
 
+/// Whether a job with this idempotency key was pushed (and its key not yet expired), to
+/// settle a push whose answer was lost.
+pub async fn is_pushed(
+    conn: &mut ConnectionManager,
+    config: &apalis_redis::Config,
+    idempotency_key: &str,
+) -> Result<bool, redis::RedisError> {
+    redis::cmd("EXISTS")
+        .arg(format!(
+            "{}:{idempotency_key}",
+            config.idempotency_key_set()
+        ))
+        .query_async(conn)
+        .await
+}
+
 /// What operators and autoscalers watch: how much waits, how long the oldest has waited, how
 /// much is running, and how much failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

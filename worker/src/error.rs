@@ -28,7 +28,19 @@ pub enum StepError {
 impl From<StatusError> for StepError {
     fn from(err: StatusError) -> Self {
         match err {
-            StatusError::Refused(refused) => Self::Settled(refused),
+            StatusError::Refused(
+                refused @ (TransitionError::Superseded { .. }
+                | TransitionError::AlreadyCompleted
+                | TransitionError::AlreadyFailed),
+            ) => Self::Settled(refused),
+            StatusError::Refused(_) => {
+                // Any other refusal means the pipeline asked for a change it must not: a bug.
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "status change refused"
+                );
+                Self::permanent(JobFailureCode::InternalError, err.to_string())
+            }
             StatusError::Unavailable(_) | StatusError::Contended(_) => {
                 tracing::warn!(error = &err as &dyn std::error::Error, "status not written");
                 Self::transient(JobFailureCode::StatusUnavailable, err.to_string())

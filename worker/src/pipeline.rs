@@ -14,7 +14,7 @@ use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::status::{EmailStatus, Step};
 use intake_store::pg::registrations::{self, LoadError};
 use intake_store::pg::{PgPool, audit};
-use intake_store::status::StatusRepository;
+use intake_store::status::{StatusError, StatusRepository};
 
 use crate::error::StepError;
 use crate::steps::allocate_id::{self, Allocation};
@@ -205,7 +205,15 @@ impl Pipeline {
         if save::is_saved(&self.pool, holder).await? {
             return Ok(false);
         }
-        let status = self.status.get(holder).await?;
+        let status = match self.status.get(holder).await {
+            Ok(status) => status,
+            // A record that does not decode says nothing about the holder: as unknown.
+            Err(err @ StatusError::Corrupt { .. }) => {
+                tracing::warn!(error = &err as &dyn std::error::Error, %holder, "holder's status unreadable");
+                None
+            }
+            Err(err) => return Err(err.into()),
+        };
         Ok(status.is_none_or(|s| s.status == intake_shared::status::JobState::Failed))
     }
 
@@ -229,6 +237,15 @@ impl Pipeline {
                 .await;
             return Ok(());
         }
+        // A twin run of this job (a delivery apalis made twice) may have saved the
+        // registration while this one failed (its staged files went with the save): then
+        // this run does not fail it; its next attempt finds it saved and completes it.
+        if save::is_saved(&self.pool, job.registration_id).await? {
+            return Err(StepError::transient(
+                JobFailureCode::InternalError,
+                "the registration was saved by another run of this job; finishing it",
+            ));
+        }
         Ok(self
             .status
             .fail(job, attempt, &error.attempt(attempt))
@@ -237,6 +254,10 @@ impl Pipeline {
 
     /// Records a failed attempt that will be retried (best effort: history, not state).
     pub async fn attempt_failed(&self, job: &RegistrationJob, attempt: u32, error: &StepError) {
+        if job.purpose != Purpose::Register {
+            // A resend's retries are not the registration's attempts.
+            return;
+        }
         let entry = error.attempt(attempt);
         if let Err(err) = self
             .status

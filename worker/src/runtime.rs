@@ -389,16 +389,7 @@ async fn handle(
     metrics::gauge!("intake_worker_jobs_in_flight").decrement(1.0);
     match outcome {
         Err(StepError::Settled(reason)) => {
-            // Not a failure: a re-drive owns the registration now, or it is already final.
-            tracing::info!(
-                registration_id = %job.registration_id,
-                request_id = %job.request_id,
-                run = job.run,
-                %reason,
-                "nothing left for this run to do"
-            );
-            metrics::counter!("intake_worker_jobs_total", "outcome" => "settled", "code" => "")
-                .increment(1);
+            settled(&job, &reason);
             Ok(())
         }
         Ok(()) => {
@@ -423,6 +414,19 @@ async fn handle(
     }
 }
 
+/// Not a failure: a re-drive owns the registration now, or it is already final.
+fn settled(job: &RegistrationJob, reason: &intake_store::status::TransitionError) {
+    tracing::info!(
+        registration_id = %job.registration_id,
+        request_id = %job.request_id,
+        run = job.run,
+        %reason,
+        "nothing left for this run to do"
+    );
+    metrics::counter!("intake_worker_jobs_total", "outcome" => "settled", "code" => "")
+        .increment(1);
+}
+
 async fn fail(
     deps: &Deps,
     job: &RegistrationJob,
@@ -430,6 +434,11 @@ async fn fail(
     err: StepError,
 ) -> Result<(), BoxDynError> {
     match deps.pipeline.fail(job, attempt, &err).await {
+        // The failure was refused: another run finished or superseded this one first.
+        Err(StepError::Settled(reason)) => {
+            settled(job, &reason);
+            Ok(())
+        }
         Ok(()) => {
             metrics::counter!("intake_worker_jobs_total", "outcome" => "failed", "code" => err.code().as_str())
                 .increment(1);

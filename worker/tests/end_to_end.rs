@@ -262,7 +262,11 @@ async fn a_support_resend_that_runs_twice_sends_once() {
         .await
         .expect("the same resend again");
     assert_eq!(stack.smtp.messages().len(), 2, "one message per resend");
-    runtime.pipeline().run(&resend(8), 1).await.expect("a new resend");
+    runtime
+        .pipeline()
+        .run(&resend(8), 1)
+        .await
+        .expect("a new resend");
     assert_eq!(stack.smtp.messages().len(), 3);
     let status = stack.status(&job.registration_id.to_string()).await;
     assert_eq!(status["status"], "completed", "{status}");
@@ -274,4 +278,53 @@ async fn a_support_resend_that_runs_twice_sends_once() {
         3,
         "each run of a resend records how it ended"
     );
+}
+
+/// Two deliveries of one job at once: one saves (and removes the staged files), the other
+/// then fails on the missing files. The failing one must not mark the saved registration
+/// failed; it backs off and its next attempt finds the registration saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_twin_run_that_fails_after_the_save_does_not_fail_the_registration() {
+    use intake_shared::errors::JobFailureCode;
+    use intake_worker::error::StepError;
+    let stack = Stack::start().await;
+    let runtime = stack.runtime(1).await;
+    intake_store::pg::migrate(&stack.pool)
+        .await
+        .expect("migrations");
+    stack.submit(&TestForm::valid()).await;
+    let job = stack.queued_jobs().remove(0);
+    let pipeline = runtime.pipeline();
+    pipeline
+        .status
+        .start(&job, 1, intake_shared::status::Step::UploadingFiles)
+        .await
+        .expect("the twin started");
+    let team_id = intake_worker::steps::allocate_id::run(&stack.pool, &job, "ICCT", 4, None)
+        .await
+        .expect("allocate");
+    let intake_worker::steps::allocate_id::Allocation::Allocated(team_id) = team_id else {
+        panic!("the team is free")
+    };
+    let documents = pipeline
+        .uploader
+        .run(pipeline.staging.as_ref(), &job)
+        .await
+        .expect("upload");
+    intake_worker::steps::save::run(&stack.pool, &job, &team_id, &documents)
+        .await
+        .expect("the other run saved it");
+
+    let expired = StepError::permanent(JobFailureCode::DocumentsExpired, "staged files gone");
+    let refused = pipeline.fail(&job, 1, &expired).await;
+    assert!(
+        matches!(&refused, Err(e) if e.is_transient()),
+        "{refused:?}"
+    );
+    let status = stack.status(&job.registration_id.to_string()).await;
+    assert_eq!(status["status"], "processing", "{status}");
+    // The next attempt finishes it.
+    pipeline.run(&job, 2).await.expect("the next attempt");
+    let status = stack.status(&job.registration_id.to_string()).await;
+    assert_eq!(status["status"], "completed", "{status}");
 }

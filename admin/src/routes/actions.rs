@@ -8,9 +8,9 @@ use axum::{Extension, Json};
 use intake_shared::domain::RegistrationId;
 use intake_shared::http::request_id::RequestId;
 use intake_shared::job::{Purpose, RegistrationJob};
-use intake_shared::status::JobState;
 use intake_store::pg::audit::{self, Entry, Outcome};
 use intake_store::pg::registrations;
+use intake_store::status::{StatusError, TransitionError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -168,7 +168,10 @@ pub async fn redrive_many(
     for id in &ids {
         let outcome = match redrive::one(&state, *id).await {
             Ok(outcome) => json!(outcome),
-            Err(err) => json!({"error": err.to_string()}),
+            Err(err) => {
+                tracing::warn!(error = &err as &dyn std::error::Error, registration_id = %id, "re-drive failed");
+                json!({"error": intake_shared::errors::chain(&err)})
+            }
         };
         if outcome == json!(redrive::Outcome::Requeued) {
             requeued += 1;
@@ -215,13 +218,30 @@ pub async fn resend_email(
     let audit_id = entry
         .record(&state.pool, Outcome::Requested, json!({}))
         .await?;
-    let completed = state
-        .status
-        .get(id)
-        .await?
-        .is_some_and(|r| r.status == JobState::Completed);
-    let saved = registrations::load(&state.pool, id).await?;
-    let (Some(saved), true) = (saved, completed) else {
+    match queue_resend(&state, &entry, audit_id).await {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "email_status": "pending"})),
+        )),
+        Err(err) => {
+            if !matches!(err, AdminError::InvalidState(_)) {
+                entry.record_failure(&state.pool, &err).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Pushes the resend job of `entry`'s registration, refusing (and auditing the refusal)
+/// unless it is completed. Whether it is completed is the saved row's to say: the status
+/// record of a completed registration expires after the retention period.
+async fn queue_resend(
+    state: &AdminState,
+    entry: &Entry<'_>,
+    audit_id: i64,
+) -> Result<(), AdminError> {
+    let id = entry.registrations[0];
+    let refuse = || async {
         entry
             .record(
                 &state.pool,
@@ -229,24 +249,34 @@ pub async fn resend_email(
                 json!({"why": "not completed"}),
             )
             .await?;
-        return Err(AdminError::InvalidState(
+        Err(AdminError::InvalidState(
             "only a completed registration's confirmation can be resent".into(),
-        ));
+        ))
     };
+    let Some(saved) = registrations::load(&state.pool, id).await? else {
+        return refuse().await;
+    };
+    let previous = state.status.get(id).await?.and_then(|r| r.email_status);
+    match state.status.email_resend_queued(id).await {
+        // No record any more (it expired): the saved row says it is completed.
+        Ok(()) | Err(StatusError::Refused(TransitionError::NotFound)) => {}
+        // Saved, but its own run has not finished yet.
+        Err(StatusError::Refused(TransitionError::NotCompleted(_))) => return refuse().await,
+        Err(err) => return Err(err.into()),
+    }
     let job = RegistrationJob {
         registration_id: id,
-        request_id: request_id.clone(),
+        request_id: entry.request_id.unwrap_or_default().to_owned(),
         registration: saved.registration,
         documents: Vec::new(),
         submitted_at: OffsetDateTime::now_utc(),
         run: 0,
         purpose: Purpose::ResendEmail {
-            actor: actor.clone(),
-            reason: reason.clone(),
+            actor: entry.actor.to_owned(),
+            reason: entry.reason.unwrap_or_default().to_owned(),
             audit_id,
         },
     };
-    state.status.email_resend_queued(id).await?;
     // One job per request: the audit entry's id keys it.
     let pushed = intake_shared::queue::push(
         &state.redis,
@@ -257,13 +287,15 @@ pub async fn resend_email(
     )
     .await;
     if let Err(err) = pushed {
-        entry.record_failure(&state.pool, &err).await;
+        // Not queued: `pending` would never end, so the status says what it said before.
+        if let Some(previous) = previous
+            && let Err(restore) = state.status.email_resent(id, previous).await
+        {
+            tracing::warn!(error = &restore as &dyn std::error::Error, registration_id = %id, "email status not restored");
+        }
         return Err(err.into());
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "email_status": "pending"})),
-    ))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

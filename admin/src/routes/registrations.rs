@@ -12,7 +12,7 @@ use intake_shared::mask;
 use intake_shared::status::StatusRecord;
 use intake_store::pg::audit::{self, Entry, Outcome};
 use intake_store::pg::{email_deliveries, registrations};
-use intake_store::status::unix_millis;
+use intake_store::status::{StatusError, unix_millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -233,9 +233,9 @@ pub async fn show(
     Query(query): Query<ShowQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let id = RegistrationId::parse(&id).ok_or(AdminError::NotFound)?;
-    let record: Option<StatusRecord> = state.status.get(id).await?;
+    let record: Option<StatusRecord> = shown(id, state.status.get(id).await)?;
     let saved = registrations::load(&state.pool, id).await?;
-    let failed_job = state.status.failed_job(id).await?;
+    let failed_job = shown(id, state.status.failed_job(id).await)?;
     if record.is_none() && saved.is_none() {
         return Err(AdminError::NotFound);
     }
@@ -282,6 +282,21 @@ pub async fn show(
         "audit": audit,
         "personal_data": if query.reveal { "revealed" } else { "masked" },
     })))
+}
+
+/// A status read for display: what no longer decodes is shown as absent (and logged), so
+/// the rest of the registration can still be seen.
+fn shown<T>(
+    id: RegistrationId,
+    read: Result<Option<T>, StatusError>,
+) -> Result<Option<T>, AdminError> {
+    match read {
+        Err(err @ StatusError::Corrupt { .. }) => {
+            tracing::warn!(error = &err as &dyn std::error::Error, registration_id = %id, "unreadable in Redis");
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn registration_json(r: &Registration, reveal: bool) -> Value {

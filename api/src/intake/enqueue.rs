@@ -116,7 +116,6 @@ impl Enqueuer {
         conn: &mut ConnectionManager,
         id: RegistrationId,
     ) -> Result<bool, redis::RedisError> {
-        conn.exists(format!("{}:{id}", self.queue.idempotency_key_set()))
-            .await
+        intake_shared::queue::is_pushed(conn, &self.queue, &id.to_string()).await
     }
 }

@@ -75,8 +75,12 @@ impl Entry<'_> {
 impl Entry<'_> {
     /// Records that the action failed with `error`. Best effort: the caller is already
     /// answering with that error, and a log line says if this row could not be written.
-    pub async fn record_failure(&self, pool: &PgPool, error: &(impl std::error::Error + Sync)) {
-        let detail = serde_json::json!({"error": error.to_string()});
+    pub async fn record_failure(
+        &self,
+        pool: &PgPool,
+        error: &(impl std::error::Error + Sync + 'static),
+    ) {
+        let detail = serde_json::json!({"error": intake_shared::errors::chain(error)});
         if let Err(err) = self.record(pool, Outcome::Failed, detail).await {
             tracing::warn!(
                 error = &err as &dyn std::error::Error,

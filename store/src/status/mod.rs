@@ -468,7 +468,15 @@ impl StatusRepository {
             .await?;
         // A re-drive needs a record, so there was one before.
         let before = written.before.ok_or(TransitionError::NotFound)?;
-        let previous = encode(id, &before)?;
+        // Put back, if the push fails, as it was but with the new run: the run's job key
+        // may exist (a push whose answer was lost), so the next re-drive must use another.
+        let previous = encode(
+            id,
+            &Stored {
+                record: before.record.clone(),
+                run: written.after.run,
+            },
+        )?;
         let mut job = job.clone();
         job.run = written.after.run;
         Ok(Requeued {
@@ -479,8 +487,9 @@ impl StatusRepository {
         })
     }
 
-    /// Puts a re-driven registration back as it was, when its job could not be pushed (so
-    /// it can be re-driven again). Does nothing if the record changed since.
+    /// Puts a re-driven registration back as it was (`failed`, keeping the new run), when
+    /// its job could not be pushed, so it can be re-driven again. `false` if the record
+    /// changed since (its job ran after all).
     pub async fn undo_requeue(&self, requeued: &Requeued) -> Result<bool, StatusError> {
         let id = requeued.job.registration_id;
         let public: StatusRecord = serde_json::from_str(&requeued.previous)

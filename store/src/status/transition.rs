@@ -83,12 +83,15 @@ pub fn apply(
     change: Change,
     now: OffsetDateTime,
 ) -> Result<Stored, TransitionError> {
+    // A worker's change to a registration with no record (it expired, or Redis lost it)
+    // starts a new one for that run, whatever the change: the run is the truth.
     let mut stored = match (current, actor) {
         (Some(stored), _) => stored,
-        (None, Actor::Run(run)) => Stored {
-            record: StatusRecord::queued(id, now),
-            run,
-        },
+        (None, Actor::Run(run)) => {
+            let mut record = StatusRecord::queued(id, now);
+            record.status = JobState::Processing;
+            Stored { record, run }
+        }
         (None, Actor::Support) => return Err(TransitionError::NotFound),
     };
     let state = stored.record.status;
@@ -370,6 +373,17 @@ mod tests {
         let started = apply(id, None, Actor::Run(2), start(), now()).expect("start");
         assert_eq!(started.run, 2);
         assert_eq!(started.record.id, id);
+        let done = apply(
+            id,
+            None,
+            Actor::Run(0),
+            Change::Complete {
+                email: EmailStatus::Sent,
+            },
+            now(),
+        )
+        .expect("a later step too");
+        assert_eq!(done.record.status, JobState::Completed);
     }
 
     #[test]
