@@ -179,9 +179,18 @@ impl StatusRepository {
         self.conn.clone()
     }
 
-    /// The record as clients see it; `None` if there is none.
+    /// The record as clients see it; `None` if there is none. (Decoded straight into the
+    /// public record, which ignores `run`: this is the api's hot path, and the flattened
+    /// stored form costs a second pass.)
     pub async fn get(&self, id: RegistrationId) -> Result<Option<StatusRecord>, StatusError> {
-        Ok(self.read(id).await?.map(|(_, stored)| stored.record))
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.keys.status(&id))
+            .query_async(&mut self.conn())
+            .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw).map_err(|source| StatusError::Corrupt { id, source })
+        })
+        .transpose()
     }
 
     /// The records of many registrations at once, in order; unreadable ones are `None`.
