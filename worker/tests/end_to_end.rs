@@ -235,12 +235,7 @@ async fn local_backends_store_media_and_write_the_outbox() {
 async fn a_support_resend_that_runs_twice_sends_once() {
     use intake_shared::job::Purpose;
     let stack = Stack::start().await;
-    let runtime = stack.runtime(1).await;
-    intake_store::pg::migrate(&stack.pool)
-        .await
-        .expect("migrations");
-    stack.submit(&TestForm::valid()).await;
-    let job = stack.queued_jobs().remove(0);
+    let (runtime, job) = one_registration(&stack).await;
     runtime.pipeline().run(&job, 1).await.expect("registration");
     assert_eq!(stack.smtp.messages().len(), 1);
 
@@ -288,12 +283,7 @@ async fn a_twin_run_that_fails_after_the_save_does_not_fail_the_registration() {
     use intake_shared::errors::JobFailureCode;
     use intake_worker::error::StepError;
     let stack = Stack::start().await;
-    let runtime = stack.runtime(1).await;
-    intake_store::pg::migrate(&stack.pool)
-        .await
-        .expect("migrations");
-    stack.submit(&TestForm::valid()).await;
-    let job = stack.queued_jobs().remove(0);
+    let (runtime, job) = one_registration(&stack).await;
     let pipeline = runtime.pipeline();
     pipeline
         .status
@@ -327,4 +317,17 @@ async fn a_twin_run_that_fails_after_the_save_does_not_fail_the_registration() {
     pipeline.run(&job, 2).await.expect("the next attempt");
     let status = stack.status(&job.registration_id.to_string()).await;
     assert_eq!(status["status"], "completed", "{status}");
+}
+
+/// A worker runtime driven by the test, and the job of one submitted registration.
+async fn one_registration(
+    stack: &Stack,
+) -> (intake_worker::Runtime, intake_shared::job::RegistrationJob) {
+    let runtime = stack.runtime(1).await;
+    intake_store::pg::migrate(&stack.pool)
+        .await
+        .expect("migrations");
+    stack.submit(&TestForm::valid()).await;
+    let job = stack.queued_jobs().remove(0);
+    (runtime, job)
 }

@@ -183,8 +183,17 @@ impl StatusRepository {
     /// public record, which ignores `run`: this is the api's hot path, and the flattened
     /// stored form costs a second pass.)
     pub async fn get(&self, id: RegistrationId) -> Result<Option<StatusRecord>, StatusError> {
+        self.decoded(id, self.keys.status(&id)).await
+    }
+
+    /// The JSON value at `key` (one of `id`'s), decoded; `None` if there is none.
+    async fn decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        id: RegistrationId,
+        key: String,
+    ) -> Result<Option<T>, StatusError> {
         let raw: Option<String> = redis::cmd("GET")
-            .arg(self.keys.status(&id))
+            .arg(key)
             .query_async(&mut self.conn())
             .await?;
         raw.map(|raw| {
@@ -440,14 +449,7 @@ impl StatusRepository {
         &self,
         id: RegistrationId,
     ) -> Result<Option<RegistrationJob>, StatusError> {
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(self.keys.failed_job(&id))
-            .query_async(&mut self.conn())
-            .await?;
-        raw.map(|raw| {
-            serde_json::from_str(&raw).map_err(|source| StatusError::Corrupt { id, source })
-        })
-        .transpose()
+        self.decoded(id, self.keys.failed_job(&id)).await
     }
 
     /// Every attempt's error, oldest first.
