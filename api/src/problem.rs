@@ -71,7 +71,6 @@ impl From<EnqueueError> for ApiError {
         match err {
             EnqueueError::Redis(err) => Self::Unavailable(err),
             EnqueueError::Queue(_) => Self::QueueUnavailable(err),
-            EnqueueError::Status(err) => err.into(),
             EnqueueError::Encode(_) => Self::Enqueue(err),
         }
     }

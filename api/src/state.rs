@@ -55,7 +55,6 @@ impl AppState {
             ),
             enqueuer: Enqueuer::new(
                 keys.clone(),
-                StatusRepository::new(redis.clone(), keys.clone(), settings.staging_retention()),
                 intake_shared::queue::config(&settings),
                 settings.job_max_attempts,
             ),

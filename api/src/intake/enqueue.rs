@@ -1,12 +1,11 @@
-//! Hands an accepted registration to the queue: the initial `queued` status record (written
-//! through the store's status repository), then the job, pushed through apalis-redis' own push script so the worker reads it like any apalis
-//! job. The job carries the registration id as apalis' idempotency key, so pushing the same
+//! Hands an accepted registration's job to the queue (its `queued` status record is written
+//! first, through the store's status repository), pushed through apalis-redis' own push
+//! script so the worker reads it like any apalis job. The job carries the registration id as apalis' idempotency key, so pushing the same
 //! registration twice leaves one job.
 
 use intake_shared::domain::RegistrationId;
 use intake_shared::job::RegistrationJob;
 use intake_shared::keys::RedisKeys;
-use intake_store::status::{StatusError, StatusRepository};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -20,8 +19,6 @@ pub enum EnqueueError {
     Queue(#[from] apalis_redis::Error),
     #[error("job could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("status record")]
-    Status(#[from] StatusError),
 }
 
 impl From<intake_shared::queue::PushError> for EnqueueError {
@@ -36,45 +33,17 @@ impl From<intake_shared::queue::PushError> for EnqueueError {
 #[derive(Debug, Clone)]
 pub struct Enqueuer {
     keys: RedisKeys,
-    status: StatusRepository,
     queue: apalis_redis::Config,
     max_attempts: u32,
 }
 
 impl Enqueuer {
-    pub fn new(
-        keys: RedisKeys,
-        status: StatusRepository,
-        queue: apalis_redis::Config,
-        max_attempts: u32,
-    ) -> Self {
+    pub fn new(keys: RedisKeys, queue: apalis_redis::Config, max_attempts: u32) -> Self {
         Self {
             keys,
-            status,
             queue,
             max_attempts,
         }
-    }
-
-    /// Writes the `queued` record unless one exists (`true` if this call wrote it), and
-    /// marks the upload directory as this registration's, in one step.
-    pub async fn write_status(
-        &self,
-        id: RegistrationId,
-        upload: &str,
-    ) -> Result<bool, EnqueueError> {
-        Ok(self.status.create(id, upload).await?)
-    }
-
-    /// Undoes [`Self::write_status`]: the upload mark always, the status only if this
-    /// request wrote it.
-    pub async fn remove_status(
-        &self,
-        id: RegistrationId,
-        upload: &str,
-        created_status: bool,
-    ) -> Result<(), StatusError> {
-        self.status.withdraw(id, upload, created_status).await
     }
 
     /// Forgets an upload directory that no job will use (its files are being removed).

@@ -230,7 +230,7 @@ async fn hand_off(
     let mut conn = app.redis();
     let id = claim.id;
     let upload_name = upload.name().to_owned();
-    let created_status = match app.enqueuer.write_status(id, &upload_name).await {
+    let created_status = match app.status.create(id, &upload_name).await {
         Ok(created) => created,
         Err(err) => {
             release(&app, &claim, claim.kind).await;
@@ -250,11 +250,7 @@ async fn hand_off(
         Err(push_err) => match app.enqueuer.is_queued(&mut conn, id).await {
             Ok(true) => upload.keep(),
             Ok(false) => {
-                if let Err(err) = app
-                    .enqueuer
-                    .remove_status(id, &upload_name, created_status)
-                    .await
-                {
+                if let Err(err) = app.status.withdraw(id, &upload_name, created_status).await {
                     tracing::warn!(error = %err, "status record of a refused job not removed");
                 }
                 release(&app, &claim, claim.kind).await;
