@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::routing::{get, post};
-use intake_shared::config::Settings;
+use intake_shared::config::AdminSettings;
 use intake_shared::http::problem::Problem;
 use intake_shared::http::{render_problems, request_id, security_headers};
 use tokio::net::TcpListener;
@@ -47,26 +47,23 @@ pub struct AdminApp {
 }
 
 impl AdminApp {
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let tokens = Tokens::parse(settings.admin_tokens.as_ref())?;
+    pub async fn build(settings: AdminSettings) -> Result<Self, StartupError> {
+        let tokens = Tokens::parse(settings.admin.tokens.as_ref())?;
         if tokens.is_empty() {
             tracing::warn!("INTAKE_ADMIN_TOKENS is not set: every admin call will be refused");
         }
-        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
+        let keys = settings.redis.keys();
         let state = AdminState::new(Inner {
-            queue: intake_shared::queue::worker_config(&settings),
-            status: StatusRepository::new(
-                redis.clone(),
-                settings.keys(),
-                std::time::Duration::from_secs(settings.staging_retention_secs),
-            ),
+            queue: intake_shared::queue::worker_config(&keys, &settings.queue),
+            status: StatusRepository::new(redis.clone(), keys, settings.staging.retention),
             redis,
-            pool: intake_store::pg::pool(&settings, ADMIN_APPLICATION_NAME, 5)?,
-            staging: intake_shared::staging::from_settings(&settings)?,
+            pool: intake_store::pg::pool(&settings.database, ADMIN_APPLICATION_NAME, 5)?,
+            staging: intake_shared::staging::from_settings(&settings.staging)?,
             tokens,
             settings,
         });
-        let addr = state.settings.admin_addr;
+        let addr = state.settings.admin.addr;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
@@ -75,7 +72,7 @@ impl AdminApp {
             .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(%addr, "intake-admin listening");
         Ok(Self {
-            options: state.settings.serve_options(),
+            options: state.settings.serve.options(),
             router: router(state),
             listener,
             addr,
@@ -95,7 +92,7 @@ impl AdminApp {
 }
 
 pub fn router(state: AdminState) -> Router {
-    let hsts = state.settings.hsts;
+    let hsts = state.settings.serve.hsts;
     let api = Router::new()
         .route("/registrations", get(registrations::list))
         .route("/registrations/{id}", get(registrations::show))

@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 use intake_admin::AdminApp;
-use intake_shared::config::Settings;
+use intake_shared::config::AdminSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load().context("configuration")?;
-    intake_shared::telemetry::init(settings.log_format);
+    let settings = AdminSettings::load().context("configuration")?;
+    intake_shared::telemetry::init(settings.telemetry.log_format);
     let app = AdminApp::build(settings).await?;
     app.run_until(intake_shared::signals::shutdown()).await?;
     Ok(())

@@ -90,7 +90,7 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Outcome, Admi
         &state.queue,
         &requeued.job,
         &key,
-        state.settings.job_max_attempts,
+        state.settings.queue.max_attempts,
     )
     .await;
     if let Err(err) = pushed {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use intake_shared::config::Settings;
+use intake_shared::config::AdminSettings;
 use intake_store::pg::PgPool;
 use intake_store::status::StatusRepository;
 use redis::aio::ConnectionManager;
@@ -13,7 +13,7 @@ use crate::auth::Tokens;
 pub struct AdminState(Arc<Inner>);
 
 pub struct Inner {
-    pub settings: Settings,
+    pub settings: AdminSettings,
     pub queue: apalis_redis::Config,
     pub redis: ConnectionManager,
     pub status: StatusRepository,

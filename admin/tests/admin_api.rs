@@ -53,7 +53,7 @@ async fn calls_need_a_valid_bearer_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_configured_token_refuses_every_call() {
-    let admin = AdminStack::start_with(|s| s.admin_tokens = None).await;
+    let admin = AdminStack::start_with(|s| s.admin.tokens = None).await;
     let response = admin.get("/admin/v1/queue").await;
     assert_eq!(response.status(), 401);
 }
@@ -106,7 +106,7 @@ async fn failed_registrations_are_listed_newest_first_in_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redrive_after_cloudinary_recovers_completes_with_the_same_team_id() {
-    let admin = AdminStack::start_with(|s| s.job_max_attempts = 2).await;
+    let admin = AdminStack::start_with(|s| s.queue.max_attempts = 2).await;
     admin.stack.cloudinary.set_default(Behaviour::Fail(500));
     let id = admin.failed_registration(&TestForm::valid()).await;
     let failed = admin.stack.status(&id).await;
@@ -370,7 +370,8 @@ async fn queue_stats_report_waiting_failed_and_workers() {
 /// confirmation can still be resent (the saved row says it is completed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resend_works_after_the_status_record_expired() {
-    let admin = AdminStack::start_with(|s| s.staging_retention_secs = 1).await;
+    let admin =
+        AdminStack::start_with(|s| s.staging.retention = std::time::Duration::from_secs(1)).await;
     let id = admin.stack.submit(&TestForm::valid()).await;
     admin.stack.wait_final(&id, FINISH).await;
     intake_testkit::eventually("the status record to expire", FINISH, || async {

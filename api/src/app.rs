@@ -10,7 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use intake_shared::config::Settings;
+use intake_shared::config::ApiSettings;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -48,11 +48,14 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
-        let staging = intake_shared::staging::from_settings(&settings)?;
+    pub async fn build(settings: ApiSettings) -> Result<Self, StartupError> {
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
+        let staging = intake_shared::staging::from_settings(&settings.staging)?;
         staging.prepare().await?;
-        let hub = StatusHub::start(&settings.redis_url, settings.keys().status_channel_prefix())?;
+        let hub = StatusHub::start(
+            &settings.redis.url,
+            settings.redis.keys().status_channel_prefix(),
+        )?;
         let state = AppState::new(
             settings,
             redis,
@@ -61,29 +64,29 @@ impl Application {
             intake_shared::telemetry::prometheus(),
         );
         let router = router(state.clone())?;
-        let listener = TcpListener::bind(state.settings.api_addr)
+        let listener = TcpListener::bind(state.settings.api.addr)
             .await
             .map_err(|source| StartupError::Bind {
-                addr: state.settings.api_addr,
+                addr: state.settings.api.addr,
                 source,
             })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: state.settings.api_addr,
+            addr: state.settings.api.addr,
             source,
         })?;
         tracing::info!(
             %addr,
-            redis_prefix = %state.settings.redis_prefix,
+            redis_prefix = %state.settings.redis.prefix,
             staging = state.staging.store().name(),
-            rate_limit_per_minute = state.settings.rate_limit_per_minute,
-            rate_limit_per_hour = state.settings.rate_limit_per_hour,
+            rate_limit_per_minute = state.settings.api.rate_limit_per_minute,
+            rate_limit_per_hour = state.settings.api.rate_limit_per_hour,
             "intake-api listening"
         );
         Ok(Self {
             listener,
             router,
             addr,
-            options: state.settings.serve_options(),
+            options: state.settings.serve.options(),
         })
     }
 
@@ -106,7 +109,7 @@ impl Application {
 
 /// The api's routes with every layer applied.
 pub fn router(state: AppState) -> Result<Router, StartupError> {
-    let body_limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(state.settings.api.max_body_bytes).unwrap_or(usize::MAX);
     let routes = Router::new()
         .route(
             "/v1/registrations",
@@ -130,16 +133,16 @@ pub fn router(state: AppState) -> Result<Router, StartupError> {
 
 /// Wraps routes in the layers every answer goes through, innermost first: the request
 /// timeout, panic catching, CORS, security headers, metrics, problem rendering, request id.
-pub fn with_layers(routes: Router, settings: &Settings) -> Result<Router, StartupError> {
+pub fn with_layers(routes: Router, settings: &ApiSettings) -> Result<Router, StartupError> {
     let mut router = routes
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout(),
+            settings.api.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(cors(&settings.cors_allowed_origins)?)
+        .layer(cors(&settings.api.cors_allowed_origins)?)
         .layer(axum::middleware::from_fn(head_limits::limit_head));
-    for (name, value) in security_headers(settings.hsts) {
+    for (name, value) in security_headers(settings.serve.hsts) {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),
@@ -205,7 +208,7 @@ mod tests {
                 "unreachable"
             }),
         );
-        let app = with_layers(routes, &Settings::default()).expect("default layers build");
+        let app = with_layers(routes, &ApiSettings::default()).expect("default layers build");
         let response = app
             .oneshot(Request::get("/boom").body(Body::empty()).expect("request"))
             .await

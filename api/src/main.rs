@@ -7,12 +7,12 @@ use anyhow::Context;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use intake_api::Application;
-use intake_shared::config::Settings;
+use intake_shared::config::ApiSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load().context("configuration")?;
-    intake_shared::telemetry::init(settings.log_format);
+    let settings = ApiSettings::load().context("configuration")?;
+    intake_shared::telemetry::init(settings.telemetry.log_format);
     let app = Application::build(settings).await?;
     app.run_until(intake_shared::signals::shutdown()).await?;
     tracing::info!("intake-api stopped");

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use intake_shared::config::Settings;
+use intake_shared::config::ApiSettings;
 use intake_store::status::StatusRepository;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
@@ -17,7 +17,7 @@ use crate::intake::status_events::StatusHub;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub settings: Settings,
+    pub settings: ApiSettings,
     pub redis: ConnectionManager,
     pub staging: Staging,
     pub idempotency: Idempotency,
@@ -38,27 +38,27 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(
-        settings: Settings,
+        settings: ApiSettings,
         redis: ConnectionManager,
         staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
         status_hub: StatusHub,
         metrics: PrometheusHandle,
     ) -> Self {
-        let keys = settings.keys();
+        let keys = settings.redis.keys();
         Self(Arc::new(Inner {
             staging: Staging::new(staging),
-            idempotency: Idempotency::new(keys.clone(), settings.idempotency_ttl()),
+            idempotency: Idempotency::new(keys.clone(), settings.queue.idempotency_ttl),
             rate_limiter: RateLimiter::new(
                 keys.clone(),
-                settings.rate_limit_per_minute,
-                settings.rate_limit_per_hour,
+                settings.api.rate_limit_per_minute,
+                settings.api.rate_limit_per_hour,
             ),
             enqueuer: Enqueuer::new(
                 keys.clone(),
-                intake_shared::queue::config(&settings),
-                settings.job_max_attempts,
+                intake_shared::queue::config(&keys, &settings.queue),
+                settings.queue.max_attempts,
             ),
-            status: StatusRepository::new(redis.clone(), keys, settings.staging_retention()),
+            status: StatusRepository::new(redis.clone(), keys, settings.staging.retention),
             redis,
             metrics,
             status_hub,

@@ -247,9 +247,13 @@ fn finish_registrations(
     app: &TestApp,
     finished: Arc<AtomicUsize>,
 ) -> impl Future<Output = ()> + use<> {
-    let queue = intake_shared::queue::config(&app.settings);
-    let conn = intake_shared::redis_conn::connect_lazy(&app.settings.redis_url).expect("Redis URL");
-    let status = StatusRepository::new(conn.clone(), app.settings.keys(), Duration::from_secs(60));
+    let queue = intake_shared::queue::config(&app.settings.redis.keys(), &app.settings.queue);
+    let conn = intake_shared::redis_conn::connect_lazy(&app.settings.redis.url).expect("Redis URL");
+    let status = StatusRepository::new(
+        conn.clone(),
+        app.settings.redis.keys(),
+        Duration::from_secs(60),
+    );
     async move {
         let mut seen = std::collections::HashSet::new();
         loop {

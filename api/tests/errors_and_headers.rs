@@ -92,7 +92,7 @@ async fn truncated_multipart_is_400_and_leaves_nothing() {
 
 #[tokio::test]
 async fn body_over_the_cap_is_413_problem() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 6 * 1024 * 1024).await;
+    let app = spawn_app_with(|s| s.api.max_body_bytes = 6 * 1024 * 1024).await;
     let form = TestForm::valid()
         .file(
             "payment_receipt",
@@ -114,7 +114,7 @@ async fn body_over_the_cap_is_413_problem() {
 #[tokio::test]
 async fn streamed_body_over_the_cap_is_413_problem() {
     // No Content-Length: the cap must hold while the body streams in.
-    let app = spawn_app_with(|s| s.max_body_bytes = 6 * 1024 * 1024).await;
+    let app = spawn_app_with(|s| s.api.max_body_bytes = 6 * 1024 * 1024).await;
     let mut body = b"--B\r\nContent-Disposition: form-data; name=\"payment_receipt\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7\n".to_vec();
     body.resize(7 * 1024 * 1024, b'A');
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -204,7 +204,7 @@ async fn hsts_is_sent_only_when_configured() {
             .headers()
             .contains_key("strict-transport-security")
     );
-    let https = spawn_app_with(|s| s.hsts = true).await;
+    let https = spawn_app_with(|s| s.serve.hsts = true).await;
     assert!(
         https
             .get("/health/live")
@@ -217,7 +217,7 @@ async fn hsts_is_sent_only_when_configured() {
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
     let app =
-        spawn_app_with(|s| s.cors_allowed_origins = vec!["https://form.example".into()]).await;
+        spawn_app_with(|s| s.api.cors_allowed_origins = vec!["https://form.example".into()]).await;
     let allowed = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/v1/registrations"))
@@ -248,7 +248,7 @@ async fn cors_allows_only_configured_origins() {
 
 #[tokio::test]
 async fn slow_request_times_out_with_408_problem_and_leaves_nothing() {
-    let app = spawn_app_with(|s| s.request_timeout_secs = 1).await;
+    let app = spawn_app_with(|s| s.api.request_timeout = std::time::Duration::from_secs(1)).await;
     let head = b"--B\r\nContent-Disposition: form-data; name=\"team_name\"\r\n\r\nRising".to_vec();
     let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
         futures::stream::once(async {

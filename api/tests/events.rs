@@ -57,8 +57,8 @@ impl EventReader {
 /// The store's status repository over the app's Redis, as the workers use it: every
 /// change below is a real transition, published by the store.
 fn repository(app: &support::TestApp) -> StatusRepository {
-    let conn = intake_shared::redis_conn::connect_lazy(&app.settings.redis_url).expect("redis");
-    StatusRepository::new(conn, app.settings.keys(), Duration::from_secs(60))
+    let conn = intake_shared::redis_conn::connect_lazy(&app.settings.redis.url).expect("redis");
+    StatusRepository::new(conn, app.settings.redis.keys(), Duration::from_secs(60))
 }
 
 /// The job the api queued (the only one).
@@ -160,7 +160,7 @@ fn pattern_subscriptions(url: &str) -> i64 {
 async fn subscriber_resubscribes_after_redis_drops_its_connection() {
     let redis = PrivateRedis::start();
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis_url = url.clone()).await;
+    let app = spawn_app_with(|s| s.redis.url = url.clone()).await;
     let id = accepted(app.submit_new(TestForm::valid().to_form()).await).await;
     let mut events = open(&app, &id).await;
     assert_eq!(

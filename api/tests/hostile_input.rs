@@ -13,7 +13,7 @@ use support::spawn_app_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_hostile_requests_get_problems_and_leave_nothing() {
-    let app = spawn_app_with(|s| s.request_timeout_secs = 2).await;
+    let app = spawn_app_with(|s| s.api.request_timeout = std::time::Duration::from_secs(2)).await;
     let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     let requests: Vec<_> = (0..1000).map(|i| hostile::generate(&mut rng, i)).collect();
     let hostile::Outcome {

@@ -71,12 +71,15 @@ async fn same_key_with_different_content_is_refused() {
 
 /// Claims `key` for `form`'s content the way another api replica would, mid-request.
 async fn claim_elsewhere(app: &support::TestApp, key: &str, form: &TestForm) -> Claim {
-    let mut conn = redis::Client::open(app.settings.redis_url.as_str())
+    let mut conn = redis::Client::open(app.settings.redis.url.as_str())
         .expect("url")
         .get_connection_manager()
         .await
         .expect("redis");
-    let idempotency = Idempotency::new(app.settings.keys(), app.settings.idempotency_ttl());
+    let idempotency = Idempotency::new(
+        app.settings.redis.keys(),
+        app.settings.queue.idempotency_ttl,
+    );
     let key = IdempotencyKey::parse(key).expect("valid key");
     match idempotency
         .claim(&mut conn, &key, &support::fingerprint(form))
@@ -117,7 +120,7 @@ async fn abandoned_claim_is_taken_over_with_its_registration_id() {
     // The replica that held it died: its lock runs out.
     let _: () = app.redis_command(
         redis::cmd("HSET")
-            .arg(app.settings.keys().idempotency(&key))
+            .arg(app.settings.redis.keys().idempotency(&key))
             .arg("lock_until")
             .arg(0),
     );
@@ -219,9 +222,12 @@ async fn key_with_a_space_is_invalid() {
 
 #[tokio::test]
 async fn keys_are_kept_for_the_configured_ttl() {
-    let app = support::spawn_app_with(|s| s.idempotency_ttl_secs = 3600).await;
+    let app =
+        support::spawn_app_with(|s| s.queue.idempotency_ttl = std::time::Duration::from_secs(3600))
+            .await;
     accepted(app.submit(TestForm::valid().to_form(), "ttl-key").await).await;
     let key = IdempotencyKey::parse("ttl-key").expect("valid");
-    let ttl: i64 = app.redis_command(redis::cmd("TTL").arg(app.settings.keys().idempotency(&key)));
+    let ttl: i64 =
+        app.redis_command(redis::cmd("TTL").arg(app.settings.redis.keys().idempotency(&key)));
     assert!((3500..=3600).contains(&ttl), "ttl {ttl}");
 }

@@ -8,16 +8,16 @@ use support::{problem, spawn_app_with, spawn_with_settings, test_settings};
 /// Two api instances sharing one Redis and one prefix, limited to `per_minute`.
 async fn two_replicas(
     per_minute: u64,
-    customise: impl Fn(&mut intake_shared::config::Settings),
+    customise: impl Fn(&mut intake_shared::config::ApiSettings),
 ) -> (support::TestApp, support::TestApp) {
     let staging_a = tempfile::tempdir().expect("tempdir");
     let staging_b = tempfile::tempdir().expect("tempdir");
     let mut a = test_settings(staging_a.path());
-    a.rate_limit_per_minute = per_minute;
+    a.api.rate_limit_per_minute = per_minute;
     customise(&mut a);
     let mut b = test_settings(staging_b.path());
-    b.redis_prefix = a.redis_prefix.clone();
-    b.rate_limit_per_minute = per_minute;
+    b.redis.prefix = a.redis.prefix.clone();
+    b.api.rate_limit_per_minute = per_minute;
     customise(&mut b);
     (
         spawn_with_settings(a, staging_a).await,
@@ -89,8 +89,8 @@ async fn limit_holds_across_two_api_instances() {
 async fn hourly_limit_applies_too() {
     start_inside_a_window().await;
     let app = spawn_app_with(|s| {
-        s.rate_limit_per_minute = 0;
-        s.rate_limit_per_hour = 2;
+        s.api.rate_limit_per_minute = 0;
+        s.api.rate_limit_per_hour = 2;
     })
     .await;
     for team in ["Team One", "Team Two"] {
@@ -112,8 +112,8 @@ async fn hourly_limit_applies_too() {
 #[tokio::test]
 async fn zero_turns_limits_off() {
     let app = spawn_app_with(|s| {
-        s.rate_limit_per_minute = 0;
-        s.rate_limit_per_hour = 0;
+        s.api.rate_limit_per_minute = 0;
+        s.api.rate_limit_per_hour = 0;
     })
     .await;
     for i in 0..15 {
@@ -129,7 +129,7 @@ async fn zero_turns_limits_off() {
 async fn trusted_proxy_header_identifies_clients() {
     start_inside_a_window().await;
     let (a, b) = two_replicas(1, |s| {
-        s.trusted_proxy_header = Some("x-forwarded-for".into())
+        s.api.trusted_proxy_header = Some("x-forwarded-for".into())
     })
     .await;
     let send = |app: &support::TestApp, client: &'static str, team: &'static str| {

@@ -11,7 +11,7 @@ use support::{accepted, problem, spawn_app_with};
 
 #[tokio::test]
 async fn redis_never_reachable_is_503_and_leaves_no_staged_file() {
-    let app = spawn_app_with(|s| s.redis_url = "redis://127.0.0.1:1".into()).await;
+    let app = spawn_app_with(|s| s.redis.url = "redis://127.0.0.1:1".into()).await;
     let response = app.submit_new(TestForm::valid().to_form()).await;
     assert!(response.headers().contains_key("retry-after"));
     problem(response, 503, "SERVICE_UNAVAILABLE").await;
@@ -24,8 +24,8 @@ async fn redis_never_reachable_is_503_and_leaves_no_staged_file() {
 #[tokio::test]
 async fn rate_limited_api_also_answers_503_when_redis_is_down() {
     let app = spawn_app_with(|s| {
-        s.redis_url = "redis://127.0.0.1:1".into();
-        s.rate_limit_per_minute = 10;
+        s.redis.url = "redis://127.0.0.1:1".into();
+        s.api.rate_limit_per_minute = 10;
     })
     .await;
     let response = app.submit_new(TestForm::valid().to_form()).await;
@@ -36,7 +36,7 @@ async fn rate_limited_api_also_answers_503_when_redis_is_down() {
 async fn redis_stopped_gives_503_and_clean_state_then_recovers() {
     let mut redis = PrivateRedis::start();
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis_url = url).await;
+    let app = spawn_app_with(|s| s.redis.url = url).await;
     accepted(
         app.submit_new(TestForm::valid_for_team("Before Outage").to_form())
             .await,

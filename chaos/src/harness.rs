@@ -443,17 +443,13 @@ impl Harness {
 
     /// The queue's figures as the support tools see them.
     pub async fn queue(&self) -> anyhow::Result<intake_shared::queue::QueueStats> {
-        let settings = intake_shared::config::Settings {
-            redis_url: self.redis_url.clone(),
-            redis_prefix: PREFIX.into(),
-            ..Default::default()
-        };
+        let keys = intake_shared::keys::RedisKeys::new(PREFIX);
         let client = redis::Client::open(self.redis_url.as_str())?;
         let mut conn = redis::aio::ConnectionManager::new(client).await?;
         Ok(intake_shared::queue::stats(
             &mut conn,
-            &intake_shared::queue::config(&settings),
-            &settings.keys().failed_index(),
+            &intake_shared::queue::config(&keys, &Default::default()),
+            &keys.failed_index(),
         )
         .await?)
     }

@@ -8,15 +8,16 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_redis::{RedisStorage, RedisTask};
 use redis::aio::ConnectionManager;
 
-use crate::config::Settings;
+use crate::config::QueueSettings;
 use crate::job::RegistrationJob;
+use crate::keys::RedisKeys;
 
 /// apalis-redis settings for the registrations queue: the queue name from the configured
 /// prefix, and the queue's own idempotency entries kept as long as `Idempotency-Key`s.
-pub fn config(settings: &Settings) -> apalis_redis::Config {
+pub fn config(keys: &RedisKeys, settings: &QueueSettings) -> apalis_redis::Config {
     apalis_redis::Config::default()
-        .queue(settings.keys().queue())
-        .idempotency_ttl(Some(settings.idempotency_ttl()))
+        .queue(keys.queue())
+        .idempotency_ttl(Some(settings.idempotency_ttl))
 }
 
 /// Heartbeats a worker may miss before its jobs are handed to others.
@@ -24,11 +25,9 @@ pub const MISSED_HEARTBEATS: usize = 3;
 
 /// The configuration workers consume with, and that tells who is alive: the queue plus the
 /// heartbeat settings.
-pub fn worker_config(settings: &Settings) -> apalis_redis::Config {
-    config(settings)
-        .heartbeat_interval(std::time::Duration::from_secs(
-            settings.worker_heartbeat_secs,
-        ))
+pub fn worker_config(keys: &RedisKeys, settings: &QueueSettings) -> apalis_redis::Config {
+    config(keys, settings)
+        .heartbeat_interval(settings.heartbeat)
         .missed_heartbeats(MISSED_HEARTBEATS)
 }
 

@@ -13,7 +13,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::config::Settings;
+use crate::config::StagingSettings;
 use unix_millis::UnixMillis;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,8 +78,8 @@ pub trait StagingStore: Send + Sync + 'static {
 }
 
 /// The staging store the settings choose.
-pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, StagingError> {
-    match &settings.staging_s3_bucket {
+pub fn from_settings(settings: &StagingSettings) -> Result<Arc<dyn StagingStore>, StagingError> {
+    match &settings.s3_bucket {
         Some(bucket) => {
             // object_store's HTTP client (reqwest 0.13, built without a TLS provider of its
             // own) takes rustls' process default; ring is the one every other client here
@@ -87,17 +87,16 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, Stagi
             crate::tls::install_ring_provider();
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_region(&settings.staging_s3_region);
-            if let (Some(id), Some(secret)) = (
-                &settings.staging_s3_access_key_id,
-                &settings.staging_s3_secret_access_key,
-            ) {
+                .with_region(&settings.s3_region);
+            if let (Some(id), Some(secret)) =
+                (&settings.s3_access_key_id, &settings.s3_secret_access_key)
+            {
                 use secrecy::ExposeSecret;
                 builder = builder
                     .with_access_key_id(id)
                     .with_secret_access_key(secret.expose_secret());
             }
-            if let Some(endpoint) = &settings.staging_s3_endpoint {
+            if let Some(endpoint) = &settings.s3_endpoint {
                 builder = builder
                     .with_endpoint(endpoint)
                     .with_allow_http(endpoint.starts_with("http://"))
@@ -106,10 +105,10 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn StagingStore>, Stagi
             let store = builder.build()?;
             Ok(Arc::new(S3Staging {
                 store: Arc::new(store),
-                prefix: settings.staging_s3_prefix.trim_matches('/').to_owned(),
+                prefix: settings.s3_prefix.trim_matches('/').to_owned(),
             }))
         }
-        None => Ok(Arc::new(LocalStaging::new(settings.staging_dir.clone()))),
+        None => Ok(Arc::new(LocalStaging::new(settings.dir.clone()))),
     }
 }
 
@@ -496,12 +495,12 @@ mod tests {
     /// that cannot connect is an error, not a crash.
     #[tokio::test]
     async fn an_s3_store_over_https_builds_with_ring_and_fails_cleanly_when_unreachable() {
-        let settings = Settings {
-            staging_s3_bucket: Some("intake-staging".into()),
-            staging_s3_endpoint: Some("https://127.0.0.1:9".into()),
-            staging_s3_access_key_id: Some("testing".into()),
-            staging_s3_secret_access_key: Some(secrecy::SecretString::from("testing")),
-            ..Settings::default()
+        let settings = StagingSettings {
+            s3_bucket: Some("intake-staging".into()),
+            s3_endpoint: Some("https://127.0.0.1:9".into()),
+            s3_access_key_id: Some("testing".into()),
+            s3_secret_access_key: Some(secrecy::SecretString::from("testing")),
+            ..StagingSettings::default()
         };
         let store = match from_settings(&settings) {
             Ok(store) => store,

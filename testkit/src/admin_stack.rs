@@ -20,12 +20,11 @@ impl AdminStack {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(customise: impl FnOnce(&mut intake_shared::config::Settings)) -> Self {
+    pub async fn start_with(customise: impl FnOnce(&mut crate::settings::StackSettings)) -> Self {
         let mut stack = Stack::start_with(|s| {
-            s.admin_tokens = Some(secrecy::SecretString::from(format!(
+            s.admin.tokens = Some(secrecy::SecretString::from(format!(
                 "alice:{TOKEN},bob:{OTHER_TOKEN}"
             )));
-            s.admin_addr = "127.0.0.1:0".parse().expect("literal");
             customise(s);
         })
         .await;
@@ -40,7 +39,7 @@ impl AdminStack {
             (ready.status() == 200).then_some(())
         })
         .await;
-        let app = AdminApp::build(stack.settings.clone())
+        let app = AdminApp::build(stack.settings.admin())
             .await
             .expect("admin builds");
         let base = format!("http://{}", app.local_addr());

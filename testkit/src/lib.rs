@@ -14,6 +14,8 @@ pub mod private_redis;
 pub mod proxy;
 pub mod redis_keys;
 pub mod s3;
+#[cfg(feature = "stack")]
+pub mod settings;
 pub mod smtp;
 #[cfg(feature = "stack")]
 pub mod stack;

@@ -9,18 +9,18 @@ use crate::cloudinary::FakeCloudinary;
 use crate::eventually;
 use crate::form::TestForm;
 use crate::postgres::TestDatabase;
+use crate::settings::StackSettings;
 use crate::smtp::SmtpServer;
 use backon::ExponentialBuilder;
 use intake_api::Application;
-use intake_shared::config::Settings;
 use intake_worker::Runtime;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::PgPool;
 use tempfile::TempDir;
 
 pub struct Stack {
-    pub settings: Settings,
+    pub settings: StackSettings,
     pub api_base: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
@@ -50,35 +50,34 @@ impl Stack {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(customise: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn start_with(customise: impl FnOnce(&mut StackSettings)) -> Self {
         let db = TestDatabase::create().await;
         let cloudinary = FakeCloudinary::start().await;
         let smtp = SmtpServer::start().await;
         let staging = tempfile::tempdir().expect("staging dir");
-        let mut settings = Settings {
-            redis_url: std::env::var("INTAKE_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            redis_prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
-            database_url: SecretString::from(db.url.clone()),
-            api_addr: "127.0.0.1:0".parse().expect("literal"),
-            worker_addr: "127.0.0.1:0".parse().expect("literal"),
-            staging_dir: staging.path().to_path_buf(),
-            cloudinary_url: Some(SecretString::from(cloudinary.url())),
-            cloudinary_api_base: cloudinary.api_base(),
-            cloudinary_timeout_secs: 2,
-            smtp_url: Some(SecretString::from(smtp.url())),
-            mail_from: Some("Intake <registrations@intake.example>".into()),
-            smtp_timeout_secs: 2,
-            rate_limit_per_minute: 0,
-            rate_limit_per_hour: 0,
-            worker_heartbeat_secs: 1,
-            shutdown_deadline_secs: 10,
-            job_max_attempts: 5,
-            worker_concurrency: 4,
-            ..Settings::default()
-        };
+        let mut settings = StackSettings::default();
+        settings.redis.url = std::env::var("INTAKE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        settings.redis.prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        settings.database.url = SecretString::from(db.url.clone());
+        settings.api.addr = "127.0.0.1:0".parse().expect("literal");
+        settings.api.rate_limit_per_minute = 0;
+        settings.api.rate_limit_per_hour = 0;
+        settings.worker.addr = "127.0.0.1:0".parse().expect("literal");
+        settings.worker.concurrency = 4;
+        settings.admin.addr = "127.0.0.1:0".parse().expect("literal");
+        settings.staging.dir = staging.path().to_path_buf();
+        settings.cloudinary.url = Some(SecretString::from(cloudinary.url()));
+        settings.cloudinary.api_base = cloudinary.api_base();
+        settings.cloudinary.timeout = Duration::from_secs(2);
+        settings.mail.smtp_url = Some(SecretString::from(smtp.url()));
+        settings.mail.from = Some("Intake <registrations@intake.example>".into());
+        settings.mail.timeout = Duration::from_secs(2);
+        settings.queue.heartbeat = Duration::from_secs(1);
+        settings.queue.max_attempts = 5;
+        settings.serve.shutdown_deadline = Duration::from_secs(10);
         customise(&mut settings);
-        let app = Application::build(settings.clone())
+        let app = Application::build(settings.api())
             .await
             .expect("api builds");
         let api_base = format!("http://{}", app.local_addr());
@@ -110,11 +109,11 @@ impl Stack {
     pub async fn runtime_with(
         &self,
         concurrency: usize,
-        customise: impl FnOnce(&mut Settings),
+        customise: impl FnOnce(&mut StackSettings),
     ) -> Runtime {
         let mut settings = self.settings.clone();
         customise(&mut settings);
-        let mut runtime = Runtime::build(settings, Some(concurrency))
+        let mut runtime = Runtime::build(settings.worker(), Some(concurrency))
             .await
             .expect("worker builds");
         runtime.customise(|p| {
@@ -134,7 +133,7 @@ impl Stack {
     pub async fn spawn_worker_with(
         &mut self,
         concurrency: usize,
-        customise: impl FnOnce(&mut Settings),
+        customise: impl FnOnce(&mut StackSettings),
     ) -> std::net::SocketAddr {
         let runtime = self.runtime_with(concurrency, customise).await;
         let addr = runtime.health_addr();
@@ -187,47 +186,12 @@ impl Stack {
             .map(Stdio::from)
             .unwrap_or_else(Stdio::null)
         };
-        let s = &self.settings;
         Command::new(binary)
             .arg("--concurrency")
             .arg(concurrency.to_string())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("INTAKE_REDIS_URL", &s.redis_url)
-            .env("INTAKE_REDIS_PREFIX", &s.redis_prefix)
-            .env("INTAKE_DATABASE_URL", s.database_url.expose_secret())
-            .env("INTAKE_WORKER_ADDR", "127.0.0.1:0")
-            .env("INTAKE_STAGING_DIR", &s.staging_dir)
-            .env(
-                "CLOUDINARY_URL",
-                s.cloudinary_url
-                    .as_ref()
-                    .map(|u| u.expose_secret().to_owned())
-                    .unwrap_or_default(),
-            )
-            .env("INTAKE_CLOUDINARY_API_BASE", &s.cloudinary_api_base)
-            .env(
-                "INTAKE_CLOUDINARY_TIMEOUT_SECS",
-                s.cloudinary_timeout_secs.to_string(),
-            )
-            .env(
-                "INTAKE_SMTP_URL",
-                s.smtp_url
-                    .as_ref()
-                    .map(|u| u.expose_secret().to_owned())
-                    .unwrap_or_default(),
-            )
-            .env("INTAKE_MAIL_FROM", s.mail_from.clone().unwrap_or_default())
-            .env(
-                "INTAKE_WORKER_HEARTBEAT_SECS",
-                s.worker_heartbeat_secs.to_string(),
-            )
-            .env(
-                "INTAKE_SHUTDOWN_DEADLINE_SECS",
-                s.shutdown_deadline_secs.to_string(),
-            )
-            .env("INTAKE_JOB_MAX_ATTEMPTS", s.job_max_attempts.to_string())
-            .env("INTAKE_LOG_FORMAT", "json")
+            .envs(self.settings.worker_env())
             .env("RUST_LOG", "info")
             .stdout(output())
             .stderr(output())
@@ -298,8 +262,8 @@ impl Stack {
 
     /// The job payloads queued in Redis (to run the pipeline by hand).
     pub fn queued_jobs(&self) -> Vec<intake_shared::job::RegistrationJob> {
-        let queue = intake_shared::queue::config(&self.settings);
-        let values: Vec<Vec<u8>> = redis::Client::open(self.settings.redis_url.as_str())
+        let queue = intake_shared::queue::config(&self.settings.keys(), &self.settings.queue);
+        let values: Vec<Vec<u8>> = redis::Client::open(self.settings.redis.url.as_str())
             .and_then(|c| c.get_connection())
             .and_then(|mut c| redis::cmd("HVALS").arg(queue.job_data_hash()).query(&mut c))
             .expect("job data");
@@ -317,7 +281,7 @@ impl Drop for Stack {
         }
         self.api.abort();
         crate::redis_keys::delete_matching(
-            &self.settings.redis_url,
+            &self.settings.redis.url,
             &self.settings.keys().all_pattern(),
         );
     }

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use intake_shared::config::Settings;
+use intake_shared::config::{DatabaseSettings, Section, TelemetrySettings, WorkerSettings};
 use intake_worker::Runtime;
 
 /// The same allocator as the api's (see there): glibc's arenas cost CPU under concurrency.
@@ -32,11 +32,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = Settings::load().context("configuration")?;
-    intake_shared::telemetry::init(settings.log_format);
     if let Some(Command::Migrate) = args.command {
+        // Only what migrating needs, so a deploy can migrate before the rest is configured.
+        let telemetry = TelemetrySettings::load().context("configuration")?;
+        intake_shared::telemetry::init(telemetry.log_format);
+        let database = DatabaseSettings::load().context("configuration")?;
         let pool =
-            intake_store::pg::pool(&settings, intake_worker::db::WORKER_APPLICATION_NAME, 1)?;
+            intake_store::pg::pool(&database, intake_worker::db::WORKER_APPLICATION_NAME, 1)?;
         intake_store::pg::migrate(&pool)
             .await
             .context("applying migrations")?;
@@ -44,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
         println!("migrations applied");
         return Ok(());
     }
+    let settings = WorkerSettings::load().context("configuration")?;
+    intake_shared::telemetry::init(settings.telemetry.log_format);
     let runtime = Runtime::build(settings, args.concurrency).await?;
     runtime
         .run_until(intake_shared::signals::shutdown())

@@ -21,6 +21,7 @@ use crate::steps::allocate_id::{self, Allocation};
 use crate::steps::notify::Notifier;
 use crate::steps::save;
 use crate::steps::upload::Uploader;
+use intake_shared::config::TeamIdFormat;
 use intake_shared::domain::{RegistrationId, TeamId};
 
 pub struct Pipeline {
@@ -29,8 +30,7 @@ pub struct Pipeline {
     pub uploader: Uploader,
     pub notifier: Notifier,
     pub staging: Arc<dyn StagingStore>,
-    pub team_id_prefix: String,
-    pub team_id_width: usize,
+    pub team_ids: TeamIdFormat,
 }
 
 impl Pipeline {
@@ -183,10 +183,9 @@ impl Pipeline {
     /// failed for good and was never saved is taken over; one claimed by a registration
     /// still in progress or saved makes this one a duplicate.
     async fn allocate(&self, job: &RegistrationJob) -> Result<TeamId, StepError> {
-        let (prefix, width) = (&self.team_id_prefix, self.team_id_width);
         let mut take_over = None;
         loop {
-            match allocate_id::run(&self.pool, job, prefix, width, take_over).await? {
+            match allocate_id::run(&self.pool, job, &self.team_ids, take_over).await? {
                 Allocation::Allocated(team_id) => return Ok(team_id),
                 Allocation::Claimed { holder } => {
                     if take_over.is_none() && self.gave_up(holder).await? {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
-use intake_shared::config::Settings;
+use intake_shared::config::{CloudinarySettings, MailSettings, WorkerSettings};
 use intake_shared::job::RegistrationJob;
 use intake_store::pg::PgPool;
 use lettre::message::Mailbox;
@@ -64,12 +64,14 @@ pub enum StartupError {
 
 /// The document store the settings choose: Cloudinary when `CLOUDINARY_URL` is set, the
 /// local media directory otherwise.
-pub fn document_store(settings: &Settings) -> Result<Arc<dyn DocumentStore>, StartupError> {
-    Ok(match &settings.cloudinary_url {
+pub fn document_store(
+    settings: &CloudinarySettings,
+) -> Result<Arc<dyn DocumentStore>, StartupError> {
+    Ok(match &settings.url {
         Some(url) => Arc::new(Cloudinary::new(
-            &settings.cloudinary_api_base,
+            &settings.api_base,
             Credentials::from_url(url)?,
-            Duration::from_secs(settings.cloudinary_timeout_secs),
+            settings.timeout,
         )?),
         None => Arc::new(LocalMedia::new(settings.media_dir.clone())),
     })
@@ -77,21 +79,18 @@ pub fn document_store(settings: &Settings) -> Result<Arc<dyn DocumentStore>, Sta
 
 /// The confirmation mailer the settings choose: SMTP when `INTAKE_SMTP_URL` is set (which
 /// then needs `INTAKE_MAIL_FROM`), the outbox directory otherwise.
-pub fn notifier(settings: &Settings) -> Result<Notifier, StartupError> {
+pub fn notifier(settings: &MailSettings) -> Result<Notifier, StartupError> {
     let parse = |from: &str| -> Result<Mailbox, StartupError> {
         from.parse()
             .map_err(|e| StartupError::MailFrom(format!("is not an address: {e}")))
     };
     let (mailer, from): (Arc<dyn Mailer>, Mailbox) = match &settings.smtp_url {
         Some(url) => {
-            let from = settings.mail_from.as_deref().ok_or_else(|| {
+            let from = settings.from.as_deref().ok_or_else(|| {
                 StartupError::MailFrom("must be set when INTAKE_SMTP_URL is".into())
             })?;
             (
-                Arc::new(Smtp::from_url(
-                    url,
-                    Duration::from_secs(settings.smtp_timeout_secs),
-                )?),
+                Arc::new(Smtp::from_url(url, settings.timeout)?),
                 parse(from)?,
             )
         }
@@ -99,7 +98,7 @@ pub fn notifier(settings: &Settings) -> Result<Notifier, StartupError> {
             Arc::new(Outbox::new(settings.outbox_dir.clone())),
             parse(
                 settings
-                    .mail_from
+                    .from
                     .as_deref()
                     .unwrap_or("Intake <intake@localhost>"),
             )?,
@@ -107,7 +106,7 @@ pub fn notifier(settings: &Settings) -> Result<Notifier, StartupError> {
     };
     // Every attempt may take the SMTP timeout; the waits between attempts add up to
     // about 15 s (see `Notifier::new`).
-    let deadline = Duration::from_secs(settings.smtp_timeout_secs.saturating_mul(5) + 15);
+    let deadline = settings.timeout.saturating_mul(5) + Duration::from_secs(15);
     Ok(Notifier::new(mailer, from).with_send_deadline(deadline))
 }
 
@@ -118,7 +117,7 @@ pub struct Deps {
 }
 
 pub struct Runtime {
-    settings: Settings,
+    settings: WorkerSettings,
     concurrency: usize,
     deps: Arc<Deps>,
     redis: ConnectionManager,
@@ -130,43 +129,42 @@ pub struct Runtime {
 impl Runtime {
     /// Builds everything from settings; `concurrency` overrides `INTAKE_WORKER_CONCURRENCY`.
     pub async fn build(
-        settings: Settings,
+        settings: WorkerSettings,
         concurrency: Option<usize>,
     ) -> Result<Self, StartupError> {
-        let concurrency = concurrency.unwrap_or(settings.worker_concurrency);
+        let concurrency = concurrency.unwrap_or(settings.worker.concurrency);
         if concurrency == 0 {
             return Err(StartupError::Concurrency);
         }
-        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis_url)?;
+        let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
         let pool = intake_store::pg::pool(
-            &settings,
+            &settings.database,
             db::WORKER_APPLICATION_NAME,
             u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
         )?;
-        let store = document_store(&settings)?;
-        let staging = intake_shared::staging::from_settings(&settings)?;
-        let notifier = notifier(&settings)?;
+        let store = document_store(&settings.cloudinary)?;
+        let staging = intake_shared::staging::from_settings(&settings.staging)?;
+        let notifier = notifier(&settings.mail)?;
         let pipeline = Pipeline {
             pool: pool.clone(),
             status: StatusRepository::new(
                 redis.clone(),
-                settings.keys(),
-                Duration::from_secs(settings.staging_retention_secs),
+                settings.redis.keys(),
+                settings.staging.retention,
             ),
-            uploader: Uploader::new(store, settings.cloudinary_folder.clone()),
+            uploader: Uploader::new(store, settings.cloudinary.folder.clone()),
             notifier,
             staging: staging.clone(),
-            team_id_prefix: settings.team_id_prefix.clone(),
-            team_id_width: settings.team_id_width,
+            team_ids: settings.team_ids.clone(),
         };
-        let listener = TcpListener::bind(settings.worker_addr)
+        let listener = TcpListener::bind(settings.worker.addr)
             .await
             .map_err(|source| StartupError::Bind {
-                addr: settings.worker_addr,
+                addr: settings.worker.addr,
                 source,
             })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.worker_addr,
+            addr: settings.worker.addr,
             source,
         })?;
         tracing::info!(
@@ -174,13 +172,13 @@ impl Runtime {
             concurrency,
             documents = pipeline.uploader.store_name(),
             mail = pipeline.notifier.mailer_name(),
-            redis_prefix = %settings.redis_prefix,
+            redis_prefix = %settings.redis.prefix,
             "intake-worker ready to start"
         );
         Ok(Self {
             deps: Arc::new(Deps {
                 pipeline,
-                max_attempts: settings.job_max_attempts,
+                max_attempts: settings.queue.max_attempts,
             }),
             settings,
             concurrency,
@@ -220,13 +218,14 @@ impl Runtime {
             trigger.cancel();
         });
         let started = Arc::new(AtomicBool::new(false));
+        let keys = self.settings.redis.keys();
         let health = health::router(HealthState {
             started: started.clone(),
             redis: self.redis.clone(),
             pool: self.pool.clone(),
             metrics: intake_shared::telemetry::prometheus(),
-            queue: intake_shared::queue::worker_config(&self.settings),
-            failed_index: self.settings.keys().failed_index(),
+            queue: intake_shared::queue::worker_config(&keys, &self.settings.queue),
+            failed_index: keys.failed_index(),
         });
         let health_stop = token.clone();
         let health_server = tokio::spawn(
@@ -236,16 +235,16 @@ impl Runtime {
         );
 
         let janitor = Janitor {
-            queue: intake_shared::queue::config(&self.settings),
+            queue: intake_shared::queue::config(&keys, &self.settings.queue),
             staging: self.deps.pipeline.staging.clone(),
-            keys: self.settings.keys(),
+            keys: keys.clone(),
             redis: self.redis.clone(),
-            retention: Duration::from_secs(self.settings.staging_retention_secs),
-            orphan_grace: Duration::from_secs(self.settings.staging_orphan_grace_secs),
+            retention: self.settings.staging.retention,
+            orphan_grace: self.settings.worker.orphan_grace,
         };
         let janitor_task = tokio::spawn(run_janitor(
             janitor,
-            Duration::from_secs(self.settings.janitor_interval_secs),
+            self.settings.worker.janitor_interval,
             token.clone(),
         ));
         if migrate_until_done(&self.pool, &token).await {
@@ -312,15 +311,16 @@ fn worker_name() -> String {
 }
 
 async fn supervise(
-    settings: &Settings,
+    settings: &WorkerSettings,
     concurrency: usize,
     redis: ConnectionManager,
     deps: Arc<Deps>,
     token: &CancellationToken,
 ) {
-    let queue = intake_shared::queue::worker_config(settings).batch_size(concurrency.clamp(1, 8));
-    let deadline = Duration::from_secs(settings.shutdown_deadline_secs);
-    let poll_interval = Duration::from_millis(settings.worker_poll_interval_ms);
+    let queue = intake_shared::queue::worker_config(&settings.redis.keys(), &settings.queue)
+        .batch_size(concurrency.clamp(1, 8));
+    let deadline = settings.serve.shutdown_deadline;
+    let poll_interval = settings.worker.poll_interval;
     let mut restart_delay = Duration::from_millis(200);
     while !token.is_cancelled() {
         let name = worker_name();

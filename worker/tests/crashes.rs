@@ -30,9 +30,10 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     let staging = pipeline.staging.as_ref();
 
     // Crash right after the team ID was allocated.
-    let Allocation::Allocated(first) = allocate_id::run(&stack.pool, &jobs[0], "ICCT", 4, None)
-        .await
-        .expect("allocate")
+    let Allocation::Allocated(first) =
+        allocate_id::run(&stack.pool, &jobs[0], &Default::default(), None)
+            .await
+            .expect("allocate")
     else {
         panic!("the team is free")
     };
@@ -51,9 +52,10 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[1], 2).await.expect("re-run completes");
 
     // Crash right after the registration was saved.
-    let Allocation::Allocated(id2) = allocate_id::run(&stack.pool, &jobs[2], "ICCT", 4, None)
-        .await
-        .expect("allocate")
+    let Allocation::Allocated(id2) =
+        allocate_id::run(&stack.pool, &jobs[2], &Default::default(), None)
+            .await
+            .expect("allocate")
     else {
         panic!("the team is free")
     };
@@ -275,7 +277,7 @@ async fn worker_reports_health_and_metrics() {
 async fn worker_resumes_by_itself_after_redis_restarts() {
     let mut redis = intake_testkit::private_redis::PrivateRedis::start();
     let url = redis.url();
-    let mut stack = Stack::start_with(move |s| s.redis_url = url).await;
+    let mut stack = Stack::start_with(move |s| s.redis.url = url).await;
     stack.spawn_worker(2).await;
     let before = stack.submit(&team(1)).await;
     assert_eq!(
@@ -310,8 +312,8 @@ async fn a_redis_restart_loses_no_accepted_registration() {
     let mut redis = intake_testkit::private_redis::PrivateRedis::start_persistent();
     let url = redis.url();
     let mut stack = Stack::start_with(move |s| {
-        s.redis_url = url;
-        s.job_max_attempts = 25;
+        s.redis.url = url;
+        s.queue.max_attempts = 25;
     })
     .await;
     // Slow uploads keep jobs in the queue and in flight when Redis goes down.

@@ -148,8 +148,8 @@ async fn fifty_registrations_by_four_workers_get_fifty_sequential_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn team_id_format_follows_configuration() {
     let mut stack = Stack::start_with(|s| {
-        s.team_id_prefix = "CUP".into();
-        s.team_id_width = 6;
+        s.team_ids.prefix = "CUP".into();
+        s.team_ids.width = 6;
     })
     .await;
     stack.spawn_worker(2).await;
@@ -176,18 +176,34 @@ async fn team_ids_are_padded_to_the_width_and_never_cut() {
     let mut jobs = stack.queued_jobs();
     jobs.sort_by_key(|j| j.registration.team_name.to_string());
     for (job, n) in jobs.iter().zip([9999, 10000, 10001]) {
-        let allocation = allocate_id::run(&stack.pool, job, "CUP", 4, None)
-            .await
-            .expect("allocate");
+        let allocation = allocate_id::run(
+            &stack.pool,
+            job,
+            &intake_shared::config::TeamIdFormat {
+                prefix: "CUP".into(),
+                width: 4,
+            },
+            None,
+        )
+        .await
+        .expect("allocate");
         assert_eq!(
             allocation,
             Allocation::Allocated(TeamId::format("CUP", 4, n))
         );
     }
     // A second run of a job gets its ID back and moves the counter no further.
-    let again = allocate_id::run(&stack.pool, &jobs[0], "CUP", 4, None)
-        .await
-        .expect("allocate again");
+    let again = allocate_id::run(
+        &stack.pool,
+        &jobs[0],
+        &intake_shared::config::TeamIdFormat {
+            prefix: "CUP".into(),
+            width: 4,
+        },
+        None,
+    )
+    .await
+    .expect("allocate again");
     assert_eq!(again, Allocation::Allocated(TeamId::format("CUP", 4, 9999)));
     assert_eq!(
         stack
@@ -203,10 +219,10 @@ async fn local_backends_store_media_and_write_the_outbox() {
     let outbox = tempfile::tempdir().expect("outbox dir");
     let (media_path, outbox_path) = (media.path().to_path_buf(), outbox.path().to_path_buf());
     let mut stack = Stack::start_with(move |s| {
-        s.cloudinary_url = None;
-        s.smtp_url = None;
-        s.media_dir = media_path;
-        s.outbox_dir = outbox_path;
+        s.cloudinary.url = None;
+        s.mail.smtp_url = None;
+        s.cloudinary.media_dir = media_path;
+        s.mail.outbox_dir = outbox_path;
     })
     .await;
     stack.spawn_worker(2).await;
@@ -290,9 +306,10 @@ async fn a_twin_run_that_fails_after_the_save_does_not_fail_the_registration() {
         .start(&job, 1, intake_shared::status::Step::UploadingFiles)
         .await
         .expect("the twin started");
-    let team_id = intake_worker::steps::allocate_id::run(&stack.pool, &job, "ICCT", 4, None)
-        .await
-        .expect("allocate");
+    let team_id =
+        intake_worker::steps::allocate_id::run(&stack.pool, &job, &Default::default(), None)
+            .await
+            .expect("allocate");
     let intake_worker::steps::allocate_id::Allocation::Allocated(team_id) = team_id else {
         panic!("the team is free")
     };

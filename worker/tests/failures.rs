@@ -84,7 +84,8 @@ async fn cloudinary_outage_longer_than_one_attempt_is_retried_by_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cloudinary_hang_times_out_and_is_retried() {
-    let mut stack = Stack::start_with(|s| s.cloudinary_timeout_secs = 1).await;
+    let mut stack =
+        Stack::start_with(|s| s.cloudinary.timeout = std::time::Duration::from_secs(1)).await;
     stack.cloudinary.script([Behaviour::Hang]);
     stack.spawn_worker(2).await;
     let id = stack.submit(&TestForm::valid()).await;
@@ -130,7 +131,7 @@ async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
     );
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 0);
     assert!(stack.smtp.messages().is_empty());
-    let failed: Vec<String> = redis::Client::open(stack.settings.redis_url.as_str())
+    let failed: Vec<String> = redis::Client::open(stack.settings.redis.url.as_str())
         .and_then(|c| c.get_connection())
         .and_then(|mut c| {
             redis::cmd("ZRANGE")
@@ -146,7 +147,7 @@ async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_cloudinary_secret_is_refused_by_the_fake() {
     let mut stack = Stack::start_with(|s| {
-        s.cloudinary_url = Some(secrecy::SecretString::from(format!(
+        s.cloudinary.url = Some(secrecy::SecretString::from(format!(
             "cloudinary://{}:wrong-secret@{}",
             intake_testkit::cloudinary::API_KEY,
             intake_testkit::cloudinary::CLOUD_NAME
@@ -256,8 +257,8 @@ async fn simultaneous_duplicates_register_one_team() {
 async fn postgres_down_during_a_job_is_retried_and_completes() {
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().expect("literal")).await;
     let proxy_addr = proxy.addr.to_string();
-    let mut stack = Stack::start_with(|s| s.job_max_attempts = 20).await;
-    stack.settings.database_url = secrecy::SecretString::from(stack.db.url_via(&proxy_addr));
+    let mut stack = Stack::start_with(|s| s.queue.max_attempts = 20).await;
+    stack.settings.database.url = secrecy::SecretString::from(stack.db.url_via(&proxy_addr));
     let health = stack.spawn_worker(2).await;
     // Wait until the worker has migrated and is ready, then cut Postgres off.
     worker_ready(health).await;
@@ -296,7 +297,7 @@ async fn smtp_authentication_from_the_url_is_used() {
     let server = intake_testkit::smtp::SmtpServer::start_with_auth("intake", "s3cret").await;
     let url = format!("smtp://intake:s3cret@{}", server.addr);
     let mut stack =
-        Stack::start_with(move |s| s.smtp_url = Some(secrecy::SecretString::from(url))).await;
+        Stack::start_with(move |s| s.mail.smtp_url = Some(secrecy::SecretString::from(url))).await;
     stack.spawn_worker(2).await;
     let id = stack.submit(&TestForm::valid()).await;
     let status = stack.wait_final(&id, FINISH).await;
@@ -311,7 +312,7 @@ async fn smtp_wrong_password_means_email_failed_not_registration_failed() {
     let server = intake_testkit::smtp::SmtpServer::start_with_auth("intake", "s3cret").await;
     let url = format!("smtp://intake:wrong@{}", server.addr);
     let mut stack =
-        Stack::start_with(move |s| s.smtp_url = Some(secrecy::SecretString::from(url))).await;
+        Stack::start_with(move |s| s.mail.smtp_url = Some(secrecy::SecretString::from(url))).await;
     stack.spawn_worker(2).await;
     let id = stack.submit(&TestForm::valid()).await;
     let status = stack.wait_final(&id, FINISH).await;
@@ -399,8 +400,8 @@ async fn a_team_whose_registration_failed_for_good_can_register_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
     let mut stack = Stack::start_with(|s| {
-        s.database_lock_timeout_ms = 300;
-        s.database_idle_in_transaction_timeout_secs = 2;
+        s.database.lock_timeout = std::time::Duration::from_millis(300);
+        s.database.idle_in_transaction_timeout = std::time::Duration::from_secs(2);
     })
     .await;
     let health = stack.spawn_worker(2).await;
@@ -408,7 +409,7 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
     // The vanished worker: a session set up as the worker's are, that takes the counter's
     // lock (as an allocation does) and then says nothing more.
     let vanished = intake_store::pg::pool(
-        &stack.settings,
+        &stack.settings.database,
         intake_worker::db::WORKER_APPLICATION_NAME,
         1,
     )
@@ -418,7 +419,7 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
         "INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ($1, 1)
          ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1",
     )
-    .bind(&stack.settings.team_id_prefix)
+    .bind(&stack.settings.team_ids.prefix)
     .execute(&mut *tx)
     .await
     .expect("counter locked");

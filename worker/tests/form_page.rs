@@ -211,8 +211,8 @@ async fn a_double_click_registers_once() {
     team_id_shown(&browser).await;
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
     let statuses = intake_testkit::redis_keys::matching(
-        &stack.settings.redis_url,
-        &format!("{}:status:*", stack.settings.redis_prefix),
+        &stack.settings.redis.url,
+        &format!("{}:status:*", stack.settings.redis.prefix),
     );
     assert_eq!(statuses.len(), 1, "one registration: {statuses:?}");
     browser.close().await.expect("close");

@@ -10,12 +10,12 @@ use intake_worker::janitor::Janitor;
 
 fn janitor(stack: &Stack, retention: Duration, orphan_grace: Duration) -> Janitor {
     Janitor {
-        queue: intake_shared::queue::config(&stack.settings),
+        queue: intake_shared::queue::config(&stack.settings.keys(), &stack.settings.queue),
         staging: std::sync::Arc::new(intake_shared::staging::LocalStaging::new(
             stack.staging.path(),
         )),
         keys: stack.settings.keys(),
-        redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis_url)
+        redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url)
             .expect("redis url"),
         retention,
         orphan_grace,
@@ -79,8 +79,8 @@ async fn failed_registrations_keep_their_files_until_retention_ends() {
     assert_eq!(expired.expired_removed, 1);
     assert_eq!(stack.staged_files(), 0);
     let marks = intake_testkit::redis_keys::matching(
-        &stack.settings.redis_url,
-        &format!("{}:staged:*", stack.settings.redis_prefix),
+        &stack.settings.redis.url,
+        &format!("{}:staged:*", stack.settings.redis.prefix),
     );
     assert!(
         marks.is_empty(),
@@ -122,10 +122,10 @@ async fn finished_tasks_leave_no_payload_in_the_queue() {
         stack.wait_final(&failed, Duration::from_secs(60)).await["status"],
         "failed"
     );
-    let queue = intake_shared::queue::config(&stack.settings);
+    let queue = intake_shared::queue::config(&stack.settings.keys(), &stack.settings.queue);
     // apalis acknowledges a task just after the handler returns.
     let finished = || {
-        let done: i64 = redis::Client::open(stack.settings.redis_url.as_str())
+        let done: i64 = redis::Client::open(stack.settings.redis.url.as_str())
             .and_then(|c| c.get_connection())
             .and_then(|mut c| {
                 redis::pipe()
@@ -155,13 +155,13 @@ async fn finished_tasks_leave_no_payload_in_the_queue() {
     );
     assert_eq!(finished(), 0);
     // A re-drive still works: the failed registration kept its own copy.
-    let payload: Option<String> = redis::Client::open(stack.settings.redis_url.as_str())
+    let payload: Option<String> = redis::Client::open(stack.settings.redis.url.as_str())
         .and_then(|c| c.get_connection())
         .and_then(|mut c| {
             redis::cmd("GET")
                 .arg(format!(
                     "{}:failed-job:{failed}",
-                    stack.settings.redis_prefix
+                    stack.settings.redis.prefix
                 ))
                 .query(&mut c)
         })

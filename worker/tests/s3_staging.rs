@@ -16,11 +16,11 @@ async fn s3_stack(moto: &MotoServer) -> Stack {
     moto.create_bucket(BUCKET).await;
     let endpoint = moto.endpoint.clone();
     Stack::start_with(move |s| {
-        s.staging_s3_bucket = Some(BUCKET.into());
-        s.staging_s3_endpoint = Some(endpoint);
-        s.staging_s3_prefix = format!("staging-{}", s.redis_prefix);
-        s.staging_s3_access_key_id = Some("testing".into());
-        s.staging_s3_secret_access_key = Some(secrecy::SecretString::from("testing"));
+        s.staging.s3_bucket = Some(BUCKET.into());
+        s.staging.s3_endpoint = Some(endpoint);
+        s.staging.s3_prefix = format!("staging-{}", s.redis.prefix);
+        s.staging.s3_access_key_id = Some("testing".into());
+        s.staging.s3_secret_access_key = Some(secrecy::SecretString::from("testing"));
     })
     .await
 }
@@ -29,7 +29,7 @@ async fn s3_stack(moto: &MotoServer) -> Stack {
 async fn documents_travel_through_the_bucket_and_are_removed_on_completion() {
     let moto = MotoServer::start().await;
     let mut stack = s3_stack(&moto).await;
-    let prefix = stack.settings.staging_s3_prefix.clone();
+    let prefix = stack.settings.staging.s3_prefix.clone();
     let form = TestForm::valid()
         .file("payment_receipt", pdf(200_000), "r.pdf")
         .file("pastor_letter", png(3 * 1024 * 1024), "l.png");
@@ -66,7 +66,7 @@ async fn documents_travel_through_the_bucket_and_are_removed_on_completion() {
 async fn rejected_requests_leave_nothing_in_the_bucket() {
     let moto = MotoServer::start().await;
     let stack = s3_stack(&moto).await;
-    let prefix = stack.settings.staging_s3_prefix.clone();
+    let prefix = stack.settings.staging.s3_prefix.clone();
     let bad =
         TestForm::valid()
             .set("captain_phone", "123")
@@ -87,7 +87,7 @@ async fn rejected_requests_leave_nothing_in_the_bucket() {
 async fn failed_registrations_keep_their_staged_files_until_the_janitor_expires_them() {
     let moto = MotoServer::start().await;
     let mut stack = s3_stack(&moto).await;
-    let prefix = stack.settings.staging_s3_prefix.clone();
+    let prefix = stack.settings.staging.s3_prefix.clone();
     stack.cloudinary.set_default(Behaviour::Fail(400));
     stack.spawn_worker(2).await;
     let id = stack.submit(&team(1)).await;
@@ -98,10 +98,11 @@ async fn failed_registrations_keep_their_staged_files_until_the_janitor_expires_
     assert_eq!(moto.keys(BUCKET, &prefix).await.len(), 1);
 
     let janitor = Janitor {
-        queue: intake_shared::queue::config(&stack.settings),
-        staging: intake_shared::staging::from_settings(&stack.settings).expect("s3 staging"),
+        queue: intake_shared::queue::config(&stack.settings.keys(), &stack.settings.queue),
+        staging: intake_shared::staging::from_settings(&stack.settings.staging)
+            .expect("s3 staging"),
         keys: stack.settings.keys(),
-        redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis_url)
+        redis: intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url)
             .expect("redis url"),
         retention: Duration::ZERO,
         orphan_grace: Duration::from_secs(3600),

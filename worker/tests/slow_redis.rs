@@ -34,10 +34,10 @@ async fn redis_addr(url: &str) -> SocketAddr {
 async fn a_worker_whose_redis_answers_slower_than_its_heartbeat_still_takes_jobs() {
     intake_testkit::log_stack_to_test_output();
     let mut stack = Stack::start().await;
-    assert_eq!(stack.settings.worker_heartbeat_secs, 1);
-    let slow = TcpProxy::start(redis_addr(&stack.settings.redis_url).await).await;
-    let via = redis_url_via(&stack.settings.redis_url, slow.addr);
-    stack.spawn_worker_with(1, |s| s.redis_url = via).await;
+    assert_eq!(stack.settings.queue.heartbeat, Duration::from_secs(1));
+    let slow = TcpProxy::start(redis_addr(&stack.settings.redis.url).await).await;
+    let via = redis_url_via(&stack.settings.redis.url, slow.addr);
+    stack.spawn_worker_with(1, |s| s.redis.url = via).await;
     // Connected and polling at full speed first (a connection's handshake must fit in the
     // 1 s connection timeout); then Redis turns slow: 1.3 s, longer than the heartbeat
     // interval (1 s) and the poll interval, shorter than the response timeout (2 s), so

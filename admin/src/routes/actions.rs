@@ -283,7 +283,7 @@ async fn queue_resend(
         &state.queue,
         &job,
         &format!("{id}:resend:{audit_id}"),
-        state.settings.job_max_attempts,
+        state.settings.queue.max_attempts,
     )
     .await;
     if let Err(err) = pushed {

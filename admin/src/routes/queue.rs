@@ -15,7 +15,7 @@ pub async fn stats(
     let stats = intake_shared::queue::stats(
         &mut state.redis(),
         &state.queue,
-        &state.settings.keys().failed_index(),
+        &state.settings.redis.keys().failed_index(),
     )
     .await?;
     Ok(Json(stats))

@@ -12,7 +12,7 @@ use crate::state::AppState;
     responses((status = 200, description = "Metrics in Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
     let mut conn = app.redis();
-    let failed_index = app.settings.keys().failed_index();
+    let failed_index = app.settings.redis.keys().failed_index();
     match intake_shared::queue::stats(&mut conn, app.enqueuer.queue(), &failed_index).await {
         Ok(stats) => recorder::queue_depth(stats.waiting),
         Err(err) => tracing::debug!(error = %err, "queue depth unavailable for this scrape"),

@@ -93,7 +93,7 @@ pub async fn submit(
     let client = client::identity(
         peer,
         request.headers(),
-        app.settings.trusted_proxy_header.as_deref(),
+        app.settings.api.trusted_proxy_header.as_deref(),
     );
     let mut conn = app.redis();
     let limit = match app.rate_limiter.check(&mut conn, &client).await {
@@ -141,7 +141,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = idempotency_key(request.headers())?;
-    if content_length(request.headers()).is_some_and(|len| len > app.settings.max_body_bytes) {
+    if content_length(request.headers()).is_some_and(|len| len > app.settings.api.max_body_bytes) {
         return Err(ApiError::PayloadTooLarge);
     }
     let multipart = Multipart::from_request(request, &())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use intake_api::Application;
-use intake_shared::config::Settings;
+use intake_shared::config::ApiSettings;
 use reqwest::multipart::Form;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -23,36 +23,35 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
-    pub settings: Settings,
+    pub settings: ApiSettings,
     staging: TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
 /// Settings for a test app: its own Redis prefix and staging directory, port 0, limits off.
-pub fn test_settings(staging: &Path) -> Settings {
-    Settings {
-        redis_url: redis_url(),
-        redis_prefix: format!("test-{}", uuid::Uuid::new_v4().simple()),
-        api_addr: "127.0.0.1:0".parse().expect("literal address"),
-        staging_dir: staging.to_path_buf(),
-        rate_limit_per_minute: 0,
-        rate_limit_per_hour: 0,
-        ..Settings::default()
-    }
+pub fn test_settings(staging: &Path) -> ApiSettings {
+    let mut settings = ApiSettings::default();
+    settings.redis.url = redis_url();
+    settings.redis.prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    settings.api.addr = "127.0.0.1:0".parse().expect("literal address");
+    settings.api.rate_limit_per_minute = 0;
+    settings.api.rate_limit_per_hour = 0;
+    settings.staging.dir = staging.to_path_buf();
+    settings
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_app_with(customise: impl FnOnce(&mut ApiSettings)) -> TestApp {
     let staging = tempfile::tempdir().expect("temporary staging directory");
     let mut settings = test_settings(staging.path());
     customise(&mut settings);
     spawn_with_settings(settings, staging).await
 }
 
-pub async fn spawn_with_settings(settings: Settings, staging: TempDir) -> TestApp {
+pub async fn spawn_with_settings(settings: ApiSettings, staging: TempDir) -> TestApp {
     let app = Application::build(settings.clone())
         .await
         .expect("the api builds");
@@ -133,7 +132,7 @@ impl TestApp {
     }
 
     fn redis(&self) -> redis::Connection {
-        redis::Client::open(self.settings.redis_url.as_str())
+        redis::Client::open(self.settings.redis.url.as_str())
             .and_then(|c| c.get_connection())
             .expect("test redis reachable")
     }
@@ -141,14 +140,14 @@ impl TestApp {
     /// Every Redis key this app's prefix owns.
     pub fn redis_keys(&self) -> Vec<String> {
         intake_testkit::redis_keys::matching(
-            &self.settings.redis_url,
-            &self.settings.keys().all_pattern(),
+            &self.settings.redis.url,
+            &self.settings.redis.keys().all_pattern(),
         )
     }
 
     /// Jobs in the queue, waiting (apalis parks new jobs in its scheduled set) or active.
     pub fn queued_jobs(&self) -> u64 {
-        let queue = intake_shared::queue::config(&self.settings);
+        let queue = intake_shared::queue::config(&self.settings.redis.keys(), &self.settings.queue);
         let mut conn = self.redis();
         let scheduled: u64 = redis::cmd("ZCARD")
             .arg(queue.scheduled_jobs_set())
@@ -163,7 +162,7 @@ impl TestApp {
 
     /// The job payloads in the queue, decoded.
     pub fn queued_payloads(&self) -> Vec<Value> {
-        let queue = intake_shared::queue::config(&self.settings);
+        let queue = intake_shared::queue::config(&self.settings.redis.keys(), &self.settings.queue);
         let values: Vec<Vec<u8>> = redis::cmd("HVALS")
             .arg(queue.job_data_hash())
             .query(&mut self.redis())
@@ -192,8 +191,8 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
         intake_testkit::redis_keys::delete_matching(
-            &self.settings.redis_url,
-            &self.settings.keys().all_pattern(),
+            &self.settings.redis.url,
+            &self.settings.redis.keys().all_pattern(),
         );
     }
 }

@@ -9,7 +9,7 @@ pub mod team_ids;
 use std::time::Duration;
 
 use backon::ExponentialBuilder;
-use intake_shared::config::Settings;
+use intake_shared::config::DatabaseSettings;
 use secrecy::ExposeSecret;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -61,12 +61,12 @@ impl DbError {
 /// worker whose host vanished mid-transaction sends no FIN; without this its session kept
 /// the team ID counter locked, and every allocation waited behind it).
 pub fn pool(
-    settings: &Settings,
+    settings: &DatabaseSettings,
     application_name: &str,
     max_connections: u32,
 ) -> Result<PgPool, BadDatabaseUrl> {
     let mut options: PgConnectOptions = settings
-        .database_url
+        .url
         .expose_secret()
         .parse()
         .map_err(BadDatabaseUrl)?;
@@ -76,11 +76,11 @@ pub fn pool(
     let options = options.options([
         (
             "lock_timeout",
-            format!("{}ms", settings.database_lock_timeout_ms),
+            format!("{}ms", settings.lock_timeout.as_millis()),
         ),
         (
             "idle_in_transaction_session_timeout",
-            format!("{}s", settings.database_idle_in_transaction_timeout_secs),
+            format!("{}ms", settings.idle_in_transaction_timeout.as_millis()),
         ),
     ]);
     Ok(PgPoolOptions::new()

@@ -38,12 +38,9 @@ pub enum Allocation {
     Claimed { holder: RegistrationId },
 }
 
-/// The format of team IDs: `{prefix}-{n}`, `n` padded to `width` digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TeamIdFormat {
-    pub prefix: String,
-    pub width: usize,
-}
+/// The format of team IDs, `{prefix}-{n}` with `n` padded to `width` digits, is a settings
+/// section (`INTAKE_TEAM_ID_PREFIX`, `INTAKE_TEAM_ID_WIDTH`).
+pub use intake_shared::config::TeamIdFormat;
 
 /// Gives the registration its team ID and the claim on its team; `take_over` names a
 /// holder the caller found gone (failed for good, never saved) whose claim may be moved.

@@ -17,15 +17,10 @@ use crate::error::StepError;
 pub async fn run(
     pool: &PgPool,
     job: &RegistrationJob,
-    prefix: &str,
-    width: usize,
+    format: &TeamIdFormat,
     take_over: Option<RegistrationId>,
 ) -> Result<Allocation, StepError> {
-    let format = TeamIdFormat {
-        prefix: prefix.to_owned(),
-        width,
-    };
-    team_ids::allocate(pool, job, &format, take_over)
+    team_ids::allocate(pool, job, format, take_over)
         .await
         .map_err(|e| db::step_error(&e, "allocating the team ID"))
 }

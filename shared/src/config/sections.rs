@@ -1,0 +1,508 @@
+//! The settings sections, one per concern. A field's serde name is its variable's name
+//! without `INTAKE_` (`url` of [`RedisSettings`] is `INTAKE_REDIS_URL`); defaults are the
+//! contract's (docs/contract.md §13).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{ConfigError, Section, at_least_one, comma_list, millis, secs};
+use crate::keys::RedisKeys;
+
+/// Where Redis is and the prefix of every key Intake writes there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    #[serde(rename = "redis_url")]
+    pub url: String,
+    /// Several deployments (or parallel tests) can share one Redis under different prefixes.
+    #[serde(rename = "redis_prefix")]
+    pub prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "intake".into(),
+        }
+    }
+}
+
+impl Section for RedisSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|s| self.url.starts_with(s))
+        {
+            return Err(ConfigError::invalid(
+                "INTAKE_REDIS_URL",
+                "must start with redis://, rediss:// or unix://",
+            ));
+        }
+        if self.prefix.is_empty()
+            || !self
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(ConfigError::invalid(
+                "INTAKE_REDIS_PREFIX",
+                "must be non-empty letters, digits, '-', '_', '.' or ':'",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RedisSettings {
+    pub fn keys(&self) -> RedisKeys {
+        RedisKeys::new(self.prefix.clone())
+    }
+}
+
+/// The job queue, which every process that pushes or consumes must see alike (a difference
+/// would strand jobs or hand live ones to a second worker).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QueueSettings {
+    /// Attempts a job gets before it is failed for good.
+    #[serde(rename = "job_max_attempts")]
+    pub max_attempts: u32,
+    /// How long an `Idempotency-Key` (and the queue's own idempotency entry) is remembered.
+    #[serde(rename = "idempotency_ttl_secs", deserialize_with = "secs")]
+    pub idempotency_ttl: Duration,
+    /// How often a worker proves it is alive; one silent for three beats is presumed dead
+    /// and its in-flight jobs go back to the queue.
+    #[serde(rename = "worker_heartbeat_secs", deserialize_with = "secs")]
+    pub heartbeat: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            idempotency_ttl: Duration::from_secs(86_400),
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Section for QueueSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_JOB_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
+        at_least_one("INTAKE_IDEMPOTENCY_TTL_SECS", self.idempotency_ttl)?;
+        at_least_one("INTAKE_WORKER_HEARTBEAT_SECS", self.heartbeat)
+    }
+}
+
+/// Where uploads wait between the api and a worker: a directory, or an S3 bucket so the api
+/// and the workers can run on different hosts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StagingSettings {
+    #[serde(rename = "staging_dir")]
+    pub dir: PathBuf,
+    /// Stage in this S3 bucket instead of `dir`.
+    #[serde(rename = "staging_s3_bucket")]
+    pub s3_bucket: Option<String>,
+    /// Endpoint of an S3-compatible service (MinIO, Ceph, …); unset means AWS.
+    #[serde(rename = "staging_s3_endpoint")]
+    pub s3_endpoint: Option<String>,
+    #[serde(rename = "staging_s3_region")]
+    pub s3_region: String,
+    /// S3 credentials; unset means `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    #[serde(rename = "staging_s3_access_key_id")]
+    pub s3_access_key_id: Option<String>,
+    #[serde(rename = "staging_s3_secret_access_key")]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Key prefix of staged uploads inside the bucket.
+    #[serde(rename = "staging_s3_prefix")]
+    pub s3_prefix: String,
+    /// How long staged files of unfinished registrations are kept, and how long a
+    /// registration's status record stays readable once it is final.
+    #[serde(rename = "staging_retention_secs", deserialize_with = "secs")]
+    pub retention: Duration,
+}
+
+impl Default for StagingSettings {
+    fn default() -> Self {
+        Self {
+            dir: "./var/staging".into(),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_prefix: "staging".into(),
+            retention: Duration::from_secs(604_800),
+        }
+    }
+}
+
+impl Section for StagingSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("INTAKE_STAGING_RETENTION_SECS", self.retention)
+    }
+}
+
+/// Postgres: where it is and how long our sessions may wait on or hold its locks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    #[serde(rename = "database_url")]
+    pub url: SecretString,
+    /// Longest a statement of ours waits for a lock (Postgres' `lock_timeout`) before it
+    /// fails and the attempt is retried, instead of hanging.
+    #[serde(rename = "database_lock_timeout_ms", deserialize_with = "millis")]
+    pub lock_timeout: Duration,
+    /// Postgres ends a session of ours that sits inside a transaction this long without a
+    /// statement (`idle_in_transaction_session_timeout`), releasing its locks: a worker on
+    /// a host that vanished holds none for longer than this.
+    #[serde(
+        rename = "database_idle_in_transaction_timeout_secs",
+        deserialize_with = "secs"
+    )]
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://postgres@127.0.0.1:5432/intake"),
+            lock_timeout: Duration::from_millis(5_000),
+            idle_in_transaction_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Section for DatabaseSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        const NO_LIMIT: &str =
+            "must be at least 1 (0 would let a statement or a silent session hold locks forever)";
+        if self.lock_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "INTAKE_DATABASE_LOCK_TIMEOUT_MS",
+                NO_LIMIT,
+            ));
+        }
+        if self.idle_in_transaction_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS",
+                NO_LIMIT,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where documents go: Cloudinary when `CLOUDINARY_URL` is set, else `media_dir` (the local
+/// media backend, for development).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CloudinarySettings {
+    #[serde(rename = "cloudinary_url")]
+    pub url: Option<SecretString>,
+    #[serde(rename = "cloudinary_api_base")]
+    pub api_base: String,
+    #[serde(rename = "cloudinary_folder")]
+    pub folder: String,
+    /// Longest wait for one answer from Cloudinary.
+    #[serde(rename = "cloudinary_timeout_secs", deserialize_with = "secs")]
+    pub timeout: Duration,
+    #[serde(rename = "media_dir")]
+    pub media_dir: PathBuf,
+}
+
+impl Default for CloudinarySettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_base: "https://api.cloudinary.com".into(),
+            folder: "intake".into(),
+            timeout: Duration::from_secs(30),
+            media_dir: "./var/media".into(),
+        }
+    }
+}
+
+impl Section for CloudinarySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("INTAKE_CLOUDINARY_TIMEOUT_SECS", self.timeout)
+    }
+}
+
+/// Where confirmation emails go: SMTP when `INTAKE_SMTP_URL` is set, else files in
+/// `outbox_dir` (for development).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MailSettings {
+    pub smtp_url: Option<SecretString>,
+    /// The From mailbox (`Name <address>`); required with SMTP.
+    #[serde(rename = "mail_from")]
+    pub from: Option<String>,
+    pub outbox_dir: PathBuf,
+    /// Longest wait for one SMTP exchange.
+    #[serde(rename = "smtp_timeout_secs", deserialize_with = "secs")]
+    pub timeout: Duration,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: None,
+            outbox_dir: "./var/outbox".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Section for MailSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("INTAKE_SMTP_TIMEOUT_SECS", self.timeout)?;
+        if self.smtp_url.is_some() && self.from.is_none() {
+            return Err(ConfigError::invalid(
+                "INTAKE_MAIL_FROM",
+                "is required when INTAKE_SMTP_URL is set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How team IDs are written: `ICCT-0042` is prefix `ICCT`, width 4.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct TeamIdFormat {
+    #[serde(rename = "team_id_prefix")]
+    pub prefix: String,
+    #[serde(rename = "team_id_width")]
+    pub width: usize,
+}
+
+impl Default for TeamIdFormat {
+    fn default() -> Self {
+        Self {
+            prefix: "ICCT".into(),
+            width: 4,
+        }
+    }
+}
+
+impl Section for TeamIdFormat {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.prefix.is_empty() || !self.prefix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::invalid(
+                "INTAKE_TEAM_ID_PREFIX",
+                "must be non-empty letters and digits",
+            ));
+        }
+        if !(1..=12).contains(&self.width) {
+            return Err(ConfigError::invalid(
+                "INTAKE_TEAM_ID_WIDTH",
+                "must be between 1 and 12",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The public api's own settings: where it listens and what it lets in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ApiSection {
+    #[serde(rename = "api_addr")]
+    pub addr: SocketAddr,
+    /// Submissions per client address per minute and per hour; 0 turns a limit off.
+    pub rate_limit_per_minute: u64,
+    pub rate_limit_per_hour: u64,
+    /// Cap on a whole submission's body.
+    pub max_body_bytes: u64,
+    /// How long one request may take before the api answers 408.
+    #[serde(rename = "request_timeout_secs", deserialize_with = "secs")]
+    pub request_timeout: Duration,
+    /// Origins allowed to call the api from a browser (CORS); empty allows none.
+    #[serde(deserialize_with = "comma_list")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Header set by a trusted reverse proxy with the client's address (for example
+    /// `x-forwarded-for`); unset means the peer address identifies the client.
+    pub trusted_proxy_header: Option<String>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rate_limit_per_minute: 10,
+            rate_limit_per_hour: 100,
+            max_body_bytes: 12 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_allowed_origins: Vec::new(),
+            trusted_proxy_header: None,
+        }
+    }
+}
+
+impl Section for ApiSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < crate::domain::DocumentType::MAX_BYTES {
+            return Err(ConfigError::invalid(
+                "INTAKE_MAX_BODY_BYTES",
+                "must be at least 5 MiB, the size of one document",
+            ));
+        }
+        at_least_one("INTAKE_REQUEST_TIMEOUT_SECS", self.request_timeout)?;
+        if let Some(header) = &self.trusted_proxy_header
+            && !is_header_name(header)
+        {
+            return Err(ConfigError::invalid(
+                "INTAKE_TRUSTED_PROXY_HEADER",
+                "must be a valid HTTP header name",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A worker process's own settings: its health server, how many jobs it runs, how it polls
+/// and how its janitor sweeps staging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSection {
+    #[serde(rename = "worker_addr")]
+    pub addr: SocketAddr,
+    /// Jobs in flight in one process; they wait on Cloudinary and SMTP, not on the CPU.
+    #[serde(rename = "worker_concurrency")]
+    pub concurrency: usize,
+    /// How often an idle worker looks for due jobs: the longest a newly accepted
+    /// registration waits before a free worker takes it.
+    #[serde(rename = "worker_poll_interval_ms", deserialize_with = "millis")]
+    pub poll_interval: Duration,
+    /// How often a worker sweeps staging (one worker at a time does).
+    #[serde(rename = "janitor_interval_secs", deserialize_with = "secs")]
+    pub janitor_interval: Duration,
+    /// How old a staged upload that no job references must be before it is removed (an
+    /// api that crashed mid-request leaves such uploads).
+    #[serde(rename = "staging_orphan_grace_secs", deserialize_with = "secs")]
+    pub orphan_grace: Duration,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            concurrency: 32,
+            poll_interval: Duration::from_millis(10),
+            janitor_interval: Duration::from_secs(300),
+            orphan_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Section for WorkerSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_WORKER_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        at_least_one("INTAKE_WORKER_POLL_INTERVAL_MS", self.poll_interval)?;
+        at_least_one("INTAKE_JANITOR_INTERVAL_SECS", self.janitor_interval)
+    }
+}
+
+/// The admin service's own settings: its (private) address and who may call it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AdminSection {
+    #[serde(rename = "admin_addr")]
+    pub addr: SocketAddr,
+    /// `name:token` pairs, comma-separated; unset means the admin api refuses everyone.
+    #[serde(rename = "admin_tokens")]
+    pub tokens: Option<SecretString>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            tokens: None,
+        }
+    }
+}
+
+impl Section for AdminSection {}
+
+/// How an HTTP service of ours serves, and how long a process lets work in flight finish
+/// after SIGTERM (open connections; a worker's running jobs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServeSettings {
+    /// Send `Strict-Transport-Security` (only behind HTTPS).
+    pub hsts: bool,
+    #[serde(rename = "shutdown_deadline_secs", deserialize_with = "secs")]
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            hsts: false,
+            shutdown_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Section for ServeSettings {}
+
+impl ServeSettings {
+    pub fn options(&self) -> crate::http::serve::ServeOptions {
+        crate::http::serve::ServeOptions {
+            hsts: self.hsts,
+            drain: self.shutdown_deadline,
+        }
+    }
+}
+
+/// How logs are written: JSON for machines, a readable format for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard output is not a terminal, readable text when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Auto,
+        }
+    }
+}
+
+impl Section for TelemetrySettings {}
