@@ -271,7 +271,7 @@ fn finish_registrations(
                 }
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 status
-                    .start(&job, 1, Step::AllocatingId)
+                    .start(&job, 1, Step::ClaimingTeam)
                     .await
                     .expect("start");
                 if n.is_multiple_of(3) {
@@ -285,10 +285,7 @@ fn finish_registrations(
                     status.fail(&job, 1, &failure).await.expect("fail");
                 } else {
                     let team_id = TeamId::format("ICCT", 4, n as u64);
-                    status
-                        .team_id(&job, &team_id, Step::UploadingFiles)
-                        .await
-                        .expect("team id");
+                    status.saved(&job, &team_id).await.expect("saved");
                     status
                         .complete(&job, &[], EmailStatus::Sent)
                         .await

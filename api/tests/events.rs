@@ -94,24 +94,25 @@ async fn every_status_transition_reaches_the_event_stream_which_ends_when_final(
     let status = repository(&app);
     let job = queued_job(&app);
     status
-        .start(&job, 1, Step::AllocatingId)
+        .start(&job, 1, Step::ClaimingTeam)
         .await
         .expect("start");
     let processing = events.next().await.expect("processing");
     assert_eq!(processing["status"], "processing");
-    assert_eq!(processing["step"], "allocating_id");
-    let team_id = TeamId::from_stored("ICCT-0042".to_owned());
+    assert_eq!(processing["step"], "claiming_team");
     status
-        .team_id(&job, &team_id, Step::UploadingFiles)
+        .step(&job, Step::UploadingFiles)
         .await
-        .expect("team id");
-    let with_id = events.next().await.expect("team id");
-    assert_eq!(with_id["team_id"], "ICCT-0042");
-    assert_eq!(with_id["step"], "uploading_files");
+        .expect("uploading");
+    let uploading = events.next().await.expect("uploading");
+    assert_eq!(uploading["step"], "uploading_files");
+    assert_eq!(uploading["team_id"], serde_json::Value::Null);
     status.step(&job, Step::Saving).await.expect("saving");
     assert_eq!(events.next().await.expect("saving")["step"], "saving");
-    status.sending_email(&job).await.expect("sending email");
-    let sending = events.next().await.expect("sending email");
+    let team_id = TeamId::from_stored("ICCT-0042".to_owned());
+    status.saved(&job, &team_id).await.expect("saved");
+    let sending = events.next().await.expect("saved");
+    assert_eq!(sending["team_id"], "ICCT-0042");
     assert_eq!(sending["step"], "sending_email");
     assert_eq!(sending["email_status"], "pending");
     status

@@ -296,18 +296,17 @@ async fn drain(
     })
 }
 
-/// pgbench running the worker's two transactions (the team ID with its claim, then the
-/// registration with 11 players and a document, one statement as the worker writes it) on
-/// the same database: the Postgres ceiling.
+/// pgbench running the worker's two transactions (the claim on the team, then the
+/// registration with its team ID, 11 players and a document, one statement as the worker
+/// writes it) on the same database: the Postgres ceiling.
 async fn pgbench(system: &System) -> anyhow::Result<f64> {
     let script = system.file(
         "worker.pgbench",
         br#"\set n random(1, 9000000000000000000)
 BEGIN;
-INSERT INTO team_claims (team_key, registration_id) VALUES ('pgbench ' || :n, lpad(to_hex(:n), 32, '0')::uuid) ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key RETURNING registration_id, (xmax = 0);
-WITH c AS (INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ('PGB', 1) ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1 RETURNING last_value) INSERT INTO team_ids (registration_id, team_id) SELECT lpad(to_hex(:n), 32, '0')::uuid, 'PGB-' || lpad(last_value::text, greatest(4, length(last_value::text)), '0') FROM c ON CONFLICT (registration_id) DO NOTHING RETURNING split_part(team_id, '-', 2)::bigint AS v \gset
+INSERT INTO team_claims (team_key, registration_id) VALUES ('pgbench ' || :n, lpad(to_hex(:n), 32, '0')::uuid) ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key RETURNING registration_id;
 COMMIT;
-WITH team AS (INSERT INTO teams (registration_id, team_id, team_name, captain_name, captain_phone, captain_email, vice_captain_name, vice_captain_phone, vice_captain_email, request_id, submitted_at) VALUES (lpad(to_hex(:n), 32, '0')::uuid, 'PGB-' || lpad(:v::text, greatest(4, length(:v::text)), '0'), 'pgbench ' || :n, 'Arjun Mehta', '9876543210', 'arjun@example.org', 'Ravi Kumar', '9123456780', 'ravi@example.org', 'req', now()) RETURNING registration_id), players AS (INSERT INTO players (registration_id, position, name, role) SELECT team.registration_id, p, 'Player ' || p, 'batsman' FROM team, generate_series(0, 10) AS p), documents AS (INSERT INTO documents (registration_id, kind, public_id, secure_url, content_type, bytes, sha256) SELECT team.registration_id, 'payment_receipt', 'pgb/' || :n, 'https://x/' || :n, 'image/png', 2048, 'x' FROM team) SELECT count(*) FROM team;
+WITH n AS (INSERT INTO team_id_counters AS c (prefix, last_value) VALUES ('PGB', 1) ON CONFLICT (prefix) DO UPDATE SET last_value = c.last_value + 1 RETURNING last_value), team AS (INSERT INTO teams (registration_id, team_id, team_name, captain_name, captain_phone, captain_email, vice_captain_name, vice_captain_phone, vice_captain_email, request_id, submitted_at) SELECT lpad(to_hex(:n), 32, '0')::uuid, 'PGB-' || lpad(n.last_value::text, greatest(4, length(n.last_value::text)), '0'), 'pgbench ' || :n, 'Arjun Mehta', '9876543210', 'arjun@example.org', 'Ravi Kumar', '9123456780', 'ravi@example.org', 'req', now() FROM n RETURNING registration_id), players AS (INSERT INTO players (registration_id, position, name, role) SELECT team.registration_id, p, 'Player ' || p, 'batsman' FROM team, generate_series(0, 10) AS p), documents AS (INSERT INTO documents (registration_id, kind, public_id, secure_url, content_type, bytes, sha256) SELECT team.registration_id, 'payment_receipt', 'pgb/' || :n, 'https://x/' || :n, 'image/png', 2048, 'x' FROM team) SELECT count(*) FROM team;
 "#,
     )?;
     system.reset().await?;

@@ -307,7 +307,7 @@ impl System {
         let mut conn = client.get_multiplexed_async_connection().await?;
         let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await?;
         sqlx::query(
-            "TRUNCATE teams, players, documents, team_ids, team_claims, team_id_counters, email_deliveries CASCADE",
+            "TRUNCATE teams, players, documents, team_claims, team_id_counters, email_deliveries CASCADE",
         )
         .execute(&self.pool)
         .await?;

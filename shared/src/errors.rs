@@ -119,6 +119,8 @@ pub enum ProblemCode {
     InvalidState,
     /// Admin API: the staged documents are gone; the registration cannot be re-driven.
     DocumentsExpired,
+    /// Admin API: the token is valid but its role does not allow this call.
+    Forbidden,
 }
 
 impl ProblemCode {
@@ -145,6 +147,7 @@ impl ProblemCode {
             Self::AlreadyCompleted => "ALREADY_COMPLETED",
             Self::InvalidState => "INVALID_STATE",
             Self::DocumentsExpired => "DOCUMENTS_EXPIRED",
+            Self::Forbidden => "FORBIDDEN",
         }
     }
 }

@@ -25,7 +25,7 @@ impl JobState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    AllocatingId,
+    ClaimingTeam,
     UploadingFiles,
     Saving,
     SendingEmail,

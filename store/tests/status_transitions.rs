@@ -119,7 +119,7 @@ fn failure() -> AttemptError {
 /// A run's first and last status writes.
 async fn run_to_completion(status: &StatusRepository, job: &RegistrationJob) {
     status
-        .start(job, 1, Step::AllocatingId)
+        .start(job, 1, Step::ClaimingTeam)
         .await
         .expect("start");
     status
@@ -153,20 +153,18 @@ async fn every_transition_publishes_the_record_it_wrote() {
     assert!(status.create(id, "upload-1").await.expect("create"));
     assert_eq!(next(&mut events).await["status"], "queued");
     status
-        .start(&job, 1, Step::AllocatingId)
+        .start(&job, 1, Step::ClaimingTeam)
         .await
         .expect("start");
-    assert_eq!(next(&mut events).await["step"], "allocating_id");
-    let team_id = intake_shared::domain::TeamId::from_stored("ICCT-0001".into());
-    status
-        .team_id(&job, &team_id, Step::UploadingFiles)
-        .await
-        .expect("team id");
-    assert_eq!(next(&mut events).await["team_id"], "ICCT-0001");
+    assert_eq!(next(&mut events).await["step"], "claiming_team");
     status.step(&job, Step::Saving).await.expect("saving");
     assert_eq!(next(&mut events).await["step"], "saving");
-    status.sending_email(&job).await.expect("sending email");
-    assert_eq!(next(&mut events).await["email_status"], "pending");
+    let team_id = intake_shared::domain::TeamId::from_stored("ICCT-0001".into());
+    status.saved(&job, &team_id).await.expect("saved");
+    let saved = next(&mut events).await;
+    assert_eq!(saved["team_id"], "ICCT-0001");
+    assert_eq!(saved["step"], "sending_email");
+    assert_eq!(saved["email_status"], "pending");
     status
         .complete(&job, &["upload-1".to_owned()], EmailStatus::Sent)
         .await
@@ -264,7 +262,7 @@ async fn illegal_transitions_are_refused_and_write_nothing() {
     run_to_completion(status, &job).await;
     let before = status.get(id).await.expect("get");
     assert_eq!(
-        refused(status.start(&job, 2, Step::AllocatingId).await),
+        refused(status.start(&job, 2, Step::ClaimingTeam).await),
         TransitionError::AlreadyCompleted
     );
     assert_eq!(
@@ -312,7 +310,7 @@ async fn redrives_racing_the_old_runs_writes_end_in_one_consistent_state() {
                     if n == 0 {
                         status.complete(&job, &[], EmailStatus::Sent).await
                     } else {
-                        status.start(&job, 2, Step::AllocatingId).await
+                        status.start(&job, 2, Step::ClaimingTeam).await
                     }
                 })
             })

@@ -1,5 +1,5 @@
-//! The registration job, top to bottom: **allocate team ID → upload documents → save
-//! registration → send email → completed**, publishing the status before each step. Every
+//! The registration job, top to bottom: **claim the team → upload documents → save the
+//! registration with its team ID → send email → completed**, publishing the status before each step. Every
 //! step is safe to run again, which is what makes at-least-once delivery (a crashed worker,
 //! a re-drive) produce its effects exactly once.
 
@@ -17,12 +17,12 @@ use intake_store::pg::{PgPool, audit};
 use intake_store::status::{StatusError, StatusRepository};
 
 use crate::error::StepError;
-use crate::steps::allocate_id::{self, Allocation};
+use crate::steps::claim_team::{self, Claim};
 use crate::steps::notify::Notifier;
 use crate::steps::save;
 use crate::steps::upload::Uploader;
 use intake_shared::config::TeamIdFormat;
-use intake_shared::domain::{RegistrationId, TeamId};
+use intake_shared::domain::RegistrationId;
 
 pub struct Pipeline {
     pub pool: PgPool,
@@ -53,30 +53,37 @@ impl Pipeline {
 
     async fn register(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
         let id = job.registration_id;
-        // 1. Team ID: the same one on every run of this registration. (Each status change
-        // says where the job is now: `processing` comes with its first step, the team ID
-        // with the next one.)
-        self.status.start(job, attempt, Step::AllocatingId).await?;
-        let team_id = timed("allocating_id", self.allocate(job)).await?;
-        tracing::info!(%team_id, "team ID allocated");
+        // 1. The claim on the team, before anything is uploaded. (Each status change says
+        // where the job is now: `processing` comes with its first step.)
+        self.status.start(job, attempt, Step::ClaimingTeam).await?;
+        timed("claiming_team", self.claim_team(job)).await?;
 
-        // 2 and 3. Documents, then the registration in one statement. A run after the
-        // registration was saved (its staged files may be gone by then) skips both.
-        self.status
-            .team_id(job, &team_id, Step::UploadingFiles)
-            .await?;
-        if save::is_saved(&self.pool, id).await? {
-            tracing::info!("registration already saved by an earlier run");
-        } else {
-            let documents = timed(
-                "uploading_files",
-                self.uploader.run(self.staging.as_ref(), job),
-            )
-            .await?;
-            self.status.step(job, Step::Saving).await?;
-            let saved = timed("saving", save::run(&self.pool, job, &team_id, &documents)).await?;
-            tracing::info!(?saved, documents = documents.len(), "registration saved");
-        }
+        // 2 and 3. Documents, then the registration with its team ID in one statement. A
+        // run after the registration was saved (its staged files may be gone by then) skips
+        // both and finds the ID it was saved with.
+        let team_id = match save::saved_team_id(&self.pool, id).await? {
+            Some(team_id) => {
+                tracing::info!(%team_id, "registration already saved by an earlier run");
+                team_id
+            }
+            None => {
+                self.status.step(job, Step::UploadingFiles).await?;
+                let documents = timed(
+                    "uploading_files",
+                    self.uploader.run(self.staging.as_ref(), job),
+                )
+                .await?;
+                self.status.step(job, Step::Saving).await?;
+                let saved = timed(
+                    "saving",
+                    save::run(&self.pool, job, &self.team_ids, &documents),
+                )
+                .await?;
+                tracing::info!(?saved, documents = documents.len(), "registration saved");
+                saved.team_id().clone()
+            }
+        };
+        self.status.saved(job, &team_id).await?;
 
         // The documents are stored and saved: the staged copies are not needed by any later
         // run (it finds the registration saved), so they go before anyone sees "completed".
@@ -84,7 +91,6 @@ impl Pipeline {
         self.remove_staged(&uploads).await;
 
         // 4. Confirmation email: never fatal.
-        self.status.sending_email(job).await?;
         let email = timed(
             "sending_email",
             self.notifier.run(&self.pool, job, &team_id),
@@ -179,15 +185,15 @@ impl Pipeline {
         }
     }
 
-    /// The team ID, with the claim on the team. A team claimed by a registration that
-    /// failed for good and was never saved is taken over; one claimed by a registration
-    /// still in progress or saved makes this one a duplicate.
-    async fn allocate(&self, job: &RegistrationJob) -> Result<TeamId, StepError> {
+    /// The claim on the team. A team claimed by a registration that failed for good and
+    /// was never saved is taken over; one claimed by a registration still in progress or
+    /// saved makes this one a duplicate.
+    async fn claim_team(&self, job: &RegistrationJob) -> Result<(), StepError> {
         let mut take_over = None;
         loop {
-            match allocate_id::run(&self.pool, job, &self.team_ids, take_over).await? {
-                Allocation::Allocated(team_id) => return Ok(team_id),
-                Allocation::Claimed { holder } => {
+            match claim_team::run(&self.pool, job, take_over).await? {
+                Claim::Held => return Ok(()),
+                Claim::Other(holder) => {
                     if take_over.is_none() && self.gave_up(holder).await? {
                         tracing::info!(%holder, "taking over the team's claim from a failed registration");
                         take_over = Some(holder);

@@ -9,7 +9,7 @@ use intake_testkit::eventually;
 use intake_testkit::form::TestForm;
 use intake_testkit::stack::{Stack, team};
 use intake_worker::error::StepError;
-use intake_worker::steps::allocate_id::{self, Allocation};
+use intake_worker::steps::claim_team::{self, Claim};
 use intake_worker::steps::save;
 
 const FINISH: Duration = Duration::from_secs(60);
@@ -29,18 +29,15 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     let pipeline = runtime.pipeline();
     let staging = pipeline.staging.as_ref();
 
-    // Crash right after the team ID was allocated.
-    let Allocation::Allocated(first) =
-        allocate_id::run(&stack.pool, &jobs[0], &Default::default(), None)
-            .await
-            .expect("allocate")
-    else {
-        panic!("the team is free")
-    };
+    // Crash right after the team was claimed.
+    let claim = claim_team::run(&stack.pool, &jobs[0], None)
+        .await
+        .expect("claim");
+    assert_eq!(claim, Claim::Held);
     pipeline.run(&jobs[0], 2).await.expect("re-run completes");
     assert_eq!(
         stack.status(&jobs[0].registration_id.to_string()).await["team_id"],
-        first.as_str()
+        "ICCT-0001"
     );
 
     // Crash right after the documents were uploaded.
@@ -52,22 +49,23 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
     pipeline.run(&jobs[1], 2).await.expect("re-run completes");
 
     // Crash right after the registration was saved.
-    let Allocation::Allocated(id2) =
-        allocate_id::run(&stack.pool, &jobs[2], &Default::default(), None)
-            .await
-            .expect("allocate")
-    else {
-        panic!("the team is free")
-    };
+    claim_team::run(&stack.pool, &jobs[2], None)
+        .await
+        .expect("claim");
     let docs = pipeline
         .uploader
         .run(staging, &jobs[2])
         .await
         .expect("upload");
-    save::run(&stack.pool, &jobs[2], &id2, &docs)
+    let saved = save::run(&stack.pool, &jobs[2], &Default::default(), &docs)
         .await
         .expect("save");
     pipeline.run(&jobs[2], 2).await.expect("re-run completes");
+    assert_eq!(
+        stack.status(&jobs[2].registration_id.to_string()).await["team_id"],
+        saved.team_id().as_str(),
+        "the re-run finds the ID it was saved with"
+    );
 
     // Crash after the email was accepted (the whole job ran; its staged files are gone).
     pipeline.run(&jobs[3], 1).await.expect("first run");
@@ -135,13 +133,9 @@ async fn job_run_again_after_a_crash_at_each_step_has_its_effects_once() {
         6
     );
     assert_eq!(
-        stack.count("SELECT count(*) FROM team_ids").await,
-        6,
-        "no ID was taken twice"
-    );
-    assert_eq!(
         stack.count("SELECT last_value FROM team_id_counters").await,
-        6
+        6,
+        "no number was taken twice or skipped"
     );
     assert_eq!(stack.cloudinary.assets().len(), 6, "one asset per document");
     assert_eq!(
@@ -179,7 +173,10 @@ async fn a_worker_killed_mid_job_is_replaced_by_another() {
         "the rescued job kept its team ID"
     );
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
-    assert_eq!(stack.count("SELECT count(*) FROM team_ids").await, 1);
+    assert_eq!(
+        stack.count("SELECT last_value FROM team_id_counters").await,
+        1
+    );
     assert_eq!(stack.cloudinary.assets().len(), 1);
     assert_eq!(stack.smtp.messages().len(), 1);
 }

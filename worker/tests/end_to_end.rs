@@ -109,11 +109,13 @@ async fn status_shows_every_step_while_polling() {
         .await;
     assert_eq!(uploading["status"], "processing");
     assert_eq!(
-        uploading["team_id"], "ICCT-0001",
-        "the team ID is visible once allocated"
+        uploading["team_id"],
+        serde_json::Value::Null,
+        "the team ID comes with the save"
     );
     let done = stack.wait_final(&id, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "completed");
+    assert_eq!(done["team_id"], "ICCT-0001");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -160,9 +162,14 @@ async fn team_id_format_follows_configuration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn team_ids_are_padded_to_the_width_and_never_cut() {
+    use intake_shared::config::TeamIdFormat;
     use intake_shared::domain::TeamId;
-    use intake_worker::steps::allocate_id::{self, Allocation};
+    use intake_worker::steps::save::{self, Saved};
     let stack = Stack::start().await;
+    let format = TeamIdFormat {
+        prefix: "CUP".into(),
+        width: 4,
+    };
     intake_store::pg::migrate(&stack.pool)
         .await
         .expect("migrations");
@@ -176,35 +183,16 @@ async fn team_ids_are_padded_to_the_width_and_never_cut() {
     let mut jobs = stack.queued_jobs();
     jobs.sort_by_key(|j| j.registration.team_name.to_string());
     for (job, n) in jobs.iter().zip([9999, 10000, 10001]) {
-        let allocation = allocate_id::run(
-            &stack.pool,
-            job,
-            &intake_shared::config::TeamIdFormat {
-                prefix: "CUP".into(),
-                width: 4,
-            },
-            None,
-        )
-        .await
-        .expect("allocate");
-        assert_eq!(
-            allocation,
-            Allocation::Allocated(TeamId::format("CUP", 4, n))
-        );
+        let saved = save::run(&stack.pool, job, &format, &[])
+            .await
+            .expect("save");
+        assert_eq!(saved, Saved::Inserted(TeamId::format("CUP", 4, n)));
     }
-    // A second run of a job gets its ID back and moves the counter no further.
-    let again = allocate_id::run(
-        &stack.pool,
-        &jobs[0],
-        &intake_shared::config::TeamIdFormat {
-            prefix: "CUP".into(),
-            width: 4,
-        },
-        None,
-    )
-    .await
-    .expect("allocate again");
-    assert_eq!(again, Allocation::Allocated(TeamId::format("CUP", 4, 9999)));
+    // A second save of a job finds its ID and moves the counter no further.
+    let again = save::run(&stack.pool, &jobs[0], &format, &[])
+        .await
+        .expect("save again");
+    assert_eq!(again, Saved::AlreadySaved(TeamId::format("CUP", 4, 9999)));
     assert_eq!(
         stack
             .count("SELECT last_value FROM team_id_counters WHERE prefix = 'CUP'")
@@ -306,19 +294,12 @@ async fn a_twin_run_that_fails_after_the_save_does_not_fail_the_registration() {
         .start(&job, 1, intake_shared::status::Step::UploadingFiles)
         .await
         .expect("the twin started");
-    let team_id =
-        intake_worker::steps::allocate_id::run(&stack.pool, &job, &Default::default(), None)
-            .await
-            .expect("allocate");
-    let intake_worker::steps::allocate_id::Allocation::Allocated(team_id) = team_id else {
-        panic!("the team is free")
-    };
     let documents = pipeline
         .uploader
         .run(pipeline.staging.as_ref(), &job)
         .await
         .expect("upload");
-    intake_worker::steps::save::run(&stack.pool, &job, &team_id, &documents)
+    intake_worker::steps::save::run(&stack.pool, &job, &Default::default(), &documents)
         .await
         .expect("the other run saved it");
 

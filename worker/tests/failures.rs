@@ -7,7 +7,7 @@ use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::{TestForm, pdf};
 use intake_testkit::proxy::TcpProxy;
 use intake_testkit::smtp::SmtpBehaviour;
-use intake_testkit::stack::Stack;
+use intake_testkit::stack::{Stack, team};
 
 const FINISH: Duration = Duration::from_secs(60);
 
@@ -121,8 +121,9 @@ async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
             .is_some_and(|m| !m.is_empty())
     );
     assert_eq!(
-        status["team_id"], "ICCT-0001",
-        "the ID stays with the registration for a re-drive"
+        status["team_id"],
+        serde_json::Value::Null,
+        "a registration that never saved takes no team ID"
     );
     assert_eq!(
         stack.staged_files(),
@@ -343,9 +344,12 @@ async fn two_hundred_simultaneous_registrations_of_one_team_make_one_row() {
     assert_eq!(completed, 1);
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
     assert_eq!(stack.smtp.messages().len(), 1);
-    // The team is claimed with the ID, before any upload: the duplicates took no team ID
-    // and uploaded nothing.
-    assert_eq!(stack.count("SELECT count(*) FROM team_ids").await, 1);
+    // The team is claimed before any upload: the duplicates uploaded nothing, and took no
+    // team ID (one number was given out).
+    assert_eq!(
+        stack.count("SELECT last_value FROM team_id_counters").await,
+        1
+    );
     assert_eq!(
         stack.cloudinary.assets().len(),
         1,
@@ -366,7 +370,10 @@ async fn a_team_whose_registration_failed_for_good_can_register_again() {
     let second = stack.submit(&TestForm::valid()).await;
     let status = stack.wait_final(&second, FINISH).await;
     assert_eq!(status["status"], "completed", "{status}");
-    assert_eq!(status["team_id"], "ICCT-0002");
+    assert_eq!(
+        status["team_id"], "ICCT-0001",
+        "the failed one took no number"
+    );
     // Re-running the first one now finds the team taken and uploads nothing.
     let uploads = stack.cloudinary.upload_calls();
     let job = stack
@@ -392,7 +399,7 @@ async fn a_team_whose_registration_failed_for_good_can_register_again() {
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
 }
 
-/// A worker whose host vanishes in the middle of the ID allocation sends Postgres no FIN: its
+/// A worker whose host vanishes in the middle of a save sends Postgres no FIN: its
 /// session stays open, inside the transaction, holding the team ID counter. Postgres ends
 /// such a session after `INTAKE_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECS`, and meanwhile
 /// the other workers' allocations give up waiting after `INTAKE_DATABASE_LOCK_TIMEOUT_MS`
@@ -407,7 +414,7 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
     let health = stack.spawn_worker(2).await;
     worker_ready(health).await;
     // The vanished worker: a session set up as the worker's are, that takes the counter's
-    // lock (as an allocation does) and then says nothing more.
+    // lock (as a save does) and then says nothing more.
     let vanished = intake_store::pg::pool(
         &stack.settings.database,
         intake_worker::db::WORKER_APPLICATION_NAME,
@@ -438,4 +445,38 @@ async fn a_vanished_workers_open_transaction_does_not_block_team_ids() {
         "{ended}"
     );
     stack.stop_workers().await;
+}
+
+/// Team IDs have no holes (docs/contract.md §5): a registration the document store refuses
+/// never takes a number, so the next team saved gets the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registrations_that_fail_take_no_team_id_and_leave_no_hole() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let mut saved = Vec::new();
+    for n in 0..3 {
+        let id = stack.submit(&team(n)).await;
+        saved.push(stack.wait_final(&id, FINISH).await);
+    }
+    stack.cloudinary.set_default(Behaviour::Fail(400));
+    for n in 3..5 {
+        let id = stack.submit(&team(n)).await;
+        let status = stack.wait_final(&id, FINISH).await;
+        assert_eq!(status["error"]["code"], "DOCUMENT_REJECTED", "{status}");
+        assert_eq!(status["team_id"], serde_json::Value::Null, "{status}");
+    }
+    stack.cloudinary.set_default(Behaviour::Normal);
+    let id = stack.submit(&team(5)).await;
+    saved.push(stack.wait_final(&id, FINISH).await);
+    let ids: Vec<&str> = saved
+        .iter()
+        .map(|s| s["team_id"].as_str().expect("a saved team has its ID"))
+        .collect();
+    assert_eq!(ids, ["ICCT-0001", "ICCT-0002", "ICCT-0003", "ICCT-0004"]);
+    let (stored,): (Vec<String>,) =
+        sqlx::query_as("SELECT array_agg(team_id ORDER BY team_id) FROM teams")
+            .fetch_one(&stack.pool)
+            .await
+            .expect("team rows");
+    assert_eq!(stored, ids);
 }

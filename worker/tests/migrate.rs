@@ -21,7 +21,7 @@ async fn migrate_prepares_a_fresh_database() {
         .await
         .expect("db");
     let tables: i64 =
-        intake_testkit::postgres::count_tables(&pool, &["teams", "audit_log", "team_ids"]).await;
+        intake_testkit::postgres::count_tables(&pool, &["teams", "audit_log", "team_claims"]).await;
     assert_eq!(tables, 3);
     pool.close().await;
 }

@@ -62,6 +62,10 @@ impl Problem {
                 ProblemCode::Unauthorized,
                 "a valid bearer token is required",
             ),
+            StatusCode::FORBIDDEN => (
+                ProblemCode::Forbidden,
+                "this token's role does not allow this call",
+            ),
             StatusCode::METHOD_NOT_ALLOWED => (
                 ProblemCode::MethodNotAllowed,
                 "this method is not allowed on this resource",
@@ -130,6 +134,7 @@ fn title(code: ProblemCode) -> &'static str {
         ProblemCode::AlreadyCompleted => "Already completed",
         ProblemCode::InvalidState => "Invalid state",
         ProblemCode::DocumentsExpired => "Documents expired",
+        ProblemCode::Forbidden => "Forbidden",
     }
 }
 

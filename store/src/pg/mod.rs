@@ -4,7 +4,7 @@
 pub mod audit;
 pub mod email_deliveries;
 pub mod registrations;
-pub mod team_ids;
+pub mod team_claims;
 
 use std::time::Duration;
 

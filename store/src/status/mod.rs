@@ -362,22 +362,13 @@ impl StatusRepository {
         self.run_change(job, Change::Step(step)).await
     }
 
-    /// The team ID is allocated; the job goes on to `next`.
-    pub async fn team_id(
-        &self,
-        job: &RegistrationJob,
-        team_id: &TeamId,
-        next: Step,
-    ) -> Result<(), StatusError> {
-        let change = Change::TeamId {
+    /// The registration is saved with `team_id`; the job goes on to its confirmation email
+    /// (`step: sending_email`, `email_status: pending`).
+    pub async fn saved(&self, job: &RegistrationJob, team_id: &TeamId) -> Result<(), StatusError> {
+        let change = Change::Saved {
             team_id: team_id.to_string(),
-            next,
         };
         self.run_change(job, change).await
-    }
-
-    pub async fn sending_email(&self, job: &RegistrationJob) -> Result<(), StatusError> {
-        self.run_change(job, Change::SendingEmail).await
     }
 
     /// The registration is done: its failure payload (from an earlier, re-driven run) and

@@ -35,10 +35,8 @@ pub enum Change {
     Start { attempt: u32, step: Step },
     /// The job moves on to `step`.
     Step(Step),
-    /// The team ID is allocated; the job moves on to `next`.
-    TeamId { team_id: String, next: Step },
-    /// The confirmation email is being sent.
-    SendingEmail,
+    /// The registration is saved with this team ID; the confirmation email is next.
+    Saved { team_id: String },
     /// The registration is done.
     Complete { email: EmailStatus },
     /// The registration failed for good in attempt `attempt`.
@@ -146,13 +144,9 @@ fn apply_change(mut stored: Stored, change: Change, now: OffsetDateTime) -> Stor
             record.status = JobState::Processing;
             record.step = Some(step);
         }
-        Change::TeamId { team_id, next } => {
+        Change::Saved { team_id } => {
             record.status = JobState::Processing;
             record.team_id = Some(team_id);
-            record.step = Some(next);
-        }
-        Change::SendingEmail => {
-            record.status = JobState::Processing;
             record.step = Some(Step::SendingEmail);
             record.email_status = Some(EmailStatus::Pending);
         }
@@ -205,7 +199,7 @@ mod tests {
     fn start() -> Change {
         Change::Start {
             attempt: 1,
-            step: Step::AllocatingId,
+            step: Step::ClaimingTeam,
         }
     }
 
@@ -223,17 +217,20 @@ mod tests {
     fn a_run_starts_from_queued_and_moves_through_its_steps_to_completed() {
         let started = change(stored(JobState::Queued, 0), Actor::Run(0), start()).expect("start");
         assert_eq!(started.record.status, JobState::Processing);
-        assert_eq!(started.record.step, Some(Step::AllocatingId));
+        assert_eq!(started.record.step, Some(Step::ClaimingTeam));
+        let saving = change(started, Actor::Run(0), Change::Step(Step::Saving)).expect("saving");
+        assert_eq!(saving.record.team_id, None, "no team ID before the save");
         let with_id = change(
-            started,
+            saving,
             Actor::Run(0),
-            Change::TeamId {
+            Change::Saved {
                 team_id: "ICCT-0001".into(),
-                next: Step::UploadingFiles,
             },
         )
-        .expect("team id");
+        .expect("saved");
         assert_eq!(with_id.record.team_id.as_deref(), Some("ICCT-0001"));
+        assert_eq!(with_id.record.step, Some(Step::SendingEmail));
+        assert_eq!(with_id.record.email_status, Some(EmailStatus::Pending));
         let done = change(
             with_id,
             Actor::Run(0),
@@ -254,7 +251,7 @@ mod tests {
             Actor::Run(0),
             Change::Start {
                 attempt: 2,
-                step: Step::AllocatingId,
+                step: Step::ClaimingTeam,
             },
         )
         .expect("restart");

@@ -1,8 +1,10 @@
-//! Step 3: the registration in one statement: the team, its players and its documents
+//! Step 3: the registration in one statement: its team ID (the next number, taken only by a
+//! registration that saves), the team, its players and its documents
 //! (`intake_store::pg::registrations`). The unique key on (team name, captain's phone) is
 //! what stops one team registering twice whatever the timing; a second run of the *same*
 //! registration finds its own row instead.
 
+use intake_shared::config::TeamIdFormat;
 use intake_shared::domain::{RegistrationId, TeamId};
 use intake_shared::errors::JobFailureCode;
 use intake_shared::job::RegistrationJob;
@@ -25,15 +27,22 @@ pub fn duplicate() -> StepError {
 pub async fn run(
     pool: &PgPool,
     job: &RegistrationJob,
-    team_id: &TeamId,
+    format: &TeamIdFormat,
     documents: &[StoredDocument],
 ) -> Result<Saved, StepError> {
-    registrations::save(pool, job, team_id, documents)
+    registrations::save(pool, job, format, documents)
         .await
         .map_err(|e| match e {
             SaveError::Duplicate => duplicate(),
             SaveError::Db(err) => db::step_error(&err, "saving the registration"),
         })
+}
+
+/// The team ID of this registration if it is saved already.
+pub async fn saved_team_id(pool: &PgPool, id: RegistrationId) -> Result<Option<TeamId>, StepError> {
+    registrations::team_id_of(pool, id)
+        .await
+        .map_err(|e| db::step_error(&e, "looking up the registration"))
 }
 
 /// Whether this registration's rows are already in Postgres.

@@ -1,0 +1,85 @@
+//! Team claims: one per team (its name folded as the unique index on `teams` folds it, and
+//! the captain's phone), taken by a registration before it uploads anything. A second
+//! registration of a team already claimed is refused here, so a duplicate uploads nothing
+//! and takes no team ID (IDs are taken when a registration is saved, see
+//! [`super::registrations::save`]). A claim whose holder failed for good and was never saved
+//! can be taken over ([`claim`]'s `take_over`), so a team whose first attempt was refused can
+//! register again.
+
+use intake_shared::domain::RegistrationId;
+use intake_shared::job::RegistrationJob;
+use sqlx::PgPool;
+
+use super::{DbError, retrying};
+
+/// The claim key of a team, folded as the unique index on `teams` folds it.
+const TEAM_KEY: &str = "lower(regexp_replace($1, '\\s+', ' ', 'g')) || E'\\n' || $2";
+
+/// Who holds a team's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This registration (claimed just now, or on an earlier run).
+    Held,
+    /// Another registration.
+    Other(RegistrationId),
+}
+
+/// Claims the job's team for its registration, or names the holder; `take_over` names a
+/// holder the caller found gone (failed for good, never saved) whose claim may be moved.
+/// Transient failures are retried inside the call.
+pub async fn claim(
+    pool: &PgPool,
+    job: &RegistrationJob,
+    take_over: Option<RegistrationId>,
+) -> Result<Claim, DbError> {
+    retrying(|| async {
+        let mut tx = pool.begin().await?;
+        let claim = claim_in(&mut tx, job, take_over).await?;
+        tx.commit().await?;
+        Ok(claim)
+    })
+    .await
+}
+
+async fn claim_in(
+    tx: &mut sqlx::PgConnection,
+    job: &RegistrationJob,
+    take_over: Option<RegistrationId>,
+) -> Result<Claim, sqlx::Error> {
+    let (name, phone) = (
+        job.registration.team_name.as_str(),
+        job.registration.captain.phone.as_str(),
+    );
+    let id = job.registration_id.as_uuid();
+    // The no-op update locks a claim found, so a take-over below sees it as it is.
+    let (holder,): (uuid::Uuid,) = sqlx::query_as(&format!(
+        "INSERT INTO team_claims (team_key, registration_id) VALUES ({TEAM_KEY}, $3)
+         ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key
+         RETURNING registration_id"
+    ))
+    .bind(name)
+    .bind(phone)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if holder == id {
+        return Ok(Claim::Held);
+    }
+    if take_over.is_some_and(|gone| gone.as_uuid() == holder) {
+        let moved = sqlx::query(&format!(
+            "UPDATE team_claims SET registration_id = $3, claimed_at = now()
+             WHERE team_key = {TEAM_KEY} AND registration_id = $4"
+        ))
+        .bind(name)
+        .bind(phone)
+        .bind(id)
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            return Ok(Claim::Held);
+        }
+    }
+    Ok(Claim::Other(RegistrationId::from_uuid(holder)))
+}
