@@ -199,7 +199,7 @@ async function submit(event) {
 function render(status) {
   const reached = {
     queued: true,
-    team_id: Boolean(status.team_id),
+    checked: ["uploading_files", "saving", "sending_email"].includes(status.step) || status.status === "completed",
     documents: ["saving", "sending_email"].includes(status.step) || status.status === "completed",
     saved: status.step === "sending_email" || status.status === "completed",
     email: status.status === "completed",
