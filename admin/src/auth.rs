@@ -1,11 +1,16 @@
-//! Bearer tokens. `INTAKE_ADMIN_TOKENS` is a comma-separated list of `name:token` pairs; the
-//! name is what the audit log records as the actor. Tokens are compared in constant time
-//! (as SHA-256 digests, so their lengths do not show either), and with no token configured
-//! every call is refused.
+//! Bearer tokens and the roles they carry. `INTAKE_ADMIN_TOKENS` is a comma-separated list of
+//! `name:role:token` entries (or the older `name:token`, which means `support`); the name is
+//! what the audit log records as the actor. Tokens are compared in constant time (as SHA-256
+//! digests, so their lengths do not show either), and with no token configured every call is
+//! refused.
+//!
+//! A handler states the least role it needs by the extractor it takes ([`Viewer`],
+//! [`Support`], [`Organiser`]). The extractor runs before the handler body, so a call refused
+//! for its role has done nothing, not even written an audit row.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -13,39 +18,111 @@ use subtle::ConstantTimeEq;
 use crate::error::AdminError;
 use crate::state::AdminState;
 
+/// What a token may do. Each role may do everything the roles below it may, so the derived
+/// order is the permission order: `Viewer < Support < Organiser`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads: registrations (masked), queue stats, the audit log.
+    Viewer,
+    /// Puts registrations right: re-drive, resend email, reveal personal data.
+    Support,
+    /// Runs the event: team review and exports, when they come.
+    Organiser,
+}
+
+impl Role {
+    /// The role's name in `INTAKE_ADMIN_TOKENS`, exactly (lower case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "viewer" => Some(Self::Viewer),
+            "support" => Some(Self::Support),
+            "organiser" => Some(Self::Organiser),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Support => "support",
+            Self::Organiser => "organiser",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    role: Role,
+    digest: [u8; 32],
+}
+
 #[derive(Clone)]
 pub struct Tokens {
-    entries: Vec<(String, [u8; 32])>,
+    entries: Vec<Entry>,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.entries.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("Tokens").field("names", &names).finish()
+        let entries: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| format!("{}:{}", e.name, e.role))
+            .collect();
+        f.debug_struct("Tokens").field("entries", &entries).finish()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "INTAKE_ADMIN_TOKENS must be comma-separated name:token pairs with tokens of at least 16 characters"
+    "INTAKE_ADMIN_TOKENS must be comma-separated name:role:token entries (role viewer, support or organiser) or name:token pairs (role support), with a non-empty name and a token of at least 16 characters"
 )]
 pub struct BadTokens;
+
+const MIN_TOKEN_LEN: usize = 16;
+
+/// One entry of `INTAKE_ADMIN_TOKENS`. The middle word is a role only when it is exactly one
+/// of the role names; anything else belongs to a legacy token, so a `name:token` pair whose
+/// token happens to contain `:` keeps working.
+fn parse_entry(entry: &str) -> Result<(String, Role, &str), BadTokens> {
+    let mut parts = entry.splitn(3, ':');
+    let name = parts.next().unwrap_or_default();
+    let second = parts.next().ok_or(BadTokens)?;
+    let (role, token) = match (Role::from_name(second), parts.next()) {
+        (Some(role), Some(token)) => (role, token),
+        _ => {
+            let (_, token) = entry.split_once(':').ok_or(BadTokens)?;
+            (Role::Support, token)
+        }
+    };
+    if name.is_empty() || token.len() < MIN_TOKEN_LEN {
+        return Err(BadTokens);
+    }
+    Ok((name.to_owned(), role, token))
+}
 
 impl Tokens {
     pub fn parse(value: Option<&SecretString>) -> Result<Self, BadTokens> {
         let mut entries = Vec::new();
         if let Some(value) = value {
-            for pair in value
+            for entry in value
                 .expose_secret()
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
             {
-                let (name, token) = pair.split_once(':').ok_or(BadTokens)?;
-                if name.is_empty() || token.len() < 16 {
-                    return Err(BadTokens);
-                }
-                entries.push((name.to_owned(), Sha256::digest(token.as_bytes()).into()));
+                let (name, role, token) = parse_entry(entry)?;
+                entries.push(Entry {
+                    name,
+                    role,
+                    digest: Sha256::digest(token.as_bytes()).into(),
+                });
             }
         }
         Ok(Self { entries })
@@ -55,72 +132,256 @@ impl Tokens {
         self.entries.is_empty()
     }
 
-    /// The name of the token presented, if it is one of ours. Every configured token is
-    /// compared, so the time taken does not depend on which one matched.
-    pub fn identify(&self, presented: &str) -> Option<String> {
+    /// Who presented this token, if it is one of ours. Every configured token is compared,
+    /// so the time taken does not depend on which one matched.
+    pub fn identify(&self, presented: &str) -> Option<Actor> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
-        for (name, expected) in &self.entries {
-            if bool::from(expected.ct_eq(&digest)) {
-                found = Some(name.clone());
+        for entry in &self.entries {
+            if bool::from(entry.digest.ct_eq(&digest)) {
+                found = Some(Actor {
+                    name: entry.name.clone(),
+                    role: entry.role,
+                });
             }
         }
         found
     }
 }
 
-/// The authenticated caller: the name of the token used.
-#[derive(Debug, Clone)]
-pub struct Actor(pub String);
+/// The authenticated caller: the name of the token used (the audit log's actor) and its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
 
-impl FromRequestParts<AdminState> for Actor {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AdminState,
-    ) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(AdminError::Unauthorized)?;
-        state
-            .tokens
-            .identify(presented)
-            .map(Actor)
-            .ok_or(AdminError::Unauthorized)
+impl Actor {
+    /// For a check that depends on the request, such as `reveal=true`; a route's own
+    /// requirement is its extractor's.
+    pub fn require(&self, needed: Role) -> Result<(), AdminError> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(needed))
+        }
     }
 }
+
+/// The bearer token's actor, if it holds at least `needed`: `401` without a known token,
+/// then `403` for too small a role.
+pub fn authorise(tokens: &Tokens, headers: &HeaderMap, needed: Role) -> Result<Actor, AdminError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AdminError::Unauthorized)?;
+    let actor = tokens.identify(presented).ok_or(AdminError::Unauthorized)?;
+    actor.require(needed)?;
+    Ok(actor)
+}
+
+/// Defines an extractor that lets a call through only with a token of at least `$role`.
+/// `Actor` itself is deliberately not an extractor, so every route has to choose one of these.
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $extractor:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $extractor(pub Actor);
+
+        impl $extractor {
+            pub const ROLE: Role = $role;
+        }
+
+        impl FromRequestParts<AdminState> for $extractor {
+            type Rejection = AdminError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AdminState,
+            ) -> Result<Self, Self::Rejection> {
+                authorise(&state.tokens, &parts.headers, Self::ROLE).map(Self)
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// A caller with any role: reads.
+    Viewer,
+    Role::Viewer
+);
+role_extractor!(
+    /// A caller with the support role or above: actions on registrations.
+    Support,
+    Role::Support
+);
+role_extractor!(
+    /// A caller with the organiser role: team review and exports (no route needs it yet).
+    Organiser,
+    Role::Organiser
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
+
+    fn parse(value: &str) -> Result<Tokens, BadTokens> {
+        Tokens::parse(Some(&SecretString::from(value)))
+    }
+
+    fn actor(name: &str, role: Role) -> Option<Actor> {
+        Some(Actor {
+            name: name.to_owned(),
+            role,
+        })
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        headers
+    }
 
     #[test]
     fn names_come_from_the_pairs() {
-        let tokens = Tokens::parse(Some(&SecretString::from(
-            "alice:aaaaaaaaaaaaaaaaaaaa, bob:bbbbbbbbbbbbbbbbbbbb",
-        )))
-        .expect("valid");
+        let tokens = parse("alice:aaaaaaaaaaaaaaaaaaaa, bob:bbbbbbbbbbbbbbbbbbbb").expect("valid");
         assert_eq!(
-            tokens.identify("bbbbbbbbbbbbbbbbbbbb").as_deref(),
-            Some("bob")
+            tokens.identify("bbbbbbbbbbbbbbbbbbbb"),
+            actor("bob", Role::Support)
         );
         assert_eq!(
-            tokens.identify("aaaaaaaaaaaaaaaaaaaa").as_deref(),
-            Some("alice")
+            tokens.identify("aaaaaaaaaaaaaaaaaaaa"),
+            actor("alice", Role::Support)
         );
         assert_eq!(tokens.identify("nope"), None);
         assert!(!format!("{tokens:?}").contains("aaaa"));
     }
 
     #[test]
+    fn three_part_entries_give_the_role() {
+        let tokens = parse(
+            "carol:viewer:vvvvvvvvvvvvvvvvvvvv,sam:support:ssssssssssssssssssss,dave:organiser:oooooooooooooooooooo",
+        )
+        .expect("valid");
+        assert_eq!(
+            tokens.identify("vvvvvvvvvvvvvvvvvvvv"),
+            actor("carol", Role::Viewer)
+        );
+        assert_eq!(
+            tokens.identify("ssssssssssssssssssss"),
+            actor("sam", Role::Support)
+        );
+        assert_eq!(
+            tokens.identify("oooooooooooooooooooo"),
+            actor("dave", Role::Organiser)
+        );
+    }
+
+    #[test]
+    fn a_legacy_name_token_pair_is_support() {
+        let tokens = parse("alice:aaaaaaaaaaaaaaaaaaaa").expect("valid");
+        assert_eq!(
+            tokens.identify("aaaaaaaaaaaaaaaaaaaa"),
+            actor("alice", Role::Support)
+        );
+    }
+
+    #[test]
+    fn a_token_may_contain_colons() {
+        let tokens =
+            parse("carol:viewer:abc:defghijklmnopqrstu,alice:xyz:0123456789abcdef").expect("valid");
+        assert_eq!(
+            tokens.identify("abc:defghijklmnopqrstu"),
+            actor("carol", Role::Viewer)
+        );
+        assert_eq!(
+            tokens.identify("xyz:0123456789abcdef"),
+            actor("alice", Role::Support)
+        );
+    }
+
+    #[test]
+    fn an_unknown_role_word_is_part_of_a_legacy_token() {
+        for entry in [
+            "alice:admin:aaaaaaaaaaaaaaaaaaaa",
+            "alice:Viewer:aaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let tokens = parse(entry).expect("valid");
+            let (_, token) = entry.split_once(':').expect("colon");
+            assert_eq!(tokens.identify(token), actor("alice", Role::Support));
+            assert_eq!(tokens.identify("aaaaaaaaaaaaaaaaaaaa"), None);
+        }
+    }
+
+    #[test]
     fn short_or_nameless_tokens_are_refused() {
-        assert!(Tokens::parse(Some(&SecretString::from("alice:short"))).is_err());
-        assert!(Tokens::parse(Some(&SecretString::from("aaaaaaaaaaaaaaaaaaaa"))).is_err());
+        assert!(parse("alice:short").is_err());
+        assert!(parse("alice:viewer:short-token").is_err());
+        // Only the role word and no token: a legacy token "viewer", too short.
+        assert!(parse("alice:viewer").is_err());
+        assert!(parse("alice:viewer:").is_err());
+        assert!(parse(":viewer:vvvvvvvvvvvvvvvvvvvv").is_err());
+        assert!(parse(":aaaaaaaaaaaaaaaaaaaa").is_err());
+        assert!(parse("aaaaaaaaaaaaaaaaaaaa").is_err());
         assert!(Tokens::parse(None).expect("none is valid").is_empty());
+    }
+
+    #[test]
+    fn the_refusal_names_both_forms() {
+        let message = BadTokens.to_string();
+        assert!(message.contains("name:role:token"), "{message}");
+        assert!(message.contains("name:token"), "{message}");
+    }
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        assert!(Role::Viewer < Role::Support && Role::Support < Role::Organiser);
+        let support = Actor {
+            name: "sam".into(),
+            role: Role::Support,
+        };
+        assert!(support.require(Role::Viewer).is_ok());
+        assert!(support.require(Role::Support).is_ok());
+        assert!(matches!(
+            support.require(Role::Organiser),
+            Err(AdminError::Forbidden(Role::Organiser))
+        ));
+    }
+
+    #[test]
+    fn only_an_organiser_token_passes_the_organiser_extractor() {
+        let tokens = parse(
+            "carol:viewer:vvvvvvvvvvvvvvvvvvvv,alice:aaaaaaaaaaaaaaaaaaaa,dave:organiser:oooooooooooooooooooo",
+        )
+        .expect("valid");
+        let check = |token: &str| authorise(&tokens, &bearer(token), Organiser::ROLE);
+        assert_eq!(
+            check("oooooooooooooooooooo").ok(),
+            actor("dave", Role::Organiser)
+        );
+        assert!(matches!(
+            check("aaaaaaaaaaaaaaaaaaaa"),
+            Err(AdminError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check("vvvvvvvvvvvvvvvvvvvv"),
+            Err(AdminError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check("unknown-unknown-unknown"),
+            Err(AdminError::Unauthorized)
+        ));
+        assert!(matches!(
+            authorise(&tokens, &HeaderMap::new(), Viewer::ROLE),
+            Err(AdminError::Unauthorized)
+        ));
+        assert!(authorise(&tokens, &bearer("vvvvvvvvvvvvvvvvvvvv"), Viewer::ROLE).is_ok());
+        assert!(authorise(&tokens, &bearer("aaaaaaaaaaaaaaaaaaaa"), Support::ROLE).is_ok());
     }
 }

@@ -9,10 +9,15 @@ use intake_store::pg::DbError;
 use intake_store::pg::registrations::LoadError;
 use intake_store::status::{StatusError, TransitionError};
 
+use crate::auth::Role;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The token is valid but its role is below the one the call needs.
+    #[error("this call needs a token with the {0} role or above")]
+    Forbidden(Role),
     #[error("{0}")]
     BadRequest(String),
     #[error("a reason is required for this action")]
@@ -67,6 +72,11 @@ impl IntoResponse for AdminError {
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 ProblemCode::Unauthorized,
+                self.to_string(),
+            ),
+            Self::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                ProblemCode::Forbidden,
                 self.to_string(),
             ),
             Self::BadRequest(_) => (

@@ -105,14 +105,17 @@ async fn failed_registrations_are_listed_newest_first_in_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redrive_after_cloudinary_recovers_completes_with_the_same_team_id() {
+async fn redrive_after_cloudinary_recovers_completes_and_takes_the_next_team_id() {
     let admin = AdminStack::start_with(|s| s.queue.max_attempts = 2).await;
     admin.stack.cloudinary.set_default(Behaviour::Fail(500));
     let id = admin.failed_registration(&TestForm::valid()).await;
     let failed = admin.stack.status(&id).await;
     assert_eq!(failed["error"]["code"], "UPLOAD_UNAVAILABLE");
-    let team_id = failed["team_id"].clone();
-    assert_eq!(team_id, "ICCT-0001");
+    assert_eq!(
+        failed["team_id"],
+        serde_json::Value::Null,
+        "a registration that never saved holds no team ID"
+    );
 
     let shown = admin
         .get_json(&format!("/admin/v1/registrations/{id}"))
@@ -135,11 +138,17 @@ async fn redrive_after_cloudinary_recovers_completes_with_the_same_team_id() {
     let status = admin.stack.wait_final(&id, FINISH).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(
-        status["team_id"], team_id,
-        "same team ID after the re-drive"
+        status["team_id"], "ICCT-0001",
+        "the first number, at its save"
     );
     assert_eq!(admin.stack.cloudinary.assets().len(), 1, "no second asset");
-    assert_eq!(admin.stack.count("SELECT count(*) FROM team_ids").await, 1);
+    assert_eq!(
+        admin
+            .stack
+            .count("SELECT last_value FROM team_id_counters")
+            .await,
+        1
+    );
     assert_eq!(admin.stack.staged_files(), 0);
 
     let audit = admin

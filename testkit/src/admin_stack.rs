@@ -6,8 +6,14 @@ use crate::stack::Stack;
 use intake_admin::AdminApp;
 use serde_json::Value;
 
+/// `alice`'s token, configured in the legacy `name:token` form, so `support`.
 pub const TOKEN: &str = "support-token-0123456789";
+/// `bob`'s token, also `name:token`.
 pub const OTHER_TOKEN: &str = "operator-token-0123456789";
+/// `carol`'s token, configured as `carol:viewer:…`.
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+/// `dave`'s token, configured as `dave:organiser:…`.
+pub const ORGANISER_TOKEN: &str = "organiser-token-0123456789";
 
 pub struct AdminStack {
     pub stack: Stack,
@@ -23,7 +29,7 @@ impl AdminStack {
     pub async fn start_with(customise: impl FnOnce(&mut crate::settings::StackSettings)) -> Self {
         let mut stack = Stack::start_with(|s| {
             s.admin.tokens = Some(secrecy::SecretString::from(format!(
-                "alice:{TOKEN},bob:{OTHER_TOKEN}"
+                "alice:{TOKEN},bob:{OTHER_TOKEN},carol:viewer:{VIEWER_TOKEN},dave:organiser:{ORGANISER_TOKEN}"
             )));
             customise(s);
         })
@@ -54,10 +60,15 @@ impl AdminStack {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_as(TOKEN, path).await
+    }
+
+    /// A GET with another token than the default (support) one.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.stack
             .client
             .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .send()
             .await
             .expect("admin reachable")
@@ -70,10 +81,15 @@ impl AdminStack {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_as(TOKEN, path, body).await
+    }
+
+    /// A POST with another token than the default (support) one.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
         self.stack
             .client
             .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::auth::Actor;
+use crate::auth::{Support, Viewer};
 use crate::error::AdminError;
 use crate::redrive;
 use crate::routes::registrations::{MAX_PAGE, failed_page, time_param};
@@ -49,7 +49,7 @@ fn parse_id(id: &str) -> Result<RegistrationId, AdminError> {
 
 pub async fn redrive_one(
     State(state): State<AdminState>,
-    Actor(actor): Actor,
+    Support(actor): Support,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Path(id): Path<String>,
     Json(body): Json<ActionBody>,
@@ -58,7 +58,7 @@ pub async fn redrive_one(
     let reason = reason(body.reason.as_deref())?;
     let ids = [id];
     let entry = Entry {
-        actor: &actor,
+        actor: &actor.name,
         action: "redrive",
         registrations: &ids,
         reason: Some(&reason),
@@ -102,7 +102,7 @@ pub struct BulkBody {
 
 pub async fn redrive_many(
     State(state): State<AdminState>,
-    Actor(actor): Actor,
+    Support(actor): Support,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Json(body): Json<BulkBody>,
 ) -> Result<Json<Value>, AdminError> {
@@ -150,7 +150,7 @@ pub async fn redrive_many(
         )));
     }
     let entry = Entry {
-        actor: &actor,
+        actor: &actor.name,
         action: "redrive_bulk",
         registrations: &ids,
         reason: Some(&reason),
@@ -200,7 +200,7 @@ pub async fn redrive_many(
 /// until then.
 pub async fn resend_email(
     State(state): State<AdminState>,
-    Actor(actor): Actor,
+    Support(actor): Support,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Path(id): Path<String>,
     Json(body): Json<ActionBody>,
@@ -209,7 +209,7 @@ pub async fn resend_email(
     let reason = reason(body.reason.as_deref())?;
     let ids = [id];
     let entry = Entry {
-        actor: &actor,
+        actor: &actor.name,
         action: audit::RESEND_EMAIL,
         registrations: &ids,
         reason: Some(&reason),
@@ -306,7 +306,7 @@ pub struct AuditQuery {
 
 pub async fn audit_log(
     State(state): State<AdminState>,
-    _actor: Actor,
+    _actor: Viewer,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let entries = match query.registration_id.as_deref() {

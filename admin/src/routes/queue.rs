@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::State;
 use intake_shared::queue::QueueStats;
 
-use crate::auth::Actor;
+use crate::auth::Viewer;
 use crate::error::AdminError;
 use crate::state::AdminState;
 
 pub async fn stats(
     State(state): State<AdminState>,
-    _actor: Actor,
+    _actor: Viewer,
 ) -> Result<Json<QueueStats>, AdminError> {
     let stats = intake_shared::queue::stats(
         &mut state.redis(),

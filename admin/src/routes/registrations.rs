@@ -1,7 +1,7 @@
 //! Listing and showing registrations. Failed ones come from the failed index in Redis (a
 //! failure may be that Postgres was down, so Postgres cannot be where failures are kept);
 //! completed ones from Postgres. Phones and emails are masked unless the caller asks to see
-//! them, and asking is itself written to the audit log.
+//! them (which needs the support role), and asking is itself written to the audit log.
 
 use axum::Extension;
 use axum::Json;
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::Actor;
+use crate::auth::{Role, Viewer};
 use crate::error::AdminError;
 use crate::state::AdminState;
 
@@ -53,7 +53,7 @@ pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTi
 
 pub async fn list(
     State(state): State<AdminState>,
-    _actor: Actor,
+    _actor: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page>, AdminError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
@@ -227,11 +227,15 @@ pub struct ShowQuery {
 
 pub async fn show(
     State(state): State<AdminState>,
-    Actor(actor): Actor,
+    Viewer(actor): Viewer,
     Extension(RequestId(request_id)): Extension<RequestId>,
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> Result<Json<Value>, AdminError> {
+    if query.reveal {
+        // Checked before anything is read, so a refused reveal writes no audit row.
+        actor.require(Role::Support)?;
+    }
     let id = RegistrationId::parse(&id).ok_or(AdminError::NotFound)?;
     let record: Option<StatusRecord> = shown(id, state.status.get(id).await)?;
     let saved = registrations::load(&state.pool, id).await?;
@@ -241,7 +245,7 @@ pub async fn show(
     }
     if query.reveal {
         Entry {
-            actor: &actor,
+            actor: &actor.name,
             action: "reveal_personal_data",
             registrations: &[id],
             reason: query.reason.as_deref(),
