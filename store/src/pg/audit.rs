@@ -44,9 +44,10 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
+    /// Writes the row, on the pool or inside the caller's transaction.
     pub async fn record(
         &self,
-        pool: &PgPool,
+        db: impl sqlx::PgExecutor<'_>,
         outcome: Outcome,
         detail: Value,
     ) -> Result<i64, DbError> {
@@ -66,7 +67,7 @@ impl Entry<'_> {
         .bind(outcome.as_str())
         .bind(detail)
         .bind(self.request_id)
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?;
         Ok(id)
     }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod email_deliveries;
 pub mod registrations;
 pub mod team_claims;
+pub mod teams;
 
 use std::time::Duration;
 
