@@ -1,5 +1,8 @@
 //! One function per subcommand.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -7,19 +10,53 @@ use crate::client::{AdminClient, CtlError};
 use crate::output::{cell, json as print_json, table};
 use crate::{Cli, Command};
 
+/// What `failed` lists without `--limit` or `--all`.
+const DEFAULT_LIMIT: usize = 100;
+/// The most registrations one bulk re-drive handles (the newest that match).
+const MAX_BULK: usize = 1000;
+
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
-    let client = AdminClient::new(&cli.url, cli.token.as_deref())?;
+    let client = AdminClient::new(
+        &cli.url,
+        cli.token.as_deref(),
+        Duration::from_secs(cli.timeout),
+    )?;
     match cli.command {
-        Command::Failed { code, since, limit } => {
-            failed(&client, cli.json, code, since, limit).await
+        Command::Failed {
+            code,
+            since,
+            until,
+            limit,
+            all,
+        } => {
+            let limit = match (all, limit) {
+                (true, _) => usize::MAX,
+                (false, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+                (false, None) => DEFAULT_LIMIT,
+            };
+            let filters = Filters { code, since, until };
+            failed(&client, cli.json, &filters, limit).await
         }
         Command::Show { id, reveal, reason } => show(&client, cli.json, &id, reveal, reason).await,
         Command::Redrive {
             ids,
             all_failed,
             code,
+            since,
+            until,
+            dry_run,
             reason,
-        } => redrive(&client, cli.json, ids, all_failed, code, &reason).await,
+        } => {
+            let filters = Filters { code, since, until };
+            match (all_failed, dry_run, reason) {
+                (true, true, _) => redrive_dry_run(&client, cli.json, &filters).await,
+                (true, false, Some(reason)) => {
+                    redrive_all_failed(&client, cli.json, &filters, &reason).await
+                }
+                (false, _, Some(reason)) => redrive(&client, cli.json, ids, &reason).await,
+                (_, _, None) => Err(CtlError::Usage("--reason is needed".into())),
+            }
+        }
         Command::ResendEmail { id, reason } => resend(&client, cli.json, &id, &reason).await,
         Command::Queue => queue(&client, cli.json).await,
     }
@@ -36,67 +73,110 @@ fn query_value(v: &str) -> String {
         .collect()
 }
 
+/// Which failed registrations: the list endpoint's and the bulk re-drive's filters.
+struct Filters {
+    code: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl Filters {
+    fn query(&self) -> String {
+        [
+            ("code", &self.code),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("&{name}={}", query_value(value.as_ref()?))))
+        .collect()
+    }
+
+    fn body(&self, reason: &str) -> Value {
+        let mut body = json!({"reason": reason});
+        for (name, value) in [
+            ("code", &self.code),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(value) = value {
+                body[name] = json!(value);
+            }
+        }
+        body
+    }
+}
+
+/// Failed registrations, newest first, and whether the limit left some out.
+struct Listing {
+    items: Vec<Value>,
+    more: bool,
+}
+
 /// Every failed registration matching the filters, following cursors up to `limit`.
 async fn failed_items(
     client: &AdminClient,
-    code: Option<&str>,
-    since: Option<&str>,
+    filters: &Filters,
     limit: usize,
-) -> Result<Vec<Value>, CtlError> {
+) -> Result<Listing, CtlError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
-    while items.len() < limit {
+    loop {
         let mut path = format!(
-            "/admin/v1/registrations?status=failed&limit={}",
-            (limit - items.len()).min(100)
+            "/admin/v1/registrations?status=failed&limit={}{}",
+            (limit - items.len()).min(100),
+            filters.query()
         );
-        if let Some(code) = code {
-            path.push_str(&format!("&code={}", query_value(code)));
-        }
-        if let Some(since) = since {
-            path.push_str(&format!("&since={}", query_value(since)));
-        }
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={}", query_value(cursor)));
         }
         let page = client.get(&path).await?;
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        // The service gives a cursor only when another page has something on it.
         match page["next_cursor"].as_str() {
+            Some(_) if items.len() >= limit => return Ok(Listing { items, more: true }),
             Some(next) => cursor = Some(next.to_owned()),
-            None => break,
+            None => return Ok(Listing { items, more: false }),
         }
     }
-    Ok(items)
 }
 
+fn failed_table(items: &[Value]) {
+    table(
+        &["id", "failed at", "code", "attempts", "team ID", "message"],
+        items
+            .iter()
+            .map(|i| {
+                vec![
+                    cell(&i["id"]),
+                    cell(&i["failed_at"]),
+                    cell(&i["error"]["code"]),
+                    cell(&i["attempts"]),
+                    cell(&i["team_id"]),
+                    cell(&i["error"]["message"]),
+                ]
+            })
+            .collect(),
+    );
+}
+
+/// `--json` keeps the shape it always had, `{"items": [...]}`, and adds `"more"`: a script
+/// that only reads `items` is unaffected, one that must see everything can check it.
 async fn failed(
     client: &AdminClient,
     as_json: bool,
-    code: Option<String>,
-    since: Option<String>,
+    filters: &Filters,
     limit: usize,
 ) -> Result<(), CtlError> {
-    let items = failed_items(client, code.as_deref(), since.as_deref(), limit).await?;
+    let Listing { items, more } = failed_items(client, filters, limit).await?;
     if as_json {
-        print_json(&json!({"items": items}));
+        print_json(&json!({"items": items, "more": more}));
     } else {
-        table(
-            &["id", "failed at", "code", "attempts", "team ID", "message"],
-            items
-                .iter()
-                .map(|i| {
-                    vec![
-                        cell(&i["id"]),
-                        cell(&i["failed_at"]),
-                        cell(&i["error"]["code"]),
-                        cell(&i["attempts"]),
-                        cell(&i["team_id"]),
-                        cell(&i["error"]["message"]),
-                    ]
-                })
-                .collect(),
-        );
+        failed_table(&items);
         println!("{} failed registration(s)", items.len());
+    }
+    if more {
+        eprintln!("intakectl: more failed registrations exist; use --limit N or --all");
     }
     Ok(())
 }
@@ -191,27 +271,18 @@ async fn show(
     Ok(())
 }
 
+/// Named registrations, each with its own call, so each gets its own answer.
 async fn redrive(
     client: &AdminClient,
     as_json: bool,
     ids: Vec<String>,
-    all_failed: bool,
-    code: Option<String>,
     reason: &str,
 ) -> Result<(), CtlError> {
-    let ids: Vec<String> = if all_failed {
-        failed_items(client, code.as_deref(), None, usize::MAX)
-            .await?
-            .iter()
-            .filter_map(|i| i["id"].as_str().map(str::to_owned))
-            .collect()
-    } else if ids.is_empty() {
+    if ids.is_empty() {
         return Err(CtlError::Usage(
             "name registrations to re-drive, or --all-failed".into(),
         ));
-    } else {
-        ids
-    };
+    }
     let bar = if as_json || ids.len() < 2 {
         ProgressBar::hidden()
     } else {
@@ -265,6 +336,102 @@ async fn redrive(
             ids.len()
         ))),
     }
+}
+
+/// Every failed registration matching the filters, in one call to the bulk endpoint: the
+/// service picks them (the newest 1,000), re-drives each and audits the whole as one
+/// `redrive_bulk` action.
+async fn redrive_all_failed(
+    client: &AdminClient,
+    as_json: bool,
+    filters: &Filters,
+    reason: &str,
+) -> Result<(), CtlError> {
+    let body = filters.body(reason);
+    let mut answer = client.post("/admin/v1/redrive", &body).await?;
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let not_requeued = results
+        .iter()
+        .filter(|r| r["outcome"] != "requeued")
+        .count();
+    let more = results.len() >= MAX_BULK && more_failed_than(client, filters, &results).await?;
+    if as_json {
+        answer["more"] = json!(more);
+        print_json(&answer);
+    } else {
+        table(
+            &["id", "outcome", "detail"],
+            results
+                .iter()
+                .map(|r| match &r["outcome"] {
+                    Value::String(outcome) => vec![cell(&r["id"]), outcome.clone(), String::new()],
+                    other => vec![cell(&r["id"]), "error".into(), cell(&other["error"])],
+                })
+                .collect(),
+        );
+        println!(
+            "{} of {} re-driven",
+            results.len() - not_requeued,
+            results.len()
+        );
+    }
+    if more {
+        eprintln!(
+            "intakectl: more than {MAX_BULK} failed registrations match; this run handled the \
+             newest {MAX_BULK}: run it again for the rest"
+        );
+    }
+    match not_requeued {
+        0 => Ok(()),
+        n => Err(CtlError::Partial(format!(
+            "{n} of {} could not be re-driven",
+            results.len()
+        ))),
+    }
+}
+
+/// Whether a failed registration matching the filters was left out of a bulk re-drive.
+/// The ones it re-drove are no longer failed and the ones it could not are in `handled`;
+/// as `handled` holds at most `MAX_BULK`, the newest `MAX_BULK + 1` still failed are enough
+/// to tell.
+async fn more_failed_than(
+    client: &AdminClient,
+    filters: &Filters,
+    handled: &[Value],
+) -> Result<bool, CtlError> {
+    let handled: HashSet<&str> = handled.iter().filter_map(|r| r["id"].as_str()).collect();
+    let still_failed = failed_items(client, filters, MAX_BULK + 1).await?;
+    Ok(still_failed
+        .items
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .any(|id| !handled.contains(id)))
+}
+
+/// What `redrive --all-failed` would pick, from the list endpoint: the newest 1,000
+/// matching, the same shape as `failed`.
+async fn redrive_dry_run(
+    client: &AdminClient,
+    as_json: bool,
+    filters: &Filters,
+) -> Result<(), CtlError> {
+    let Listing { items, more } = failed_items(client, filters, MAX_BULK).await?;
+    if as_json {
+        print_json(&json!({"items": items, "more": more}));
+    } else {
+        failed_table(&items);
+        println!(
+            "{} failed registration(s) would be re-driven; nothing was re-driven (dry run)",
+            items.len()
+        );
+    }
+    if more {
+        eprintln!(
+            "intakectl: more than {MAX_BULK} failed registrations match; one re-drive handles \
+             the newest {MAX_BULK} (those listed): run it again for the rest"
+        );
+    }
+    Ok(())
 }
 
 async fn resend(

@@ -2,8 +2,8 @@
 //! with a URL and a token). It reaches no database: migrations are `intake-worker migrate`.
 //!
 //! Exit codes scripts can trust: 0 done; 1 the service refused or failed the action (or some
-//! of a bulk re-drive failed); 2 wrong usage; 3 not authorised; 4 the service could not be
-//! reached.
+//! of a bulk re-drive failed), or answered with a server error (`5xx`); 2 wrong usage; 3 not
+//! authorised; 4 the service could not be reached or did not answer in time.
 
 mod client;
 mod commands;
@@ -36,6 +36,15 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Give up on a call to the admin service after this many seconds (exit code 4).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,9 +59,15 @@ enum Command {
         /// Only failures at or after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        /// Only failures at or before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many [default: 100].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Every one: follow every page.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
     /// Show one registration: status, attempts, errors, documents, email, audit.
     Show {
@@ -68,15 +83,25 @@ enum Command {
     Redrive {
         /// Registrations to re-drive.
         ids: Vec<String>,
-        /// Re-drive every failed registration (with --code, only those).
+        /// Re-drive every failed registration matching the filters, the newest 1,000 per
+        /// run, in one call.
         #[arg(long, conflicts_with = "ids")]
         all_failed: bool,
         /// With --all-failed: only this failure code.
         #[arg(long, requires = "all_failed")]
         code: Option<String>,
+        /// With --all-failed: only failures at or after this RFC 3339 time.
+        #[arg(long, requires = "all_failed")]
+        since: Option<String>,
+        /// With --all-failed: only failures at or before this RFC 3339 time.
+        #[arg(long, requires = "all_failed")]
+        until: Option<String>,
+        /// With --all-failed: list what would be re-driven, and re-drive nothing.
+        #[arg(long, requires = "all_failed")]
+        dry_run: bool,
         /// Why (recorded in the audit log).
-        #[arg(long)]
-        reason: String,
+        #[arg(long, required_unless_present = "dry_run")]
+        reason: Option<String>,
     },
     /// Send a completed registration's confirmation email again.
     ResendEmail {
