@@ -15,7 +15,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{BadTokens, Tokens};
-use crate::routes::{actions, health, page, queue, registrations};
+use crate::routes::{actions, health, page, queue, registrations, teams};
 use crate::state::{AdminState, Inner};
 use intake_store::status::StatusRepository;
 
@@ -102,6 +102,9 @@ pub fn router(state: AdminState) -> Router {
             post(actions::resend_email),
         )
         .route("/redrive", post(actions::redrive_many))
+        .route("/teams", get(teams::list))
+        .route("/teams/{team_id}", get(teams::show))
+        .route("/teams/{team_id}/review", post(teams::review))
         .route("/queue", get(queue::stats))
         .route("/audit", get(actions::audit_log));
     let mut router = Router::new()

@@ -24,6 +24,14 @@ pub enum AdminError {
     ReasonRequired,
     #[error("no registration with this id")]
     NotFound,
+    #[error("no team with this ID")]
+    TeamNotFound,
+    /// Field problems in a request body, every one of them.
+    #[error("the request has invalid fields")]
+    Invalid(Vec<intake_shared::errors::FieldError>),
+    /// A review decision made on a version that is no longer the team's.
+    #[error("the team's review changed since; it is now at version {current}")]
+    StaleReview { current: i32 },
     #[error("the registration is already completed")]
     AlreadyCompleted,
     #[error("{0}")]
@@ -89,9 +97,23 @@ impl IntoResponse for AdminError {
                 ProblemCode::ReasonRequired,
                 self.to_string(),
             ),
-            Self::NotFound => (
+            Self::NotFound | Self::TeamNotFound => (
                 StatusCode::NOT_FOUND,
                 ProblemCode::NotFound,
+                self.to_string(),
+            ),
+            Self::Invalid(errors) => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    ProblemCode::ValidationFailed,
+                    self.to_string(),
+                )
+                .with_errors(errors.clone())
+                .into_response();
+            }
+            Self::StaleReview { .. } => (
+                StatusCode::CONFLICT,
+                ProblemCode::Conflict,
                 self.to_string(),
             ),
             Self::AlreadyCompleted => (

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cursor;
 pub mod error;
 pub mod redrive;
 pub mod routes;

@@ -122,7 +122,7 @@ async fn check_emails(
         ),
     );
     let deliveries: BTreeMap<String, String> = sqlx::query_as::<_, (String, String)>(
-        "SELECT registration_id::text, status FROM email_deliveries",
+        "SELECT registration_id::text, status FROM email_deliveries WHERE message = 'confirmation'",
     )
     .fetch_all(&h.pool)
     .await?

@@ -23,6 +23,8 @@ pub enum FieldCode {
     FileTooLarge,
     InvalidMimeType,
     MalformedBody,
+    /// A value outside the ones the field allows (an unknown review decision, say).
+    InvalidValue,
 }
 
 impl FieldCode {
@@ -44,6 +46,7 @@ impl FieldCode {
             Self::FileTooLarge => "FILE_TOO_LARGE",
             Self::InvalidMimeType => "INVALID_MIME_TYPE",
             Self::MalformedBody => "MALFORMED_BODY",
+            Self::InvalidValue => "INVALID_VALUE",
         }
     }
 }
@@ -121,6 +124,8 @@ pub enum ProblemCode {
     DocumentsExpired,
     /// Admin API: the token is valid but its role does not allow this call.
     Forbidden,
+    /// Admin API: the resource changed since the version the caller named.
+    Conflict,
 }
 
 impl ProblemCode {
@@ -148,6 +153,7 @@ impl ProblemCode {
             Self::InvalidState => "INVALID_STATE",
             Self::DocumentsExpired => "DOCUMENTS_EXPIRED",
             Self::Forbidden => "FORBIDDEN",
+            Self::Conflict => "CONFLICT",
         }
     }
 }

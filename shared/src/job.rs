@@ -40,6 +40,11 @@ pub enum Purpose {
         reason: String,
         audit_id: i64,
     },
+    /// Email the captain (vice-captain in Cc) decision `version` of the organisers' review
+    /// of the saved team, once. Pushed by the admin service after the decision commits;
+    /// `registration` is the registration as saved and `documents` is empty. The status
+    /// record is not touched: the decision email has no public status.
+    ReviewDecision { version: i32 },
 }
 
 /// One uploaded document as the api staged it.

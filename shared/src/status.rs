@@ -78,9 +78,13 @@ pub struct StatusRecord {
     pub status: JobState,
     pub step: Option<Step>,
     pub attempts: u32,
-    /// Set once allocated, e.g. `ICCT-0007`.
+    /// Set once the registration is saved, e.g. `ICCT-0007`.
     pub team_id: Option<String>,
     pub email_status: Option<EmailStatus>,
+    /// The organisers' review of the saved team: `pending` from the save, then `approved`
+    /// or `rejected` (docs/contract.md §15).
+    #[serde(default)]
+    pub review_state: Option<ReviewState>,
     /// Set only when the registration failed.
     pub error: Option<JobError>,
     #[serde(with = "time::serde::rfc3339")]
@@ -101,6 +105,7 @@ impl StatusRecord {
             attempts: 0,
             team_id: None,
             email_status: None,
+            review_state: None,
             error: None,
             created_at: now,
             updated_at: now,

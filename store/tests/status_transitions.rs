@@ -392,3 +392,75 @@ async fn a_redrive_racing_the_final_failure_is_all_or_nothing() {
         }
     }
 }
+
+/// A failed registration's kept payload holds the team's personal data: it expires with the
+/// retention, as its staged files do (docs/contract.md §10).
+#[tokio::test]
+async fn a_failed_registrations_payload_expires_with_the_retention() {
+    let fixture = Fixture::new();
+    let job = fixture.accepted().await;
+    let id = job.registration_id;
+    fixture
+        .status
+        .start(&job, 1, Step::ClaimingTeam)
+        .await
+        .expect("start");
+    fixture
+        .status
+        .fail(&job, 1, &failure())
+        .await
+        .expect("fail");
+    let mut conn = redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(fixture.keys.failed_job(&id))
+        .query(&mut conn)
+        .expect("ttl");
+    assert!((1..=60).contains(&ttl), "payload TTL {ttl}");
+    assert!(fixture.status.failed_job(id).await.expect("read").is_some());
+}
+
+/// Support discards a failed registration: its record, failed-index entry, payload and
+/// attempt history go in one step; anything but a failed registration is refused.
+#[tokio::test]
+async fn a_discard_removes_a_failed_registration_and_refuses_any_other() {
+    let fixture = Fixture::new();
+    let job = fixture.accepted().await;
+    let id = job.registration_id;
+    assert_eq!(
+        refused(fixture.status.discard(id).await),
+        TransitionError::NotFailed(JobState::Queued)
+    );
+    fixture
+        .status
+        .start(&job, 1, Step::ClaimingTeam)
+        .await
+        .expect("start");
+    fixture
+        .status
+        .fail(&job, 1, &failure())
+        .await
+        .expect("fail");
+    fixture.status.discard(id).await.expect("discard");
+    assert!(fixture.status.get(id).await.expect("read").is_none());
+    assert!(fixture.status.failed_job(id).await.expect("read").is_none());
+    assert!(fixture.status.attempts(id).await.expect("read").is_empty());
+    let failed = fixture
+        .status
+        .failed_range("+inf", "-inf", 0, 10)
+        .await
+        .expect("failed index");
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        refused(fixture.status.discard(id).await),
+        TransitionError::NotFound
+    );
+
+    let done = fixture.accepted().await;
+    run_to_completion(&fixture.status, &done).await;
+    assert_eq!(
+        refused(fixture.status.discard(done.registration_id).await),
+        TransitionError::AlreadyCompleted
+    );
+}

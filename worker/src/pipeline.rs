@@ -13,7 +13,7 @@ use intake_shared::errors::JobFailureCode;
 use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::status::{EmailStatus, Step};
 use intake_store::pg::registrations::{self, LoadError};
-use intake_store::pg::{PgPool, audit};
+use intake_store::pg::{PgPool, audit, teams};
 use intake_store::status::{StatusError, StatusRepository};
 
 use crate::error::StepError;
@@ -48,6 +48,7 @@ impl Pipeline {
                 reason,
                 audit_id,
             } => self.resend_email(job, actor, reason, *audit_id).await,
+            Purpose::ReviewDecision { version } => self.decision_email(job, *version).await,
         }
     }
 
@@ -185,6 +186,80 @@ impl Pipeline {
         }
     }
 
+    /// An organiser's decision, emailed to the captains once per decision. The status
+    /// record is not touched (the email has no public status; the admin service shows the
+    /// review state); the audit log gets the outcome under the decision's actor.
+    async fn decision_email(&self, job: &RegistrationJob, version: i32) -> Result<(), StepError> {
+        let id = job.registration_id;
+        let team_id = registrations::team_id_of(&self.pool, id)
+            .await
+            .map_err(|e| crate::db::step_error(&e, "loading the team ID"))?
+            .ok_or_else(|| {
+                StepError::permanent(
+                    JobFailureCode::InternalError,
+                    "a decision email is only for a saved registration, and this one is not saved",
+                )
+            })?;
+        let decision = teams::decision(&self.pool, id, version)
+            .await
+            .map_err(|e| crate::db::step_error(&e, "loading the review decision"))?
+            .ok_or_else(|| {
+                StepError::permanent(
+                    JobFailureCode::InternalError,
+                    format!("the registration has no review decision {version}"),
+                )
+            })?;
+        let email = timed(
+            "sending_email",
+            self.notifier
+                .decision(&self.pool, id, &job.registration, &team_id, &decision),
+        )
+        .await?;
+        self.decision_email_ended(job, version, Some(&decision), email, None)
+            .await;
+        tracing::info!(?email, version, "decision email dealt with");
+        Ok(())
+    }
+
+    /// Records how a decision email ended: an outcome row of the `review` action, under
+    /// the decision's actor (the worker's name when the decision cannot be found). Best
+    /// effort, as for a resend: the delivery row is the truth, and the job must not be
+    /// retried into a second email.
+    async fn decision_email_ended(
+        &self,
+        job: &RegistrationJob,
+        version: i32,
+        decision: Option<&teams::Decision>,
+        email: EmailStatus,
+        error: Option<&StepError>,
+    ) {
+        let id = job.registration_id;
+        let outcome = if email == EmailStatus::Sent {
+            audit::Outcome::Succeeded
+        } else {
+            audit::Outcome::Failed
+        };
+        let entry = audit::Entry {
+            actor: decision.map_or(crate::db::WORKER_APPLICATION_NAME, |d| d.actor.as_str()),
+            action: teams::REVIEW,
+            registrations: &[id],
+            reason: decision.map(|d| d.reason.as_str()),
+            request_id: Some(&job.request_id),
+        };
+        let detail = serde_json::json!({
+            "email": "decision",
+            "version": version,
+            "email_status": email,
+            "error": error.map(StepError::message),
+        });
+        if let Err(err) = entry.record(&self.pool, outcome, detail).await {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "decision email outcome not audited"
+            );
+        }
+    }
+
     /// The claim on the team. A team claimed by a registration that failed for good and
     /// was never saved is taken over; one claimed by a registration still in progress or
     /// saved makes this one a duplicate.
@@ -236,11 +311,31 @@ impl Pipeline {
             error = %error.message(),
             "registration failed"
         );
-        if let Purpose::ResendEmail { actor, reason, .. } = &job.purpose {
-            // A resend that failed leaves the registration completed.
-            self.resend_ended(job, actor, reason, EmailStatus::Failed, Some(error))
+        match &job.purpose {
+            Purpose::Register => {}
+            Purpose::ResendEmail { actor, reason, .. } => {
+                // A resend that failed leaves the registration completed.
+                self.resend_ended(job, actor, reason, EmailStatus::Failed, Some(error))
+                    .await;
+                return Ok(());
+            }
+            Purpose::ReviewDecision { version } => {
+                // Nor is a decision email's failure the registration's. The decision, if it
+                // can be read, names the actor of the outcome row.
+                let decision = teams::decision(&self.pool, job.registration_id, *version)
+                    .await
+                    .ok()
+                    .flatten();
+                self.decision_email_ended(
+                    job,
+                    *version,
+                    decision.as_ref(),
+                    EmailStatus::Failed,
+                    Some(error),
+                )
                 .await;
-            return Ok(());
+                return Ok(());
+            }
         }
         // A twin run of this job (a delivery apalis made twice) may have saved the
         // registration while this one failed (its staged files went with the save): then
@@ -260,7 +355,7 @@ impl Pipeline {
     /// Records a failed attempt that will be retried (best effort: history, not state).
     pub async fn attempt_failed(&self, job: &RegistrationJob, attempt: u32, error: &StepError) {
         if job.purpose != Purpose::Register {
-            // A resend's retries are not the registration's attempts.
+            // A resend's or a decision email's retries are not the registration's attempts.
             return;
         }
         let entry = error.attempt(attempt);

@@ -30,7 +30,7 @@ pub struct ActionBody {
     pub reason: Option<String>,
 }
 
-fn reason(given: Option<&str>) -> Result<String, AdminError> {
+pub(crate) fn reason(given: Option<&str>) -> Result<String, AdminError> {
     let reason = given.map(str::trim).unwrap_or_default();
     if reason.is_empty() {
         return Err(AdminError::ReasonRequired);

@@ -5,3 +5,4 @@ pub mod health;
 pub mod page;
 pub mod queue;
 pub mod registrations;
+pub mod teams;

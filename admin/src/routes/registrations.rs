@@ -179,26 +179,11 @@ async fn completed_page(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<Page, AdminError> {
-    let cursor = cursor
-        .map(|c| {
-            c.split_once('|')
-                .and_then(|(at, id)| {
-                    Some((
-                        OffsetDateTime::parse(at, &Rfc3339).ok()?,
-                        uuid::Uuid::parse_str(id).ok()?,
-                    ))
-                })
-                .ok_or_else(|| AdminError::BadRequest("cursor is not one this service gave".into()))
-        })
-        .transpose()?;
+    let cursor = crate::cursor::decode(cursor)?;
     let rows = registrations::completed_page(&state.pool, since, until, cursor, limit + 1).await?;
     let next_cursor = (rows.len() > limit).then(|| {
         let last = &rows[limit - 1];
-        format!(
-            "{}|{}",
-            last.created_at.format(&Rfc3339).unwrap_or_default(),
-            last.id
-        )
+        crate::cursor::encode(last.created_at, last.id)
     });
     let items = rows
         .into_iter()

@@ -135,6 +135,7 @@ fn title(code: ProblemCode) -> &'static str {
         ProblemCode::InvalidState => "Invalid state",
         ProblemCode::DocumentsExpired => "Documents expired",
         ProblemCode::Forbidden => "Forbidden",
+        ProblemCode::Conflict => "Conflict",
     }
 }
 

@@ -352,7 +352,8 @@ pub async fn completed_page(
 ) -> Result<Vec<CompletedItem>, DbError> {
     let rows: Vec<(uuid::Uuid, String, String, OffsetDateTime, Option<String>)> = sqlx::query_as(
         "SELECT t.registration_id, t.team_id, t.team_name, t.created_at, e.status
-             FROM teams t LEFT JOIN email_deliveries e USING (registration_id)
+             FROM teams t LEFT JOIN email_deliveries e
+                 ON e.registration_id = t.registration_id AND e.message = 'confirmation'
              WHERE ($1::timestamptz IS NULL OR t.created_at >= $1)
                AND ($2::timestamptz IS NULL OR t.created_at <= $2)
                AND ($3::timestamptz IS NULL OR (t.created_at, t.registration_id) < ($3, $4))

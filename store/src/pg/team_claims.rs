@@ -83,3 +83,20 @@ async fn claim_in(
     }
     Ok(Claim::Other(RegistrationId::from_uuid(holder)))
 }
+
+/// Frees the team's claim held by registration `id`, unless the registration is saved (a
+/// saved team keeps its claim). Whether a claim was freed.
+pub async fn release(pool: &PgPool, id: RegistrationId) -> Result<bool, DbError> {
+    retrying(|| async {
+        let freed = sqlx::query(
+            "DELETE FROM team_claims c WHERE c.registration_id = $1
+             AND NOT EXISTS (SELECT 1 FROM teams t WHERE t.registration_id = $1)",
+        )
+        .bind(id.as_uuid())
+        .execute(pool)
+        .await?
+        .rows_affected();
+        Ok(freed == 1)
+    })
+    .await
+}

@@ -57,7 +57,9 @@ type ItemRow = (
     OffsetDateTime,
 );
 
-fn item((id, team_id, team_name, state, payment_verified, players, created_at): ItemRow) -> TeamItem {
+fn item(
+    (id, team_id, team_name, state, payment_verified, players, created_at): ItemRow,
+) -> TeamItem {
     TeamItem {
         registration_id: RegistrationId::from_uuid(id),
         team_id,
@@ -72,8 +74,12 @@ fn item((id, team_id, team_name, state, payment_verified, players, created_at): 
 
 /// `q` as the prefix pattern of a folded team name: lower case, runs of whitespace as one
 /// space, LIKE's wildcards escaped.
-fn name_prefix(q: &str) -> String {
-    let folded = q.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+pub(super) fn name_prefix(q: &str) -> String {
+    let folded = q
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     let mut pattern = String::with_capacity(folded.len() + 1);
     for c in folded.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -91,7 +97,7 @@ const ITEM_COLUMNS: &str = "t.registration_id, t.team_id, t.team_name, t.review_
     t.created_at";
 
 /// The filter as SQL conditions on `teams t`, binding `$1`…`$6`.
-const FILTER: &str = "($1::text IS NULL
+pub(super) const FILTER: &str = "($1::text IS NULL
         OR lower(t.team_id) = lower($1)
         OR lower(regexp_replace(t.team_name, '\\s+', ' ', 'g')) LIKE $2
         OR t.captain_phone = $1 OR t.vice_captain_phone = $1
@@ -231,11 +237,13 @@ async fn find_once(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, s
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let email_status: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let email_status: Option<(String,)> = sqlx::query_as(
+        "SELECT status FROM email_deliveries
+             WHERE registration_id = $1 AND message = 'confirmation'",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
     let history: Vec<(i32, String, bool, String, String, OffsetDateTime)> = sqlx::query_as(
         "SELECT version, decision, payment_verified, reason, actor, at FROM team_reviews
          WHERE registration_id = $1 ORDER BY version",
@@ -343,9 +351,7 @@ pub async fn review(
         Err(ReviewOnce::Refused(err)) => return Err(err),
         Err(ReviewOnce::Db(err)) => return Err(ReviewError::Db(err.into())),
     };
-    let detail = find(pool, &reviewed)
-        .await?
-        .ok_or(ReviewError::NotFound)?;
+    let detail = find(pool, &reviewed).await?.ok_or(ReviewError::NotFound)?;
     Ok(Reviewed {
         registration_id: detail.item.registration_id,
         team_id: detail.item.team_id,

@@ -15,7 +15,7 @@ use intake_shared::domain::{RegistrationId, TeamId};
 use intake_shared::errors::JobFailureCode;
 use intake_shared::job::RegistrationJob;
 use intake_shared::keys::RedisKeys;
-use intake_shared::status::{EmailStatus, JobError, JobState, StatusRecord, Step};
+use intake_shared::status::{EmailStatus, JobError, JobState, ReviewState, StatusRecord, Step};
 use redis::Script;
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
@@ -80,6 +80,8 @@ struct Effects {
     delete: Vec<String>,
     /// Keys to set.
     set: Vec<(String, String)>,
+    /// Keys to set that expire after the retention period (personal data kept for support).
+    set_expiring: Vec<(String, String)>,
     /// Lists to append to (and trim to the last [`MAX_ATTEMPT_ENTRIES`]).
     append: Vec<(String, String)>,
 }
@@ -88,8 +90,9 @@ struct Effects {
 ///
 /// KEYS: status record, failed index, then one key per effect.
 /// ARGV: expected (`""`: no record), new stored record, channel, public record, ttl
-/// (`keep`, `persist` or seconds), failed-index score (`""`: not failed), member, effect
-/// count, then per effect its kind (`del`, `set`, `append`) and value.
+/// (`keep`, `persist`, `delete` (the record goes) or seconds), failed-index score (`""`: not
+/// failed), member, effect count, then per effect its kind (`del`, `set`, `setex`, `append`)
+/// and value, then the length lists are trimmed to and the retention in seconds (`setex`).
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -103,6 +106,8 @@ if ARGV[5] == 'keep' then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 elseif ARGV[5] == 'persist' then
   redis.call('SET', KEYS[1], ARGV[2])
+elseif ARGV[5] == 'delete' then
+  redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
 end
@@ -120,6 +125,8 @@ for i = 1, effects do
     redis.call('DEL', key)
   elseif kind == 'set' then
     redis.call('SET', key, value)
+  elseif kind == 'setex' then
+    redis.call('SET', key, value, 'EX', ARGV[10 + 2 * effects])
   elseif kind == 'append' then
     redis.call('RPUSH', key, value)
     redis.call('LTRIM', key, -tonumber(ARGV[9 + 2 * effects]), -1)
@@ -292,17 +299,19 @@ impl StatusRepository {
             let stored_json = encode(id, &next)?;
             let public_json = encode(id, &next.record)?;
             let ttl = match (next.record.status, &change) {
+                (_, Change::Discard) => "delete".to_owned(),
                 (JobState::Completed, Change::EmailResendQueued | Change::EmailResent { .. }) => {
                     "keep".to_owned()
                 }
                 (JobState::Completed, _) => self.completed_ttl.as_secs().max(1).to_string(),
                 _ => "persist".to_owned(),
             };
-            let failed_score = if next.record.status == JobState::Failed {
-                unix_millis(now).to_string()
-            } else {
-                String::new()
-            };
+            let failed_score =
+                if next.record.status == JobState::Failed && change != Change::Discard {
+                    unix_millis(now).to_string()
+                } else {
+                    String::new()
+                };
             let mut invocation = COMPARE_AND_SET.prepare_invoke();
             invocation
                 .key(self.keys.status(&id))
@@ -314,17 +323,27 @@ impl StatusRepository {
                 .arg(ttl)
                 .arg(failed_score)
                 .arg(id.to_string())
-                .arg(extra.delete.len() + extra.set.len() + extra.append.len());
+                .arg(
+                    extra.delete.len()
+                        + extra.set.len()
+                        + extra.set_expiring.len()
+                        + extra.append.len(),
+                );
             for key in &extra.delete {
                 invocation.key(key).arg("del").arg("");
             }
             for (key, value) in &extra.set {
                 invocation.key(key).arg("set").arg(value);
             }
+            for (key, value) in &extra.set_expiring {
+                invocation.key(key).arg("setex").arg(value);
+            }
             for (key, value) in &extra.append {
                 invocation.key(key).arg("append").arg(value);
             }
-            invocation.arg(MAX_ATTEMPT_ENTRIES);
+            invocation
+                .arg(MAX_ATTEMPT_ENTRIES)
+                .arg(self.completed_ttl.as_secs().max(1));
             let written: i64 = invocation.invoke_async(&mut self.conn()).await?;
             if written == 1 {
                 return Ok(Written {
@@ -409,8 +428,10 @@ impl StatusRepository {
                 message: error.message.clone(),
             },
         };
+        // The payload holds the team's personal data: it is kept for a re-drive only as long
+        // as the staged files are.
         let effects = Effects {
-            set: vec![(self.keys.failed_job(&id), payload)],
+            set_expiring: vec![(self.keys.failed_job(&id), payload)],
             append: vec![(self.keys.attempts(&id), entry)],
             ..Effects::default()
         };
@@ -534,6 +555,31 @@ impl StatusRepository {
         email: EmailStatus,
     ) -> Result<(), StatusError> {
         let change = Change::EmailResent { email };
+        self.transition(id, Actor::Support, change, Effects::default())
+            .await
+            .map(drop)
+    }
+
+    /// Support drops a failed registration for good: its record, its place in the failed
+    /// index, its kept payload (with the personal data) and its attempt history go. Refused
+    /// unless it is failed.
+    pub async fn discard(&self, id: RegistrationId) -> Result<(), StatusError> {
+        let effects = Effects {
+            delete: vec![self.keys.failed_job(&id), self.keys.attempts(&id)],
+            ..Effects::default()
+        };
+        self.transition(id, Actor::Support, Change::Discard, effects)
+            .await
+            .map(drop)
+    }
+
+    /// An organiser decided on the saved team: its public record shows the review state.
+    pub async fn reviewed(
+        &self,
+        id: RegistrationId,
+        state: ReviewState,
+    ) -> Result<(), StatusError> {
+        let change = Change::Reviewed { state };
         self.transition(id, Actor::Support, change, Effects::default())
             .await
             .map(drop)

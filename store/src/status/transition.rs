@@ -3,7 +3,7 @@
 //! is refused. The repository applies the result with a compare-and-set, so the check and
 //! the write are one atomic step.
 
-use intake_shared::status::{EmailStatus, JobError, JobState, StatusRecord, Step};
+use intake_shared::status::{EmailStatus, JobError, JobState, ReviewState, StatusRecord, Step};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -47,6 +47,10 @@ pub enum Change {
     EmailResendQueued,
     /// A resent confirmation ended.
     EmailResent { email: EmailStatus },
+    /// An organiser decided on the saved team.
+    Reviewed { state: ReviewState },
+    /// Support drops a failed registration; its record goes.
+    Discard,
 }
 
 /// Why a change is refused. Nothing is written.
@@ -104,7 +108,14 @@ pub fn apply(
             match (state, &change) {
                 (JobState::Completed, _) => return Err(TransitionError::AlreadyCompleted),
                 (JobState::Failed, _) => return Err(TransitionError::AlreadyFailed),
-                (_, Change::Redrive | Change::EmailResendQueued | Change::EmailResent { .. }) => {
+                (
+                    _,
+                    Change::Redrive
+                    | Change::EmailResendQueued
+                    | Change::EmailResent { .. }
+                    | Change::Reviewed { .. }
+                    | Change::Discard,
+                ) => {
                     return Err(TransitionError::SupportOnly);
                 }
                 // A run's steps follow its start; a record still `queued` has not started
@@ -121,10 +132,18 @@ pub fn apply(
                 return Err(TransitionError::AlreadyCompleted);
             }
             (Change::Redrive, other) => return Err(TransitionError::NotFailed(other)),
+            (Change::Discard, JobState::Failed) => {}
+            (Change::Discard, JobState::Completed) => {
+                return Err(TransitionError::AlreadyCompleted);
+            }
+            (Change::Discard, other) => return Err(TransitionError::NotFailed(other)),
             (Change::EmailResendQueued | Change::EmailResent { .. }, JobState::Completed) => {}
             (Change::EmailResendQueued | Change::EmailResent { .. }, other) => {
                 return Err(TransitionError::NotCompleted(other));
             }
+            // A saved team is reviewable while its confirmation is still being sent.
+            (Change::Reviewed { .. }, JobState::Completed | JobState::Processing) => {}
+            (Change::Reviewed { .. }, other) => return Err(TransitionError::NotCompleted(other)),
             (_, _) => return Err(TransitionError::RunOnly),
         },
     }
@@ -149,6 +168,7 @@ fn apply_change(mut stored: Stored, change: Change, now: OffsetDateTime) -> Stor
             record.team_id = Some(team_id);
             record.step = Some(Step::SendingEmail);
             record.email_status = Some(EmailStatus::Pending);
+            record.review_state = Some(ReviewState::Pending);
         }
         Change::Complete { email } => {
             record.status = JobState::Completed;
@@ -171,6 +191,9 @@ fn apply_change(mut stored: Stored, change: Change, now: OffsetDateTime) -> Stor
         }
         Change::EmailResendQueued => record.email_status = Some(EmailStatus::Pending),
         Change::EmailResent { email } => record.email_status = Some(email),
+        Change::Reviewed { state } => record.review_state = Some(state),
+        // The record is deleted with its effects; nothing of it is kept.
+        Change::Discard => {}
     }
     stored.record.updated_at = now;
     stored
@@ -214,6 +237,41 @@ mod tests {
     }
 
     #[test]
+    fn a_review_sets_the_review_state_of_a_saved_registration_only() {
+        let reviewed = |status| {
+            change(
+                stored(status, 0),
+                Actor::Support,
+                Change::Reviewed {
+                    state: ReviewState::Approved,
+                },
+            )
+        };
+        let done = reviewed(JobState::Completed).expect("a completed one is reviewable");
+        assert_eq!(done.record.review_state, Some(ReviewState::Approved));
+        assert_eq!(done.record.status, JobState::Completed);
+        assert!(
+            reviewed(JobState::Processing).is_ok(),
+            "saved, email pending"
+        );
+        assert_eq!(
+            reviewed(JobState::Failed).map(drop),
+            Err(TransitionError::NotCompleted(JobState::Failed))
+        );
+        assert_eq!(
+            change(
+                stored(JobState::Completed, 0),
+                Actor::Run(0),
+                Change::Reviewed {
+                    state: ReviewState::Rejected
+                }
+            )
+            .map(drop),
+            Err(TransitionError::AlreadyCompleted)
+        );
+    }
+
+    #[test]
     fn a_run_starts_from_queued_and_moves_through_its_steps_to_completed() {
         let started = change(stored(JobState::Queued, 0), Actor::Run(0), start()).expect("start");
         assert_eq!(started.record.status, JobState::Processing);
@@ -231,6 +289,7 @@ mod tests {
         assert_eq!(with_id.record.team_id.as_deref(), Some("ICCT-0001"));
         assert_eq!(with_id.record.step, Some(Step::SendingEmail));
         assert_eq!(with_id.record.email_status, Some(EmailStatus::Pending));
+        assert_eq!(with_id.record.review_state, Some(ReviewState::Pending));
         let done = change(
             with_id,
             Actor::Run(0),

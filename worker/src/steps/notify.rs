@@ -1,10 +1,12 @@
 //! Step 4: the confirmation email, to the captain with the vice-captain in Cc, as plain text
-//! and HTML. It is never fatal: the registration completes with `email_status` `sent` or
-//! `failed`. Each registration's delivery is recorded in Postgres and marked `sending` before
-//! the message goes out: a run that finds it `sent` does not send again; one that finds it
-//! `sending` waits for the run that is sending, or, once that run's deadline has passed (it
-//! stopped), records the delivery `unknown` (shown as `failed`) without sending, so a
-//! captain is never emailed twice; support can resend.
+//! and HTML; and, as jobs of their own, the email of each review decision, to the same
+//! people. Email is never fatal: the registration completes with `email_status` `sent` or
+//! `failed`. Each message's delivery is recorded in Postgres (keyed by registration and
+//! message) and marked `sending` before the message goes out: a run that finds it `sent`
+//! does not send again; one that finds it `sending` waits for the run that is sending, or,
+//! once that run's deadline has passed (it stopped), records the delivery `unknown` (shown
+//! as `failed`) without sending, so a captain never gets one message twice; support can
+//! resend the confirmation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
-use intake_shared::status::EmailStatus;
+use intake_shared::status::{EmailStatus, ReviewState};
 use intake_store::pg::PgPool;
-use intake_store::pg::email_deliveries::{self, Delivery, Marked, Sender};
+use intake_store::pg::email_deliveries::{self, Delivery, Marked, MessageKey, Sender};
+use intake_store::pg::teams::Decision;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
@@ -34,6 +37,14 @@ pub struct Notifier {
 
 /// Time allowed beyond the send deadline for the run to record how the send ended.
 const RECORD_MARGIN: Duration = Duration::from_secs(10);
+
+/// One message ready to go, with the key its delivery is recorded under.
+struct Outgoing {
+    key: MessageKey,
+    message_id: String,
+    /// The message, or why it could not be built (recorded as a failed delivery).
+    message: Result<Message, String>,
+}
 
 impl Notifier {
     pub fn new(mailer: Arc<dyn Mailer>, from: Mailbox) -> Self {
@@ -73,15 +84,9 @@ impl Notifier {
         job: &RegistrationJob,
         team_id: &TeamId,
     ) -> Result<EmailStatus, StepError> {
-        let sender = Sender::Registration;
-        self.send(
-            pool,
-            job.registration_id,
-            &job.registration,
-            team_id,
-            sender,
-        )
-        .await
+        let outgoing = self.confirmation(job.registration_id, &job.registration, team_id);
+        self.send(pool, job.registration_id, outgoing, Sender::Registration)
+            .await
     }
 
     /// Sends the confirmation again, whatever was sent before (support's "resend email",
@@ -94,36 +99,84 @@ impl Notifier {
         team_id: &TeamId,
         audit_id: i64,
     ) -> Result<EmailStatus, StepError> {
-        let sender = Sender::Resend { audit_id };
-        self.send(pool, id, registration, team_id, sender).await
+        let outgoing = self.confirmation(id, registration, team_id);
+        self.send(pool, id, outgoing, Sender::Resend { audit_id })
+            .await
     }
 
-    async fn send(
+    /// Sends the email of review decision `decision` unless it was already accepted, under
+    /// the same rules as the confirmation: once per decision, however often its job runs.
+    pub async fn decision(
         &self,
         pool: &PgPool,
         id: RegistrationId,
         registration: &Registration,
         team_id: &TeamId,
+        decision: &Decision,
+    ) -> Result<EmailStatus, StepError> {
+        let key = MessageKey::Decision {
+            version: decision.version,
+        };
+        let message_id = format!("<decision-{id}-{}@intake>", decision.version);
+        let message = decision_message(&self.from, registration, team_id, decision, &message_id);
+        let outgoing = Outgoing {
+            key,
+            message_id,
+            message,
+        };
+        self.send(pool, id, outgoing, Sender::Registration).await
+    }
+
+    fn confirmation(
+        &self,
+        id: RegistrationId,
+        registration: &Registration,
+        team_id: &TeamId,
+    ) -> Outgoing {
+        let message_id = format!("<registration-{id}@intake>");
+        let message = confirmation(&self.from, registration, team_id, &message_id);
+        Outgoing {
+            key: MessageKey::Confirmation,
+            message_id,
+            message,
+        }
+    }
+
+    /// Sends one message at most once: marks its delivery, sends with retries within the
+    /// deadline, and records how it ended.
+    async fn send(
+        &self,
+        pool: &PgPool,
+        id: RegistrationId,
+        outgoing: Outgoing,
         sender: Sender,
     ) -> Result<EmailStatus, StepError> {
-        let message_id = format!("<registration-{id}@intake>");
-        match self.mark_sending(pool, id, &message_id, sender).await? {
+        let Outgoing {
+            key,
+            message_id,
+            message,
+        } = outgoing;
+        match self
+            .mark_sending(pool, id, key, &message_id, sender)
+            .await?
+        {
             Previous::None => {}
             Previous::Ended(status) => {
                 tracing::info!(
                     ?status,
-                    "the confirmation email was already dealt with; not sending again"
+                    email = %key,
+                    "the email was already dealt with; not sending again"
                 );
                 return Ok(status);
             }
         }
-        let outcome = match confirmation(&self.from, registration, team_id, &message_id) {
+        let outcome = match message {
             Ok(message) => {
                 let sending = (|| self.mailer.send(&message))
                     .retry(self.retry)
                     .when(MailError::is_transient)
                     .notify(|err, delay| {
-                        tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
+                        tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), email = %key, retry_in_ms = delay.as_millis() as u64, "email not delivered; retrying");
                     });
                 tokio::time::timeout(self.send_deadline, sending)
                     .await
@@ -135,14 +188,15 @@ impl Notifier {
             Ok(()) => (EmailStatus::Sent, None),
             Err(MailError::OutcomeUnknown) => {
                 tracing::warn!(
-                    "sending the confirmation took longer than its deadline; not sending again"
+                    email = %key,
+                    "sending the email took longer than its deadline; not sending again"
                 );
-                self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
+                self.record(pool, id, key, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                     .await?;
                 return Ok(EmailStatus::Failed);
             }
             Err(err) => {
-                tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), mailer = self.mailer.name(), "confirmation email failed");
+                tracing::warn!(error = %intake_shared::mask::emails_in(&err.to_string()), email = %key, mailer = self.mailer.name(), "email failed");
                 (
                     EmailStatus::Failed,
                     Some(intake_shared::mask::emails_in(&err.to_string())),
@@ -154,7 +208,7 @@ impl Notifier {
         } else {
             Delivery::Failed
         };
-        self.record(pool, id, delivery, last_error.as_deref())
+        self.record(pool, id, key, delivery, last_error.as_deref())
             .await?;
         Ok(status)
     }
@@ -168,12 +222,13 @@ impl Notifier {
         &self,
         pool: &PgPool,
         id: RegistrationId,
+        key: MessageKey,
         message_id: &str,
         sender: Sender,
     ) -> Result<Previous, StepError> {
         let lease = self.send_deadline + RECORD_MARGIN;
         loop {
-            let marked = email_deliveries::mark_sending(pool, id, message_id, sender, lease)
+            let marked = email_deliveries::mark_sending(pool, id, key, message_id, sender, lease)
                 .await
                 .map_err(|e| db::step_error(&e, "marking the email delivery"))?;
             match marked {
@@ -187,9 +242,10 @@ impl Notifier {
                     stale: true,
                 } => {
                     tracing::warn!(
-                        "an earlier run stopped while sending the confirmation; not sending again"
+                        email = %key,
+                        "an earlier run stopped while sending the email; not sending again"
                     );
-                    self.record(pool, id, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
+                    self.record(pool, id, key, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                         .await?;
                     return Ok(Previous::Ended(EmailStatus::Failed));
                 }
@@ -209,10 +265,11 @@ impl Notifier {
         &self,
         pool: &PgPool,
         id: RegistrationId,
+        key: MessageKey,
         delivery: Delivery,
         last_error: Option<&str>,
     ) -> Result<(), StepError> {
-        email_deliveries::record(pool, id, delivery, last_error)
+        email_deliveries::record(pool, id, key, delivery, last_error)
             .await
             .map_err(|e| db::step_error(&e, "recording the email delivery"))
     }
@@ -229,13 +286,13 @@ enum Previous {
 /// Why a delivery is recorded `unknown`.
 pub const UNKNOWN_OUTCOME: &str = "sending stopped before the server answered; whether the message went out is unknown, so it was not sent again (resend from the support tools if it did not arrive)";
 
-/// The confirmation message: team ID, team name and players, in text and HTML.
-pub fn confirmation(
+/// A message from `from` to the registration's captain, with the vice-captain in Cc.
+fn to_the_captains(
     from: &Mailbox,
     registration: &Registration,
-    team_id: &TeamId,
+    subject: String,
     message_id: &str,
-) -> Result<Message, String> {
+) -> Result<lettre::message::MessageBuilder, String> {
     let mailbox = |name: &str, email: &str| -> Result<Mailbox, String> {
         email
             .parse()
@@ -250,6 +307,21 @@ pub fn confirmation(
         registration.vice_captain.name.as_str(),
         registration.vice_captain.email.as_str(),
     )?;
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(captain)
+        .cc(vice)
+        .subject(subject)
+        .message_id(Some(message_id.to_owned())))
+}
+
+/// The confirmation message: team ID, team name and players, in text and HTML.
+pub fn confirmation(
+    from: &Mailbox,
+    registration: &Registration,
+    team_id: &TeamId,
+    message_id: &str,
+) -> Result<Message, String> {
     let team = registration.team_name.as_str();
     let players_text: String = registration
         .players
@@ -290,14 +362,67 @@ pub fn confirmation(
         team = escape(team),
         team_id = escape(team_id.as_str()),
     );
-    Message::builder()
-        .from(from.clone())
-        .to(captain)
-        .cc(vice)
-        .subject(format!("Registration confirmed: {team} ({team_id})"))
-        .message_id(Some(message_id.to_owned()))
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| format!("message not buildable: {e}"))
+    to_the_captains(
+        from,
+        registration,
+        format!("Registration confirmed: {team} ({team_id})"),
+        message_id,
+    )?
+    .multipart(MultiPart::alternative_plain_html(text, html))
+    .map_err(|e| format!("message not buildable: {e}"))
+}
+
+/// The message telling the captains an organiser's decision: approved or not accepted in
+/// the subject (with only the team name and ID, as the confirmation has), the organiser's
+/// reason and the payment check in the body, in text and HTML.
+pub fn decision_message(
+    from: &Mailbox,
+    registration: &Registration,
+    team_id: &TeamId,
+    decision: &Decision,
+    message_id: &str,
+) -> Result<Message, String> {
+    let team = registration.team_name.as_str();
+    let (subject, outcome) = match decision.decision {
+        ReviewState::Approved => ("Registration approved", "has been approved"),
+        ReviewState::Rejected => ("Registration not accepted", "has not been accepted"),
+        ReviewState::Pending => return Err("a pending review is not a decision".to_owned()),
+    };
+    let payment = if decision.payment_verified {
+        "Your payment receipt has been verified."
+    } else {
+        "Your payment receipt has not been verified."
+    };
+    let reason = decision.reason.trim();
+    let text = format!(
+        "Hello {captain_name},\n\n\
+         The registration of your team \"{team}\" ({team_id}) {outcome}.\n\
+         {payment}\n\n\
+         The organisers' note:\n{reason}\n\n\
+         Please quote your team ID {team_id} in every message about your registration.\n",
+        captain_name = registration.captain.name,
+    );
+    let reason_html = escape(reason).replace('\n', "<br>");
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family: sans-serif\">\
+         <p>Hello {captain_name},</p>\
+         <p>The registration of your team <strong>{team}</strong> \
+         (<strong>{team_id}</strong>) {outcome}.<br>{payment}</p>\
+         <p>The organisers' note:</p><blockquote>{reason_html}</blockquote>\
+         <p>Please quote your team ID {team_id} in every message about your registration.</p>\
+         </body></html>",
+        captain_name = escape(registration.captain.name.as_str()),
+        team = escape(team),
+        team_id = escape(team_id.as_str()),
+    );
+    to_the_captains(
+        from,
+        registration,
+        format!("{subject}: {team} ({team_id})"),
+        message_id,
+    )?
+    .multipart(MultiPart::alternative_plain_html(text, html))
+    .map_err(|e| format!("message not buildable: {e}"))
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -318,7 +443,72 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+
+    fn registration() -> Registration {
+        let players: Vec<_> = (0..11)
+            .map(|n| serde_json::json!({"name": format!("Player {}", char::from(b'a' + n)), "role": "bowler"}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "team_name": "Rising Stars XI",
+            "captain": {"name": "Arjun Mehta", "phone": "9876543210", "email": "arjun@example.org"},
+            "vice_captain": {"name": "Ravi Kumar", "phone": "9123456780", "email": "ravi@example.org"},
+            "players": players,
+        }))
+        .expect("a valid registration")
+    }
+
+    fn decision(state: ReviewState, reason: &str) -> Decision {
+        Decision {
+            version: 2,
+            decision: state,
+            payment_verified: false,
+            reason: reason.to_owned(),
+            actor: "olga".to_owned(),
+            at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn formatted(state: ReviewState, reason: &str) -> Result<String, String> {
+        let from: Mailbox = "Intake <intake@example.org>".parse().expect("address");
+        decision_message(
+            &from,
+            &registration(),
+            &TeamId::from_stored("ICCT-0007".to_owned()),
+            &decision(state, reason),
+            "<decision-x-2@intake>",
+        )
+        // Quoted-printable soft line breaks removed, so text can be looked for whole.
+        .map(|m| String::from_utf8_lossy(&m.formatted()).replace("=\r\n", ""))
+    }
+
+    #[test]
+    fn a_rejection_says_not_accepted_and_keeps_the_reason_out_of_the_subject() {
+        let mail = formatted(ReviewState::Rejected, "Receipt <unreadable>").expect("built");
+        assert!(
+            mail.contains("Subject: Registration not accepted: Rising Stars XI (ICCT-0007)"),
+            "{mail}"
+        );
+        assert!(mail.contains("Message-ID: <decision-x-2@intake>"), "{mail}");
+        assert!(
+            mail.contains("Receipt <unreadable>"),
+            "the text body has the reason"
+        );
+        assert!(
+            mail.contains("Receipt &lt;unreadable&gt;"),
+            "the HTML body escapes it"
+        );
+        let subject = mail
+            .lines()
+            .find(|l| l.starts_with("Subject:"))
+            .expect("subject");
+        assert!(!subject.contains("Receipt"));
+    }
+
+    #[test]
+    fn a_pending_review_is_not_a_message() {
+        assert!(formatted(ReviewState::Pending, "").is_err());
+    }
 
     #[test]
     fn escapes_markup() {
