@@ -97,6 +97,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/registrations", get(registrations::list))
         .route("/registrations/{id}", get(registrations::show))
         .route("/registrations/{id}/redrive", post(actions::redrive_one))
+        .route("/registrations/{id}/discard", post(actions::discard))
         .route(
             "/registrations/{id}/resend-email",
             post(actions::resend_email),

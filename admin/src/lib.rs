@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod cursor;
+pub mod discard;
 pub mod error;
 pub mod redrive;
 pub mod routes;

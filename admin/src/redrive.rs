@@ -1,5 +1,5 @@
-//! Re-driving a failed registration: the same registration id, so the job finds its team ID
-//! and re-uses its staged files, pushed as the job of the registration's next run. The status
+//! Re-driving a failed registration: the same registration id, so the job finds its claim on
+//! the team and re-uses its staged files, pushed as the job of the registration's next run. The status
 //! record moves from `failed` to `queued` in one compare-and-set (docs/contract.md §10), so two
 //! support staff re-driving one registration at once enqueue it once, and a worker still
 //! running the old run is refused at its next status write.

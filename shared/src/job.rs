@@ -58,3 +58,23 @@ pub struct StagedDocument {
     /// Hex SHA-256 of the content, so the worker can tell a damaged staged file.
     pub sha256: String,
 }
+
+impl RegistrationJob {
+    /// The upload directories the job's documents live in: the first component of each
+    /// staged path, and only when it is a plain name (a payload can never point outside
+    /// staging).
+    pub fn upload_dirs(&self) -> Vec<String> {
+        use std::path::{Component, Path};
+        let mut dirs: Vec<String> = self
+            .documents
+            .iter()
+            .filter_map(|d| match Path::new(&d.staged_path).components().next() {
+                Some(Component::Normal(name)) => name.to_str().map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}

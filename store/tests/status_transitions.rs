@@ -429,7 +429,7 @@ async fn a_discard_removes_a_failed_registration_and_refuses_any_other() {
     let job = fixture.accepted().await;
     let id = job.registration_id;
     assert_eq!(
-        refused(fixture.status.discard(id).await),
+        refused(fixture.status.discard(id, &[]).await),
         TransitionError::NotFailed(JobState::Queued)
     );
     fixture
@@ -442,7 +442,7 @@ async fn a_discard_removes_a_failed_registration_and_refuses_any_other() {
         .fail(&job, 1, &failure())
         .await
         .expect("fail");
-    fixture.status.discard(id).await.expect("discard");
+    fixture.status.discard(id, &[]).await.expect("discard");
     assert!(fixture.status.get(id).await.expect("read").is_none());
     assert!(fixture.status.failed_job(id).await.expect("read").is_none());
     assert!(fixture.status.attempts(id).await.expect("read").is_empty());
@@ -453,14 +453,14 @@ async fn a_discard_removes_a_failed_registration_and_refuses_any_other() {
         .expect("failed index");
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(
-        refused(fixture.status.discard(id).await),
+        refused(fixture.status.discard(id, &[]).await),
         TransitionError::NotFound
     );
 
     let done = fixture.accepted().await;
     run_to_completion(&fixture.status, &done).await;
     assert_eq!(
-        refused(fixture.status.discard(done.registration_id).await),
+        refused(fixture.status.discard(done.registration_id, &[]).await),
         TransitionError::AlreadyCompleted
     );
 }

@@ -3,7 +3,6 @@
 //! step is safe to run again, which is what makes at-least-once delivery (a crashed worker,
 //! a re-drive) produce its effects exactly once.
 
-use std::path::{Component, Path};
 use std::sync::Arc;
 
 use intake_shared::staging::StagingStore;
@@ -88,7 +87,7 @@ impl Pipeline {
 
         // The documents are stored and saved: the staged copies are not needed by any later
         // run (it finds the registration saved), so they go before anyone sees "completed".
-        let uploads = upload_dirs(job);
+        let uploads = job.upload_dirs();
         self.remove_staged(&uploads).await;
 
         // 4. Confirmation email: never fatal.
@@ -380,22 +379,6 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// The upload directories a job's documents live in: the first component of each staged
-/// path, and only when it is a plain name (a payload can never point outside staging).
-pub fn upload_dirs(job: &RegistrationJob) -> Vec<String> {
-    let mut dirs: Vec<String> = job
-        .documents
-        .iter()
-        .filter_map(|d| match Path::new(&d.staged_path).components().next() {
-            Some(Component::Normal(name)) => name.to_str().map(str::to_owned),
-            _ => None,
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
 }
 
 async fn timed<T>(

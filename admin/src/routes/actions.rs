@@ -1,4 +1,5 @@
-//! Support actions: re-drive one registration or many, resend a confirmation email. Each
+//! Support actions: re-drive one registration or many, resend a confirmation email, discard
+//! a failed registration. Each
 //! needs a reason, and each is written to the audit log before it takes effect and again with
 //! its outcome.
 
@@ -45,6 +46,55 @@ pub(crate) fn reason(given: Option<&str>) -> Result<String, AdminError> {
 
 fn parse_id(id: &str) -> Result<RegistrationId, AdminError> {
     RegistrationId::parse(id).ok_or(AdminError::NotFound)
+}
+
+/// Drops a failed registration for good (`crate::discard`), audited as `discard`.
+pub async fn discard(
+    State(state): State<AdminState>,
+    Support(actor): Support,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Path(id): Path<String>,
+    Json(body): Json<ActionBody>,
+) -> Result<Json<Value>, AdminError> {
+    let id = parse_id(&id)?;
+    let reason = reason(body.reason.as_deref())?;
+    let ids = [id];
+    let entry = Entry {
+        actor: &actor.name,
+        action: "discard",
+        registrations: &ids,
+        reason: Some(&reason),
+        request_id: Some(&request_id),
+    };
+    entry
+        .record(&state.pool, Outcome::Requested, json!({}))
+        .await?;
+    match crate::discard::one(&state, id).await {
+        Ok(detail) => {
+            entry
+                .record(&state.pool, Outcome::Succeeded, detail)
+                .await?;
+            Ok(Json(json!({"id": id, "status": "discarded"})))
+        }
+        Err(
+            err @ (AdminError::NotFound
+            | AdminError::AlreadyCompleted
+            | AdminError::InvalidState(_)),
+        ) => {
+            entry
+                .record(
+                    &state.pool,
+                    Outcome::Refused,
+                    json!({"error": err.to_string()}),
+                )
+                .await?;
+            Err(err)
+        }
+        Err(err) => {
+            entry.record_failure(&state.pool, &err).await;
+            Err(err)
+        }
+    }
 }
 
 pub async fn redrive_one(

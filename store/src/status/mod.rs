@@ -563,9 +563,13 @@ impl StatusRepository {
     /// Support drops a failed registration for good: its record, its place in the failed
     /// index, its kept payload (with the personal data) and its attempt history go. Refused
     /// unless it is failed.
-    pub async fn discard(&self, id: RegistrationId) -> Result<(), StatusError> {
+    /// `uploads` are its staged uploads, whose marks go too (the files are the caller's to
+    /// remove; a file left behind has no mark and the janitor removes it).
+    pub async fn discard(&self, id: RegistrationId, uploads: &[String]) -> Result<(), StatusError> {
+        let mut delete = vec![self.keys.failed_job(&id), self.keys.attempts(&id)];
+        delete.extend(uploads.iter().map(|u| self.keys.staged_upload(u)));
         let effects = Effects {
-            delete: vec![self.keys.failed_job(&id), self.keys.attempts(&id)],
+            delete,
             ..Effects::default()
         };
         self.transition(id, Actor::Support, Change::Discard, effects)
