@@ -69,6 +69,7 @@ impl StackSettings {
             queue: self.queue.clone(),
             staging: self.staging.clone(),
             database: self.database.clone(),
+            cloudinary: self.cloudinary.clone(),
             serve: self.serve.clone(),
             telemetry: Self::telemetry(),
         }

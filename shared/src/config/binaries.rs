@@ -73,7 +73,8 @@ impl WorkerSettings {
     }
 }
 
-/// `intake-admin`: the support service over the store, the status records and the queue.
+/// `intake-admin`: the support service over the store, the status records and the queue;
+/// it reads the document store's settings to show organisers the documents.
 #[derive(Debug, Clone, Default)]
 pub struct AdminSettings {
     pub admin: AdminSection,
@@ -81,6 +82,7 @@ pub struct AdminSettings {
     pub queue: QueueSettings,
     pub staging: StagingSettings,
     pub database: DatabaseSettings,
+    pub cloudinary: CloudinarySettings,
     pub serve: ServeSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -97,6 +99,7 @@ impl AdminSettings {
             queue: section(figment)?,
             staging: section(figment)?,
             database: section(figment)?,
+            cloudinary: section(figment)?,
             serve: section(figment)?,
             telemetry: section(figment)?,
         })

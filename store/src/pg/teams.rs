@@ -441,6 +441,57 @@ async fn review_once(
     Ok(stored_id)
 }
 
+/// How many saved teams stand in each review state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub pending: i64,
+    pub approved: i64,
+    pub rejected: i64,
+}
+
+impl StateCounts {
+    pub fn total(&self) -> i64 {
+        self.pending + self.approved + self.rejected
+    }
+}
+
+pub async fn counts_by_state(pool: &PgPool) -> Result<StateCounts, DbError> {
+    retrying(|| async {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT review_state, count(*) FROM teams GROUP BY review_state")
+                .fetch_all(pool)
+                .await?;
+        let mut counts = StateCounts::default();
+        for (state, n) in rows {
+            match ReviewState::parse(&state) {
+                Some(ReviewState::Pending) => counts.pending = n,
+                Some(ReviewState::Approved) => counts.approved = n,
+                Some(ReviewState::Rejected) => counts.rejected = n,
+                None => {}
+            }
+        }
+        Ok(counts)
+    })
+    .await
+}
+
+/// Teams saved on each UTC day from `since` on, oldest first; days without one are absent.
+pub async fn saved_per_day(
+    pool: &PgPool,
+    since: OffsetDateTime,
+) -> Result<Vec<(time::Date, i64)>, DbError> {
+    retrying(|| async {
+        Ok(sqlx::query_as(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM teams
+             WHERE created_at >= $1 GROUP BY day ORDER BY day",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?)
+    })
+    .await
+}
+
 /// Decision `version` of the registration's review; `None` if there is no such decision.
 pub async fn decision(
     pool: &PgPool,
