@@ -12,6 +12,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum CtlError {
     #[error("{0}")]
     Refused(String),
+    /// `409 CONFLICT`: what the call was based on changed meanwhile (a team's review
+    /// version). Refused like any other; kept apart so a command can say what to do next.
+    #[error("{0}")]
+    Stale(String),
     #[error("{0}")]
     Usage(String),
     #[error("not authorised: {0}")]
@@ -26,12 +30,19 @@ pub enum CtlError {
     Server(String),
     #[error("{0}")]
     Partial(String),
+    /// A file of ours could not be written (an export's target, say).
+    #[error("{0}")]
+    File(String),
 }
 
 impl CtlError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Refused(_) | Self::Server(_) | Self::Partial(_) => 1,
+            Self::Refused(_)
+            | Self::Stale(_)
+            | Self::Server(_)
+            | Self::Partial(_)
+            | Self::File(_) => 1,
             Self::Usage(_) => 2,
             Self::Unauthorized(_) => 3,
             Self::Unreachable(_) => 4,
@@ -85,6 +96,25 @@ impl AdminClient {
         self.answer(request.send().await).await
     }
 
+    /// A GET whose successful answer is not JSON but a body to read chunk by chunk (an
+    /// export), so that it never has to be held whole. A refusal is read and classified as
+    /// for any other call.
+    pub async fn get_body(&self, path: &str) -> Result<reqwest::Response, CtlError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        Err(problem(status, &bytes))
+    }
+
     async fn answer(
         &self,
         sent: Result<reqwest::Response, reqwest::Error>,
@@ -94,21 +124,14 @@ impl AdminClient {
         // The body is read under the same timeout: a service that stalls mid-answer is as
         // unreachable as one that never answers.
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(body);
+            return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
         }
-        let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
-        let code = body["code"].as_str().unwrap_or("UNKNOWN").to_owned();
-        Err(match status {
-            StatusCode::UNAUTHORIZED => CtlError::Unauthorized(detail),
-            StatusCode::BAD_REQUEST => CtlError::Usage(format!("{code}: {detail}")),
-            s if s.is_server_error() => CtlError::Server(format!("{s}: {code}: {detail}")),
-            _ => CtlError::Refused(format!("{code}: {detail}")),
-        })
+        Err(problem(status, &bytes))
     }
 
-    fn unreachable(&self, err: reqwest::Error) -> CtlError {
+    /// A call that got no whole answer: no connection, the timeout, or a body cut short.
+    pub fn unreachable(&self, err: reqwest::Error) -> CtlError {
         if err.is_timeout() {
             return CtlError::Unreachable(if err.is_connect() {
                 format!(
@@ -120,6 +143,24 @@ impl AdminClient {
             });
         }
         CtlError::Unreachable(chain(&err.without_url()))
+    }
+}
+
+/// A refusal's problem+json, as the error a script can branch on.
+fn problem(status: StatusCode, body: &[u8]) -> CtlError {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let detail = body["detail"].as_str().unwrap_or("no detail").to_owned();
+    let code = body["code"].as_str().unwrap_or("UNKNOWN").to_owned();
+    match status {
+        StatusCode::UNAUTHORIZED => CtlError::Unauthorized(detail),
+        StatusCode::BAD_REQUEST => CtlError::Usage(format!("{code}: {detail}")),
+        // The token is good, its role is not: the detail names the role needed.
+        StatusCode::FORBIDDEN => CtlError::Refused(format!(
+            "refused: this token's role does not allow that ({code}: {detail})"
+        )),
+        StatusCode::CONFLICT if code == "CONFLICT" => CtlError::Stale(format!("{code}: {detail}")),
+        s if s.is_server_error() => CtlError::Server(format!("{s}: {code}: {detail}")),
+        _ => CtlError::Refused(format!("{code}: {detail}")),
     }
 }
 

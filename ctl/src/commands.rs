@@ -1,4 +1,4 @@
-//! One function per subcommand.
+//! One function per subcommand; the organisers' (teams) are in `teams`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 
 use crate::client::{AdminClient, CtlError};
 use crate::output::{cell, json as print_json, table};
+use crate::teams;
 use crate::{Cli, Command};
 
-/// What `failed` lists without `--limit` or `--all`.
+/// What `failed` and `teams` list without `--limit` or `--all`.
 const DEFAULT_LIMIT: usize = 100;
 /// The most registrations one bulk re-drive handles (the newest that match).
 const MAX_BULK: usize = 1000;
@@ -29,13 +30,8 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
             limit,
             all,
         } => {
-            let limit = match (all, limit) {
-                (true, _) => usize::MAX,
-                (false, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
-                (false, None) => DEFAULT_LIMIT,
-            };
             let filters = Filters { code, since, until };
-            failed(&client, cli.json, &filters, limit).await
+            failed(&client, cli.json, &filters, list_limit(limit, all)).await
         }
         Command::Show { id, reveal, reason } => show(&client, cli.json, &id, reveal, reason).await,
         Command::Redrive {
@@ -59,10 +55,33 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::ResendEmail { id, reason } => resend(&client, cli.json, &id, &reason).await,
         Command::Queue => queue(&client, cli.json).await,
+        Command::Teams {
+            filters,
+            limit,
+            all,
+        } => teams::list(&client, cli.json, &filters, list_limit(limit, all)).await,
+        Command::Team {
+            team_id,
+            reveal,
+            reason,
+        } => teams::show(&client, cli.json, &team_id, reason.filter(|_| reveal)).await,
+        Command::Approve(args) => teams::decide(&client, cli.json, "approved", &args).await,
+        Command::Reject(args) => teams::decide(&client, cli.json, "rejected", &args).await,
+        Command::Export {
+            format,
+            output,
+            filters,
+            reveal,
+            reason,
+        } => {
+            let reveal = reason.filter(|_| reveal);
+            teams::export(&client, cli.json, &format, &output, &filters, reveal).await
+        }
     }
 }
 
-fn query_value(v: &str) -> String {
+/// A value percent-encoded for a query string or a path segment.
+pub(crate) fn query_value(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -107,10 +126,19 @@ impl Filters {
     }
 }
 
-/// Failed registrations, newest first, and whether the limit left some out.
-struct Listing {
-    items: Vec<Value>,
-    more: bool,
+/// A list's items, newest first, and whether the limit left some out.
+pub(crate) struct Listing {
+    pub items: Vec<Value>,
+    pub more: bool,
+}
+
+/// What `failed` and `teams` list without `--limit` or `--all`.
+pub(crate) fn list_limit(limit: Option<u64>, all: bool) -> usize {
+    match (all, limit) {
+        (true, _) => usize::MAX,
+        (false, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        (false, None) => DEFAULT_LIMIT,
+    }
 }
 
 /// Every failed registration matching the filters, following cursors up to `limit`.
@@ -119,14 +147,22 @@ async fn failed_items(
     filters: &Filters,
     limit: usize,
 ) -> Result<Listing, CtlError> {
+    let query = format!("&status=failed{}", filters.query());
+    pages(client, "/admin/v1/registrations", &query, limit).await
+}
+
+/// A list endpoint's items (`{"items", "next_cursor"}`), following its cursors up to
+/// `limit`. `query` is the filters, encoded, each starting with `&`.
+pub(crate) async fn pages(
+    client: &AdminClient,
+    endpoint: &str,
+    query: &str,
+    limit: usize,
+) -> Result<Listing, CtlError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = format!(
-            "/admin/v1/registrations?status=failed&limit={}{}",
-            (limit - items.len()).min(100),
-            filters.query()
-        );
+        let mut path = format!("{endpoint}?limit={}{query}", (limit - items.len()).min(100));
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={}", query_value(cursor)));
         }

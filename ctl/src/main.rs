@@ -1,17 +1,21 @@
-//! `intakectl`: support commands, each one call to the admin API (so it works from a laptop
-//! with a URL and a token). It reaches no database: migrations are `intake-worker migrate`.
+//! `intakectl`: support and organisers' commands, each a call or two to the admin API (so it
+//! works from a laptop with a URL and a token). It reaches no database: migrations are
+//! `intake-worker migrate`.
 //!
 //! Exit codes scripts can trust: 0 done; 1 the service refused or failed the action (or some
-//! of a bulk re-drive failed), or answered with a server error (`5xx`); 2 wrong usage; 3 not
-//! authorised; 4 the service could not be reached or did not answer in time.
+//! of a bulk re-drive failed, or an export's file could not be written), or answered with a
+//! server error (`5xx`); 2 wrong usage; 3 not authorised; 4 the service could not be reached
+//! or did not answer in time.
 
 mod client;
 mod commands;
 mod output;
+mod teams;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Support and operator commands for Intake.
 #[derive(Debug, Parser)]
@@ -112,6 +116,88 @@ enum Command {
     },
     /// Queue depth, oldest wait, in flight, failed, workers alive.
     Queue,
+    /// List saved teams, newest first.
+    Teams {
+        #[command(flatten)]
+        filters: TeamFilterArgs,
+        /// At most this many [default: 100].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Every one: follow every page.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
+    },
+    /// Show one team: captain, vice-captain, players, documents, email, review and history.
+    Team {
+        /// The team ID, in any case (e.g. ICCT-0042).
+        team_id: String,
+        /// Show phones and emails in full (support role; audited with --reason).
+        #[arg(long, requires = "reason")]
+        reveal: bool,
+        /// Why the full values are needed (recorded with --reveal).
+        #[arg(long, requires = "reveal", value_parser = non_blank)]
+        reason: Option<String>,
+    },
+    /// Approve a team (organiser role); the captain is emailed the decision.
+    Approve(DecisionArgs),
+    /// Reject a team (organiser role); the captain is emailed the decision.
+    Reject(DecisionArgs),
+    /// Write the roster of the matching teams, one row per player, to a file (organiser role).
+    Export {
+        /// The file's format.
+        #[arg(long, value_parser = ["csv", "xlsx"])]
+        format: String,
+        /// The file to write; it appears only once the whole export has arrived.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        filters: TeamFilterArgs,
+        /// Include the captains' and vice-captains' phones and emails (audited with --reason).
+        #[arg(long, requires = "reason")]
+        reveal: bool,
+        /// Why the contacts are needed (recorded with --reveal).
+        #[arg(long, requires = "reveal", value_parser = non_blank)]
+        reason: Option<String>,
+    },
+}
+
+/// Which teams: the teams listing's filters, shared by `teams` and `export`.
+#[derive(Debug, Args)]
+struct TeamFilterArgs {
+    /// A team ID, the start of a team name, or a captain's or vice-captain's phone or email.
+    #[arg(long, value_name = "Q")]
+    search: Option<String>,
+    /// Only teams in this review state.
+    #[arg(long, value_parser = ["pending", "approved", "rejected"])]
+    state: Option<String>,
+    /// Only teams saved at or after this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only teams saved at or before this RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+/// An organiser's decision on one team.
+#[derive(Debug, Args)]
+struct DecisionArgs {
+    /// The team ID, in any case (e.g. ICCT-0042).
+    team_id: String,
+    /// Why: written to the captain in the decision email, and to the audit log.
+    #[arg(long, value_parser = non_blank)]
+    reason: String,
+    /// The payment receipt was checked and the payment found.
+    #[arg(long)]
+    payment_verified: bool,
+}
+
+/// A reason the service would refuse as blank is refused here, before any call is made.
+fn non_blank(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("a reason must not be blank".into())
+    } else {
+        Ok(value.to_owned())
+    }
 }
 
 #[tokio::main]

@@ -1,7 +1,10 @@
 //! `intakectl` against a running stack: its `--json` output parsed, its exit codes checked.
 
+mod common;
+
 use std::time::Duration;
 
+use common::intakectl;
 use intake_testkit::admin_stack::{AdminStack, TOKEN};
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::TestForm;
@@ -11,34 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const FINISH: Duration = Duration::from_secs(60);
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("JSON output ({e}): {}", self.stdout))
-    }
-}
-
-async fn intakectl(url: &str, token: &str, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_intakectl"))
-        .args(args)
-        .env("INTAKE_ADMIN_URL", url)
-        .env("INTAKE_ADMIN_TOKEN", token)
-        .output()
-        .await
-        .expect("intakectl runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_show_redrive_and_queue() {
