@@ -15,7 +15,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{BadTokens, Tokens};
-use crate::routes::{actions, health, page, queue, registrations, teams};
+use crate::documents::{self, Documents};
+use crate::routes::{actions, export, health, page, queue, registrations, stats, teams};
 use crate::state::{AdminState, Inner};
 use intake_store::status::StatusRepository;
 
@@ -34,6 +35,8 @@ pub enum StartupError {
     Database(#[from] intake_store::pg::BadDatabaseUrl),
     #[error("staging area not usable")]
     Staging(#[from] intake_shared::staging::StagingError),
+    #[error(transparent)]
+    Cloudinary(#[from] intake_shared::cloudinary::BadCloudinaryUrl),
 }
 
 /// The `application_name` of the admin service's Postgres sessions.
@@ -60,6 +63,7 @@ impl AdminApp {
             redis,
             pool: intake_store::pg::pool(&settings.database, ADMIN_APPLICATION_NAME, 5)?,
             staging: intake_shared::staging::from_settings(&settings.staging)?,
+            documents: Documents::from_settings(&settings.cloudinary)?,
             tokens,
             settings,
         });
@@ -104,8 +108,11 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/redrive", post(actions::redrive_many))
         .route("/teams", get(teams::list))
+        .route("/teams/export", get(export::export))
         .route("/teams/{team_id}", get(teams::show))
         .route("/teams/{team_id}/review", post(teams::review))
+        .route("/teams/{team_id}/documents/{field}", get(documents::serve))
+        .route("/stats", get(stats::stats))
         .route("/queue", get(queue::stats))
         .route("/audit", get(actions::audit_log));
     let mut router = Router::new()

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cursor;
 pub mod discard;
+pub mod documents;
 pub mod error;
 pub mod redrive;
 pub mod routes;

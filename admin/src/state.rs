@@ -8,6 +8,7 @@ use intake_store::status::StatusRepository;
 use redis::aio::ConnectionManager;
 
 use crate::auth::Tokens;
+use crate::documents::Documents;
 
 #[derive(Clone)]
 pub struct AdminState(Arc<Inner>);
@@ -20,6 +21,8 @@ pub struct Inner {
     pub pool: PgPool,
     pub staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
     pub tokens: Tokens,
+    /// Makes the URLs that open documents (Cloudinary's private downloads or our own route).
+    pub documents: Documents,
 }
 
 impl std::ops::Deref for AdminState {

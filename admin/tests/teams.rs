@@ -141,8 +141,13 @@ async fn a_team_shows_masked_contacts_until_revealed_with_a_reason() {
     assert_eq!(shown["captain"]["phone"], "98******00");
     assert_eq!(shown["players"].as_array().map(Vec::len), Some(11));
     assert_eq!(shown["documents"][0]["field"], "payment_receipt");
+    // Support sees a short-lived signed download, never the asset's own URL
+    // (tests/documents.rs has the rest).
     assert!(
-        shown["documents"][0].get("url").is_none() && !text.contains("res.cloudinary"),
+        shown["documents"][0]["url"]
+            .as_str()
+            .is_some_and(|url| url.contains("/download?") && url.contains("&signature="))
+            && !text.contains("/authenticated/"),
         "no public document URL: {text}"
     );
     assert_eq!(shown["email_status"], "sent");

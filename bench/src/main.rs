@@ -3,6 +3,7 @@
 //! load generator and the bare servers it starts as processes of their own.
 
 mod ceiling;
+mod export;
 mod load;
 mod measure;
 mod report;
@@ -24,7 +25,7 @@ struct Cli {
 enum Commands {
     /// Runs every benchmark and writes the table into the results file.
     Run {
-        /// Where intake-api and intake-worker are.
+        /// Where intake-api, intake-worker and intake-admin are.
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
         /// The Markdown file whose table is replaced (between its bench markers).
@@ -33,7 +34,7 @@ enum Commands {
         /// Where the processes' logs go.
         #[arg(long, default_value = "target/bench")]
         logs: PathBuf,
-        /// Run only these (intake, status, memory, e2e, workers) and print the table
+        /// Run only these (intake, status, memory, e2e, workers, export) and print the table
         /// without writing the results file.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -76,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
             let _ = std::fs::remove_dir_all(&logs);
-            let bins = system::Binaries::in_dir(&bin_dir)?;
+            let bins = system::Binaries::in_dir(&bin_dir, wanted("export"))?;
             let system = system::System::start(bins, &logs).await?;
             let started = std::time::Instant::now();
             let mut table = report::Table::default();
@@ -95,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if wanted("workers") {
                 took.push(timed("workers", measure::workers(&system, &mut table)).await?);
+            }
+            if wanted("export") {
+                took.push(timed("export", export::export(&system, &mut table)).await?);
             }
             let took = took.join(", ");
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -15,22 +15,33 @@ use sqlx::PgPool;
 use crate::load::LoadResult;
 
 pub const PREFIX: &str = "bench";
+/// The organiser token the admin service is started with.
+pub const ADMIN_TOKEN: &str = "bench-organiser-token-0123456789";
 
 pub struct Binaries {
     pub api: PathBuf,
     pub worker: PathBuf,
+    /// Needed by the export benchmark only.
+    pub admin: PathBuf,
     /// This program, for the load generator and the ceilings.
     pub bench: PathBuf,
 }
 
 impl Binaries {
-    pub fn in_dir(dir: &Path) -> anyhow::Result<Self> {
+    /// The binaries in `dir`; `intake-admin` must be there too when `admin` (checked here,
+    /// so a missing one fails the run before it has measured for minutes).
+    pub fn in_dir(dir: &Path, admin: bool) -> anyhow::Result<Self> {
         let bins = Self {
             api: dir.join("intake-api"),
             worker: dir.join("intake-worker"),
+            admin: dir.join("intake-admin"),
             bench: std::env::current_exe()?,
         };
-        for bin in [&bins.api, &bins.worker] {
+        let mut needed = vec![&bins.api, &bins.worker];
+        if admin {
+            needed.push(&bins.admin);
+        }
+        for bin in needed {
             if !bin.is_file() {
                 bail!("{} is missing: cargo build --release first", bin.display());
             }
@@ -237,6 +248,29 @@ impl System {
             child: command.spawn().context("intake-worker")?,
             addr: None,
         })
+    }
+
+    /// The admin service as deployed (logging at info), with one organiser token.
+    pub async fn admin(&self) -> anyhow::Result<Process> {
+        let addr = free_addr()?;
+        let mut command = Command::new(&self.bins.admin);
+        self.env(&mut command);
+        command
+            .env("INTAKE_ADMIN_ADDR", addr.to_string())
+            .env(
+                "INTAKE_ADMIN_TOKENS",
+                format!("bench:organiser:{ADMIN_TOKEN}"),
+            )
+            .env("INTAKE_DATABASE_URL", &self.db.url)
+            .stdout(log_to(&self.logs.join("admin.log"))?)
+            .stderr(log_to(&self.logs.join("admin.log"))?);
+        let process = Process {
+            child: command.spawn().context("intake-admin")?,
+            addr: Some(addr),
+        };
+        self.wait_http(&format!("http://{addr}/health/live"))
+            .await?;
+        Ok(process)
     }
 
     /// A ceiling server (`intake-bench ceiling`).

@@ -2,6 +2,7 @@
 //! their validation, the job payload, the status model, Redis key names, error codes and
 //! configuration. Keeping these in one crate is what stops the two processes drifting apart.
 
+pub mod cloudinary;
 pub mod config;
 pub mod domain;
 pub mod errors;

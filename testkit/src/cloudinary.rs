@@ -1,8 +1,13 @@
 //! A fake of Cloudinary's Upload API (docs/contract.md §8) that is strict where the real one is:
 //! it checks the api key, the timestamp's age and the request signature, keeps assets by
-//! `public_id` and honours `overwrite=false`. Tests can script failures: an error status
-//! with Cloudinary's error body, a hang, a slow answer, a connection broken before or
-//! after the asset is stored, or a random mix of these at a given rate.
+//! `public_id` with their delivery `type` and honours `overwrite=false`. Tests can script
+//! failures: an error status with Cloudinary's error body, a hang, a slow answer, a connection
+//! broken before or after the asset is stored, or a random mix of these at a given rate.
+//!
+//! It also delivers what it holds, as the real one does: an `upload` asset to anyone at its
+//! delivery path (the `secure_url` it answered, pointing at the fake itself), an
+//! `authenticated` one never there (the fake makes no signed delivery URLs), and any asset
+//! through the private download endpoint, whose signature and `expires_at` it checks.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -10,10 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
@@ -46,17 +51,27 @@ pub struct Asset {
     pub version: u64,
     pub bytes: usize,
     pub format: String,
+    /// `image` (what `auto` makes of PNG, JPEG and PDF, as Cloudinary does) or `raw`.
+    pub resource_type: String,
+    /// Cloudinary's `type`: `upload` (public) unless the upload asked for `authenticated` or
+    /// `private`.
+    pub delivery_type: String,
     pub secure_url: String,
     pub sha1: String,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// `http://{addr}`: where the delivery URLs the fake answers point.
+    base: String,
     assets: HashMap<String, Asset>,
+    /// Each asset's content, by `public_id`, for delivery and download.
+    contents: HashMap<String, bytes::Bytes>,
     scripted: VecDeque<Behaviour>,
     default: Option<Behaviour>,
     upload_calls: usize,
     refused_signatures: usize,
+    refused_deliveries: usize,
     dice: Option<crate::Rng>,
 }
 
@@ -77,15 +92,23 @@ impl Drop for FakeCloudinary {
 
 impl FakeCloudinary {
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = axum::Router::new()
-            .route("/v1_1/{cloud}/{resource_type}/upload", post(upload))
-            .layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024))
-            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake cloudinary");
         let addr = listener.local_addr().expect("local addr");
+        let inner = Arc::new(Mutex::new(Inner {
+            base: format!("http://{addr}"),
+            ..Inner::default()
+        }));
+        let app = axum::Router::new()
+            .route("/v1_1/{cloud}/{resource_type}/upload", post(upload))
+            .route("/v1_1/{cloud}/{resource_type}/download", get(download))
+            .route(
+                "/{cloud}/{resource_type}/{delivery_type}/{*path}",
+                get(deliver),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024))
+            .with_state(inner.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -133,6 +156,12 @@ impl FakeCloudinary {
     /// Uploads refused for a wrong api key, stale timestamp or bad signature.
     pub fn refused_signatures(&self) -> usize {
         self.lock().refused_signatures
+    }
+
+    /// Deliveries and downloads refused: an unsigned `authenticated` delivery, or a private
+    /// download with a wrong api key, a bad signature or an `expires_at` in the past.
+    pub fn refused_deliveries(&self) -> usize {
+        self.lock().refused_deliveries
     }
 }
 
@@ -248,10 +277,7 @@ async fn upload(
     if param("api_key").as_deref() != Some(API_KEY) {
         return refuse(401, "Invalid api_key");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = now_secs();
     match param("timestamp").and_then(|t| t.parse::<u64>().ok()) {
         Some(ts) if ts + 3600 >= now && ts <= now + 3600 => {}
         _ => return refuse(400, "Stale request - reported time is older than 1 hour"),
@@ -268,6 +294,16 @@ async fn upload(
         [b'%', b'P', b'D', b'F', ..] => "pdf",
         _ => return error(400, "Invalid image file"),
     };
+    let delivery_type = param("type").unwrap_or_else(|| "upload".to_owned());
+    if !["upload", "authenticated", "private"].contains(&delivery_type.as_str()) {
+        return error(400, "Invalid type");
+    }
+    // `auto` files PNG, JPEG and PDF alike under `image`, as Cloudinary does.
+    let resource_type = if resource_type == "auto" {
+        "image".to_owned()
+    } else {
+        resource_type
+    };
     let public_id = param("public_id").unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let overwrite = param("overwrite").as_deref() != Some("false");
     let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -281,13 +317,17 @@ async fn upload(
         bytes: file.len(),
         format: format.to_owned(),
         secure_url: format!(
-            "https://res.cloudinary.com/{CLOUD_NAME}/image/upload/v{now}/{public_id}.{format}"
+            "{}/{CLOUD_NAME}/{resource_type}/{delivery_type}/v{now}/{public_id}.{format}",
+            inner.base
         ),
+        resource_type,
+        delivery_type,
         sha1: hex::encode(Sha1::digest(&file)),
         public_id: public_id.clone(),
     };
     let body = asset_json(&asset, false);
-    inner.assets.insert(public_id, asset);
+    inner.assets.insert(public_id.clone(), asset);
+    inner.contents.insert(public_id, bytes::Bytes::from(file));
     if behaviour == Behaviour::LostAnswer {
         return broken_connection();
     }
@@ -311,8 +351,124 @@ fn asset_json(asset: &Asset, existing: bool) -> serde_json::Value {
         "url": asset.secure_url.replacen("https://", "http://", 1),
         "bytes": asset.bytes,
         "format": asset.format,
-        "resource_type": "image",
-        "type": "upload",
+        "resource_type": asset.resource_type,
+        "type": asset.delivery_type,
         "existing": existing,
     })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn refuse_delivery(inner: &Mutex<Inner>, status: u16, message: &str) -> Response {
+    inner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .refused_deliveries += 1;
+    error(status, message)
+}
+
+fn content_type(format: &str) -> &'static str {
+    match format {
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The asset's bytes, if one is held under this id with this resource type, delivery type
+/// and format.
+fn content_of(
+    inner: &Inner,
+    public_id: &str,
+    resource_type: &str,
+    delivery_type: &str,
+    format: &str,
+) -> Option<Response> {
+    let asset = inner.assets.get(public_id)?;
+    if asset.resource_type != resource_type
+        || asset.delivery_type != delivery_type
+        || asset.format != format
+    {
+        return None;
+    }
+    let bytes = inner.contents.get(public_id)?.clone();
+    Some(([(header::CONTENT_TYPE, content_type(format))], bytes).into_response())
+}
+
+/// The CDN: `/{cloud}/{resource_type}/{type}/[s--signature--/]v{version}/{public_id}.{format}`.
+/// An `upload` asset is anyone's; an `authenticated` or `private` one is refused, signed or
+/// not (the fake makes no signed delivery URLs, so none is valid).
+async fn deliver(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((cloud, resource_type, delivery_type, path)): Path<(String, String, String, String)>,
+) -> Response {
+    if cloud != CLOUD_NAME {
+        return error(404, "Resource not found");
+    }
+    if delivery_type != "upload" {
+        return refuse_delivery(&inner, 401, "Authenticated delivery needs a signed URL");
+    }
+    // The version segment is optional, as on the real CDN.
+    let path = match path.split_once('/') {
+        Some((version, rest))
+            if version
+                .strip_prefix('v')
+                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            rest
+        }
+        _ => path.as_str(),
+    };
+    let Some((public_id, format)) = path.rsplit_once('.') else {
+        return error(404, "Resource not found");
+    };
+    let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    content_of(&inner, public_id, &resource_type, "upload", format)
+        .unwrap_or_else(|| error(404, "Resource not found"))
+}
+
+/// The private download API (`private_download_url` in Cloudinary's SDKs): any asset, to
+/// whoever holds a URL signed with the API secret whose `expires_at` (an hour after its
+/// `timestamp` when absent, as Cloudinary) has not passed.
+async fn download(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((cloud, resource_type)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    if cloud != CLOUD_NAME {
+        return error(404, "Unknown cloud");
+    }
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if param("api_key") != Some(API_KEY) {
+        return refuse_delivery(&inner, 401, "Invalid api_key");
+    }
+    if param("signature") != Some(signature(&query, API_SECRET).as_str()) {
+        return refuse_delivery(&inner, 401, "Invalid Signature");
+    }
+    let expires_at = match (param("expires_at"), param("timestamp")) {
+        (Some(at), _) => at.parse::<u64>().ok(),
+        (None, Some(ts)) => ts.parse::<u64>().ok().map(|ts| ts + 3600),
+        (None, None) => None,
+    };
+    if expires_at.is_none_or(|at| at <= now_secs()) {
+        return refuse_delivery(&inner, 401, "The URL has expired");
+    }
+    let (Some(public_id), Some(format)) = (param("public_id"), param("format")) else {
+        return error(400, "Missing required parameter - public_id or format");
+    };
+    let delivery_type = param("type").unwrap_or("upload");
+    let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+    content_of(&inner, public_id, &resource_type, delivery_type, format)
+        .unwrap_or_else(|| error(404, "Resource not found"))
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
+use intake_shared::cloudinary::{BadCloudinaryUrl, Credentials};
 use intake_shared::config::{CloudinarySettings, MailSettings, WorkerSettings};
 use intake_shared::job::RegistrationJob;
 use intake_store::pg::PgPool;
@@ -22,7 +23,7 @@ use redis::aio::ConnectionManager;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::cloudinary::{BadCloudinaryUrl, Cloudinary, Credentials};
+use crate::backends::cloudinary::Cloudinary;
 use crate::backends::local_media::LocalMedia;
 use crate::backends::mail::Mailer;
 use crate::backends::outbox::Outbox;

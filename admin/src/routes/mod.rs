@@ -1,8 +1,10 @@
 //! The admin API's endpoints, one module per concern.
 
 pub mod actions;
+pub mod export;
 pub mod health;
 pub mod page;
 pub mod queue;
 pub mod registrations;
+pub mod stats;
 pub mod teams;

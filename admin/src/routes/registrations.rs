@@ -246,7 +246,12 @@ pub async fn show(
         .map(|s| &s.registration)
         .or(failed_job.as_ref().map(|j| &j.registration));
     let documents = match (&saved, &failed_job) {
-        (Some(saved), _) => json!(saved.documents),
+        (Some(saved), _) => json!(crate::documents::saved_documents_json(
+            &state.documents,
+            &actor,
+            saved.team_id.as_str(),
+            &saved.documents,
+        )),
         (None, Some(job)) => json!(job
             .documents
             .iter()

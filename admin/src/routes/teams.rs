@@ -25,7 +25,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::{Organiser, Role, Viewer};
 use crate::error::AdminError;
 use crate::routes::actions::reason;
-use crate::routes::registrations::{MAX_PAGE, Page, time_param};
+use crate::routes::registrations::{MAX_PAGE, Page, ShowQuery, time_param};
 use crate::state::AdminState;
 
 const DEFAULT_PAGE: usize = 50;
@@ -115,14 +115,6 @@ fn review_json(review: &Review) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ShowQuery {
-    /// `true` shows phones and emails in full (support role, a reason, audited).
-    #[serde(default)]
-    pub reveal: bool,
-    pub reason: Option<String>,
-}
-
 pub async fn show(
     State(state): State<AdminState>,
     Viewer(actor): Viewer,
@@ -157,10 +149,22 @@ pub async fn show(
         .await?;
     }
     let audit = audit::for_registration(&state.pool, id).await?;
-    Ok(Json(detail_json(&team, query.reveal, audit)))
+    let documents = crate::documents::team_documents_json(
+        &state.documents,
+        &actor,
+        &team.item.team_id,
+        &team.documents,
+    );
+    Ok(Json(detail_json(&team, query.reveal, audit, documents)))
 }
 
-fn detail_json(team: &TeamDetail, reveal: bool, audit: Vec<audit::AuditRecord>) -> Value {
+/// `documents` as [`crate::documents::team_documents_json`] shows them to the caller.
+fn detail_json(
+    team: &TeamDetail,
+    reveal: bool,
+    audit: Vec<audit::AuditRecord>,
+    documents: Vec<Value>,
+) -> Value {
     let contact = |c: &teams::StoredContact| {
         if reveal {
             json!({"name": c.name, "phone": c.phone, "email": c.email})
@@ -173,11 +177,7 @@ fn detail_json(team: &TeamDetail, reveal: bool, audit: Vec<audit::AuditRecord>) 
         "captain": contact(&team.captain),
         "vice_captain": contact(&team.vice_captain),
         "players": team.players.iter().map(|p| json!({"name": p.name, "role": p.role})).collect::<Vec<_>>(),
-        "documents": team.documents.iter().map(|d| json!({
-            "field": d.field,
-            "content_type": d.content_type,
-            "bytes": d.bytes,
-        })).collect::<Vec<_>>(),
+        "documents": documents,
         "email_status": team.email_status,
         "review": review_json(&team.review),
         "audit": audit,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod email_deliveries;
+pub mod export;
 pub mod registrations;
 pub mod team_claims;
 pub mod teams;

@@ -173,6 +173,21 @@ pub struct Decision {
     pub at: OffsetDateTime,
 }
 
+type DecisionRow = (i32, String, bool, String, String, OffsetDateTime);
+
+/// A `team_reviews` row: `version, decision, payment_verified, reason, actor, at`.
+fn decision_of((version, decision, payment_verified, reason, actor, at): DecisionRow) -> Decision {
+    Decision {
+        version,
+        // The column's CHECK allows only the two decisions.
+        decision: ReviewState::parse(&decision).unwrap_or(ReviewState::Pending),
+        payment_verified,
+        reason,
+        actor,
+        at,
+    }
+}
+
 /// Where a team's review stands: its state, the version a new decision must name, and
 /// every decision so far, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +259,7 @@ async fn find_once(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, s
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let history: Vec<(i32, String, bool, String, String, OffsetDateTime)> = sqlx::query_as(
+    let history: Vec<DecisionRow> = sqlx::query_as(
         "SELECT version, decision, payment_verified, reason, actor, at FROM team_reviews
          WHERE registration_id = $1 ORDER BY version",
     )
@@ -256,19 +271,7 @@ async fn find_once(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, s
             state: item.review_state,
             payment_verified: item.payment_verified,
             version,
-            history: history
-                .into_iter()
-                .map(
-                    |(version, decision, payment_verified, reason, actor, at)| Decision {
-                        version,
-                        decision: ReviewState::parse(&decision).unwrap_or(ReviewState::Pending),
-                        payment_verified,
-                        reason,
-                        actor,
-                        at,
-                    },
-                )
-                .collect(),
+            history: history.into_iter().map(decision_of).collect(),
         },
         item,
         captain: StoredContact {
@@ -499,7 +502,7 @@ pub async fn decision(
     version: i32,
 ) -> Result<Option<Decision>, DbError> {
     retrying(|| async {
-        let row: Option<(i32, String, bool, String, String, OffsetDateTime)> = sqlx::query_as(
+        let row: Option<DecisionRow> = sqlx::query_as(
             "SELECT version, decision, payment_verified, reason, actor, at FROM team_reviews
              WHERE registration_id = $1 AND version = $2",
         )
@@ -507,16 +510,7 @@ pub async fn decision(
         .bind(version)
         .fetch_optional(pool)
         .await?;
-        Ok(row.map(
-            |(version, decision, payment_verified, reason, actor, at)| Decision {
-                version,
-                decision: ReviewState::parse(&decision).unwrap_or(ReviewState::Pending),
-                payment_verified,
-                reason,
-                actor,
-                at,
-            },
-        ))
+        Ok(row.map(decision_of))
     })
     .await
 }

@@ -2,76 +2,23 @@
 //! POST with a deterministic `public_id` and `overwrite=false`, so a repeated upload returns
 //! the asset the first one made. Answers are classified here, once: `400`/`401`/`403`/`404`/
 //! `413`/`415` refuse the document, `420` and `429` ask us to slow down, `5xx`, timeouts and
-//! connection errors are worth another try.
+//! connection errors are worth another try. Every asset is uploaded as `type=authenticated`:
+//! Cloudinary delivers it only through a signed URL, so its `secure_url` opens nothing on its
+//! own; the admin service hands out short-lived private download URLs instead.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use secrecy::{ExposeSecret, SecretString};
+use intake_shared::cloudinary::{Credentials, sign};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
-use sha1::{Digest, Sha1};
 
 use super::store::{DocumentStore, DocumentUpload, StoreError, StoredDocument};
 
-/// What `CLOUDINARY_URL=cloudinary://API_KEY:API_SECRET@CLOUD_NAME` holds.
-#[derive(Clone)]
-pub struct Credentials {
-    pub api_key: String,
-    pub api_secret: SecretString,
-    pub cloud_name: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"[redacted]")
-            .field("cloud_name", &self.cloud_name)
-            .finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME")]
-pub struct BadCloudinaryUrl;
-
-impl Credentials {
-    pub fn from_url(url: &SecretString) -> Result<Self, BadCloudinaryUrl> {
-        let rest = url
-            .expose_secret()
-            .strip_prefix("cloudinary://")
-            .ok_or(BadCloudinaryUrl)?;
-        let (auth, cloud) = rest.rsplit_once('@').ok_or(BadCloudinaryUrl)?;
-        let (key, secret) = auth.split_once(':').ok_or(BadCloudinaryUrl)?;
-        let cloud = cloud.split(['/', '?']).next().unwrap_or_default();
-        if key.is_empty() || secret.is_empty() || cloud.is_empty() {
-            return Err(BadCloudinaryUrl);
-        }
-        Ok(Self {
-            api_key: key.to_owned(),
-            api_secret: SecretString::from(secret.to_owned()),
-            cloud_name: cloud.to_owned(),
-        })
-    }
-}
-
-/// Cloudinary's request signature: the SHA-1, in lowercase hex, of the signed parameters
-/// (all but `file`, `cloud_name`, `resource_type` and `api_key`) sorted by name and joined
-/// as `name=value` with `&`, followed by the API secret.
-pub fn sign(params: &[(&str, &str)], secret: &str) -> String {
-    let mut signed: Vec<&(&str, &str)> = params
-        .iter()
-        .filter(|(k, _)| !["file", "cloud_name", "resource_type", "api_key"].contains(k))
-        .collect();
-    signed.sort_by_key(|(k, _)| *k);
-    let joined = signed
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    hex::encode(Sha1::digest(format!("{joined}{secret}").as_bytes()))
-}
+/// The delivery type of every upload (a signed parameter): never `upload`, which anyone with
+/// the URL could fetch.
+pub const DELIVERY_TYPE: &str = "authenticated";
 
 pub struct Cloudinary {
     http: reqwest::Client,
@@ -130,6 +77,7 @@ impl Cloudinary {
                 ("overwrite", "false"),
                 ("public_id", &doc.public_id),
                 ("timestamp", &timestamp),
+                ("type", DELIVERY_TYPE),
             ],
             self.credentials.api_secret.expose_secret(),
         );
@@ -147,6 +95,7 @@ impl Cloudinary {
             .text("timestamp", timestamp)
             .text("public_id", doc.public_id.clone())
             .text("overwrite", "false")
+            .text("type", DELIVERY_TYPE)
             .text("signature", signature);
         let response = self
             .http
@@ -218,37 +167,5 @@ impl DocumentStore for Cloudinary {
         doc: &'a DocumentUpload,
     ) -> BoxFuture<'a, Result<StoredDocument, StoreError>> {
         self.upload(doc).boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_cloudinarys_documented_example() {
-        // From Cloudinary's "Generating authentication signatures" documentation.
-        let signature = sign(
-            &[
-                ("eager", "w_400,h_300,c_pad|w_260,h_200,c_crop"),
-                ("public_id", "sample_image"),
-                ("timestamp", "1315060510"),
-                ("api_key", "1234"),
-                ("file", "ignored"),
-            ],
-            "abcd",
-        );
-        assert_eq!(signature, "bfd09f95f331f558cbd1320e67aa8d488770583e");
-    }
-
-    #[test]
-    fn credentials_come_from_the_url() {
-        let creds = Credentials::from_url(&SecretString::from("cloudinary://key:sec:ret@demo"))
-            .expect("valid");
-        assert_eq!(creds.api_key, "key");
-        assert_eq!(creds.api_secret.expose_secret(), "sec:ret");
-        assert_eq!(creds.cloud_name, "demo");
-        assert!(!format!("{creds:?}").contains("sec:ret"));
-        assert!(Credentials::from_url(&SecretString::from("https://x")).is_err());
     }
 }
