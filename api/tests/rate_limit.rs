@@ -159,3 +159,74 @@ async fn trusted_proxy_header_identifies_clients() {
         .expect("sent");
     problem(refused, 429, "RATE_LIMITED").await;
 }
+
+/// Sends a submission whose trusted proxy header has these lines, in order.
+async fn send_via_proxy(app: &support::TestApp, lines: &[&str], team: &str) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/v1/registrations"))
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+    for line in lines {
+        request = request.header("X-Forwarded-For", *line);
+    }
+    request
+        .multipart(TestForm::valid_for_team(team).to_form())
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn behind_a_proxy(per_minute: u64) -> support::TestApp {
+    spawn_app_with(move |s| {
+        s.api.rate_limit_per_minute = per_minute;
+        s.api.rate_limit_per_hour = 0;
+        s.api.trusted_proxy_header = Some("x-forwarded-for".into());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_forged_first_header_line_does_not_escape_the_limit() {
+    start_inside_a_window().await;
+    let app = behind_a_proxy(2).await;
+    for (forged, team) in [("198.51.100.1", "Team One"), ("198.51.100.2", "Team Two")] {
+        let response = send_via_proxy(&app, &[forged, "203.0.113.9"], team).await;
+        assert_eq!(response.status(), 202);
+    }
+    let refused = send_via_proxy(&app, &["198.51.100.3", "203.0.113.9"], "Team Three").await;
+    problem(refused, 429, "RATE_LIMITED").await;
+}
+
+#[tokio::test]
+async fn addresses_in_one_ipv6_64_share_a_limit() {
+    start_inside_a_window().await;
+    let app = behind_a_proxy(2).await;
+    for (client, team) in [
+        ("2001:db8:1:2::1", "Team One"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "Team Two"),
+    ] {
+        assert_eq!(send_via_proxy(&app, &[client], team).await.status(), 202);
+    }
+    let refused = send_via_proxy(&app, &["2001:db8:1:2:ffff::42"], "Team Three").await;
+    problem(refused, 429, "RATE_LIMITED").await;
+}
+
+#[tokio::test]
+async fn different_ipv6_64s_get_separate_limits() {
+    start_inside_a_window().await;
+    let app = behind_a_proxy(1).await;
+    assert_eq!(
+        send_via_proxy(&app, &["2001:db8:1:2::1"], "Team One")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        send_via_proxy(&app, &["2001:db8:1:3::1"], "Team Two")
+            .await
+            .status(),
+        202
+    );
+    let refused = send_via_proxy(&app, &["2001:db8:1:2::2"], "Team Three").await;
+    problem(refused, 429, "RATE_LIMITED").await;
+}

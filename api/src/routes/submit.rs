@@ -94,6 +94,7 @@ pub async fn submit(
         peer,
         request.headers(),
         app.settings.api.trusted_proxy_header.as_deref(),
+        app.settings.api.rate_limit_ipv6_prefix,
     );
     let mut conn = app.redis();
     let limit = match app.rate_limiter.check(&mut conn, &client).await {

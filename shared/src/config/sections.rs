@@ -336,6 +336,10 @@ pub struct ApiSection {
     /// Header set by a trusted reverse proxy with the client's address (for example
     /// `x-forwarded-for`); unset means the peer address identifies the client.
     pub trusted_proxy_header: Option<String>,
+    /// IPv6 clients are limited per network of this prefix length, not per address: one
+    /// customer is usually handed a whole /64, which would otherwise be an endless supply of
+    /// fresh limits. 1–128.
+    pub rate_limit_ipv6_prefix: u8,
 }
 
 impl Default for ApiSection {
@@ -348,6 +352,7 @@ impl Default for ApiSection {
             request_timeout: Duration::from_secs(30),
             cors_allowed_origins: Vec::new(),
             trusted_proxy_header: None,
+            rate_limit_ipv6_prefix: 64,
         }
     }
 }
@@ -367,6 +372,12 @@ impl Section for ApiSection {
             return Err(ConfigError::invalid(
                 "INTAKE_TRUSTED_PROXY_HEADER",
                 "must be a valid HTTP header name",
+            ));
+        }
+        if !(1..=128).contains(&self.rate_limit_ipv6_prefix) {
+            return Err(ConfigError::invalid(
+                "INTAKE_RATE_LIMIT_IPV6_PREFIX",
+                "must be between 1 and 128",
             ));
         }
         Ok(())

@@ -211,3 +211,25 @@ fn secrets_do_not_reach_debug_output() {
         Ok(())
     });
 }
+
+#[test]
+fn ipv6_rate_limit_prefix_defaults_to_64_and_must_be_1_to_128() {
+    Jail::expect_with(|jail| {
+        assert_eq!(api()?.api.rate_limit_ipv6_prefix, 64);
+        jail.set_env("INTAKE_RATE_LIMIT_IPV6_PREFIX", "48");
+        assert_eq!(api()?.api.rate_limit_ipv6_prefix, 48);
+        jail.set_env("INTAKE_RATE_LIMIT_IPV6_PREFIX", "128");
+        assert_eq!(api()?.api.rate_limit_ipv6_prefix, 128);
+        for bad in ["0", "129"] {
+            jail.set_env("INTAKE_RATE_LIMIT_IPV6_PREFIX", bad);
+            let err = ApiSettings::from_figment(&figment())
+                .expect_err("the api refuses it")
+                .to_string();
+            assert!(
+                err.contains("INTAKE_RATE_LIMIT_IPV6_PREFIX"),
+                "{bad}: {err}"
+            );
+        }
+        Ok(())
+    });
+}
