@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use intake_shared::errors::JobFailureCode;
 use intake_testkit::admin_stack::{AdminStack, OTHER_TOKEN, TOKEN};
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::TestForm;
@@ -102,6 +103,42 @@ async fn failed_registrations_are_listed_newest_first_in_pages() {
     assert_eq!(other_code["items"].as_array().map(Vec::len), Some(0));
     let too_big = admin.get("/admin/v1/registrations?limit=101").await;
     assert_eq!(too_big.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_detail_shows_the_detailed_message_the_public_status_does_not() {
+    let admin = AdminStack::start().await;
+    admin.stack.cloudinary.set_default(Behaviour::Fail(400));
+    let id = admin.failed_registration(&TestForm::valid()).await;
+    let public = JobFailureCode::DocumentRejected.public_message();
+    assert_eq!(admin.stack.status(&id).await["error"]["message"], public);
+
+    let shown = admin
+        .get_json(&format!("/admin/v1/registrations/{id}"))
+        .await;
+    assert_eq!(shown["status"]["error"]["message"], public, "{shown}");
+    let last = shown["attempt_errors"]
+        .as_array()
+        .and_then(|a| a.last())
+        .unwrap_or_else(|| panic!("an attempt error: {shown}"));
+    assert_eq!(last["code"], "DOCUMENT_REJECTED");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("scripted failure")),
+        "support sees the document store's own words: {shown}"
+    );
+
+    // The failed list shows the code and its public message.
+    let page = admin
+        .get_json("/admin/v1/registrations?status=failed")
+        .await;
+    let item = page["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("the failed registration is listed: {page}"));
+    assert_eq!(item["error"]["code"], "DOCUMENT_REJECTED");
+    assert_eq!(item["error"]["message"], public);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

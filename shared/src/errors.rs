@@ -191,6 +191,35 @@ impl JobFailureCode {
             Self::InternalError => "INTERNAL_ERROR",
         }
     }
+
+    /// The one sentence an anonymous client is shown for this code (docs/contract.md §4).
+    /// Fixed per code so that no outside service's or I/O error's own text reaches the public
+    /// status; the detailed message stays in the attempt history, for support.
+    pub fn public_message(self) -> &'static str {
+        match self {
+            Self::DuplicateTeam => {
+                "A team with this name and captain's phone number is already registered."
+            }
+            Self::DocumentRejected => {
+                "A document was refused by the document store. Check the file and register again, or contact the organisers."
+            }
+            Self::DocumentsExpired => {
+                "The uploaded documents are no longer available. Please submit the registration again."
+            }
+            Self::UploadUnavailable => {
+                "The document store could not be reached; the organisers will retry your registration."
+            }
+            Self::DatabaseUnavailable => {
+                "The registration could not be saved because the database was unavailable; the organisers will retry your registration."
+            }
+            Self::StatusUnavailable => {
+                "The registration's progress could not be recorded; the organisers will retry your registration."
+            }
+            Self::InternalError => {
+                "Something went wrong on our side while processing the registration; please contact the organisers."
+            }
+        }
+    }
 }
 
 /// An error and its sources as one line (`outer: inner: root`), for the places that must

@@ -239,6 +239,45 @@ async fn a_failure_and_its_redrive_are_published_and_the_old_run_is_refused() {
 }
 
 #[tokio::test]
+async fn a_failure_shows_the_codes_fixed_message_and_keeps_the_detail_in_the_attempts() {
+    let fixture = Fixture::new();
+    let job = fixture.accepted().await;
+    let id = job.registration_id;
+    let mut events = fixture.events(id).await;
+    let status = &fixture.status;
+    let detail = "the pastor_letter was refused by the document store: Invalid image file";
+    let failure = AttemptError {
+        attempt: 1,
+        code: JobFailureCode::DocumentRejected,
+        message: detail.into(),
+        transient: false,
+        at: OffsetDateTime::now_utc(),
+    };
+
+    status
+        .start(&job, 1, Step::UploadingFiles)
+        .await
+        .expect("start");
+    next(&mut events).await;
+    status.fail(&job, 1, &failure).await.expect("fail");
+
+    let public = JobFailureCode::DocumentRejected.public_message();
+    let published = next(&mut events).await;
+    assert_eq!(published["error"]["code"], "DOCUMENT_REJECTED");
+    assert_eq!(published["error"]["message"], public);
+    let record = status.get(id).await.expect("get").expect("a record");
+    let error = record.error.expect("a failed record has an error");
+    assert_eq!(error.message, public);
+    assert!(!error.message.contains("Invalid image file"), "{error:?}");
+    let attempts = status.attempts(id).await.expect("attempts");
+    assert_eq!(
+        attempts,
+        vec![failure],
+        "the attempt keeps the detailed message"
+    );
+}
+
+#[tokio::test]
 async fn illegal_transitions_are_refused_and_write_nothing() {
     let fixture = Fixture::new();
     let status = &fixture.status;

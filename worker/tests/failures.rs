@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use intake_shared::errors::JobFailureCode;
 use intake_testkit::cloudinary::Behaviour;
 use intake_testkit::form::{TestForm, pdf};
 use intake_testkit::proxy::TcpProxy;
@@ -115,10 +116,15 @@ async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
     let status = stack.wait_final(&id, FINISH).await;
     assert_eq!(status["status"], "failed", "{status}");
     assert_eq!(status["error"]["code"], "DOCUMENT_REJECTED");
+    // The public record says the code's fixed sentence, never the document store's words.
+    assert_eq!(
+        status["error"]["message"],
+        JobFailureCode::DocumentRejected.public_message(),
+        "{status}"
+    );
     assert!(
-        status["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
+        !status.to_string().contains("scripted failure"),
+        "the fake Cloudinary's error text reached the public status: {status}"
     );
     assert_eq!(
         status["team_id"],

@@ -217,10 +217,13 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    if query.reveal {
+    let reveal_reason = if query.reveal {
         // Checked before anything is read, so a refused reveal writes no audit row.
         actor.require(Role::Support)?;
-    }
+        Some(crate::routes::actions::reason(query.reason.as_deref())?)
+    } else {
+        None
+    };
     let id = RegistrationId::parse(&id).ok_or(AdminError::NotFound)?;
     let record: Option<StatusRecord> = shown(id, state.status.get(id).await)?;
     let saved = registrations::load(&state.pool, id).await?;
@@ -228,12 +231,12 @@ pub async fn show(
     if record.is_none() && saved.is_none() {
         return Err(AdminError::NotFound);
     }
-    if query.reveal {
+    if let Some(reason) = &reveal_reason {
         Entry {
             actor: &actor.name,
             action: "reveal_personal_data",
             registrations: &[id],
-            reason: query.reason.as_deref(),
+            reason: Some(reason),
             request_id: Some(&request_id),
         }
         .record(&state.pool, Outcome::Succeeded, json!({}))

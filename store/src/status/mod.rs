@@ -411,7 +411,9 @@ impl StatusRepository {
     }
 
     /// The registration failed for good: the record says why, the payload is kept for a
-    /// re-drive, and the attempt joins the history.
+    /// re-drive, and the attempt joins the history. The public record carries only the
+    /// code's fixed message (an outside service's own words never reach anonymous clients);
+    /// the detailed message is kept in the attempt history, for support.
     pub async fn fail(
         &self,
         job: &RegistrationJob,
@@ -425,7 +427,7 @@ impl StatusRepository {
             attempt,
             error: JobError {
                 code: error.code,
-                message: error.message.clone(),
+                message: error.code.public_message().to_owned(),
             },
         };
         // The payload holds the team's personal data: it is kept for a re-drive only as long
