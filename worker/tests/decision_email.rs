@@ -48,7 +48,7 @@ async fn a_decision_email_goes_to_the_captain_with_the_vice_captain_in_cc() {
         "{data}"
     );
     assert!(
-        data.contains("Subject: Registration approved: Rising Stars XI (ICCT-0001)"),
+        data.contains("Subject: Registration approved: ICCT-0001"),
         "{data}"
     );
     let id = job.registration_id;
@@ -184,7 +184,7 @@ async fn a_second_decision_sends_a_second_email() {
     assert!(mails[0].contains(&format!("Message-ID: <decision-{id}-1@intake>")));
     assert!(mails[1].contains(&format!("Message-ID: <decision-{id}-2@intake>")));
     assert!(
-        mails[1].contains("Subject: Registration not accepted: Rising Stars XI (ICCT-0001)"),
+        mails[1].contains("Subject: Registration not accepted: ICCT-0001"),
         "{}",
         mails[1]
     );

@@ -83,9 +83,18 @@ async fn submission_completes_with_team_id_documents_rows_and_email() {
     );
     assert!(
         mail.data
-            .contains("Subject: Registration confirmed: Rising Stars XI (ICCT-0001)"),
+            .contains("Subject: Registration confirmed: ICCT-0001"),
         "{}",
         mail.data
+    );
+    let subject = mail
+        .data
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or_default();
+    assert!(
+        !subject.contains("Rising Stars"),
+        "the team name (free text) stays out of the Subject: {subject}"
     );
     assert!(mail.data.contains("text/plain") && mail.data.contains("text/html"));
     assert!(mail.data.contains("Sanjay Patel"), "players are listed");

@@ -365,7 +365,7 @@ pub fn confirmation(
     to_the_captains(
         from,
         registration,
-        format!("Registration confirmed: {team} ({team_id})"),
+        format!("Registration confirmed: {team_id}"),
         message_id,
     )?
     .multipart(MultiPart::alternative_plain_html(text, html))
@@ -373,8 +373,9 @@ pub fn confirmation(
 }
 
 /// The message telling the captains an organiser's decision: approved or not accepted in
-/// the subject (with only the team name and ID, as the confirmation has), the organiser's
-/// reason and the payment check in the body, in text and HTML.
+/// the subject, with the team ID only (the team name is free text a sender chose, so it
+/// stays out of the Subject, as in the confirmation), the organiser's reason and the payment
+/// check in the body, in text and HTML.
 pub fn decision_message(
     from: &Mailbox,
     registration: &Registration,
@@ -418,7 +419,7 @@ pub fn decision_message(
     to_the_captains(
         from,
         registration,
-        format!("{subject}: {team} ({team_id})"),
+        format!("{subject}: {team_id}"),
         message_id,
     )?
     .multipart(MultiPart::alternative_plain_html(text, html))
@@ -486,7 +487,7 @@ mod tests {
     fn a_rejection_says_not_accepted_and_keeps_the_reason_out_of_the_subject() {
         let mail = formatted(ReviewState::Rejected, "Receipt <unreadable>").expect("built");
         assert!(
-            mail.contains("Subject: Registration not accepted: Rising Stars XI (ICCT-0007)"),
+            mail.contains("Subject: Registration not accepted: ICCT-0007"),
             "{mail}"
         );
         assert!(mail.contains("Message-ID: <decision-x-2@intake>"), "{mail}");
