@@ -75,6 +75,14 @@ impl AdminApp {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(%addr, "intake-admin listening");
+        if !addr.ip().is_loopback() {
+            // It speaks plain HTTP: bearer tokens and personal data would cross the network
+            // in clear unless a TLS-terminating proxy on a private network stands in front.
+            tracing::warn!(
+                %addr,
+                "intake-admin listens beyond loopback without TLS; serve it only behind a TLS-terminating proxy on a private network"
+            );
+        }
         Ok(Self {
             options: state.settings.serve.options(),
             router: router(state),

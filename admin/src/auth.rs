@@ -81,11 +81,11 @@ impl std::fmt::Debug for Tokens {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "INTAKE_ADMIN_TOKENS must be comma-separated name:role:token entries (role viewer, support or organiser) or name:token pairs (role support), with a non-empty name and a token of at least 16 characters"
+    "INTAKE_ADMIN_TOKENS must be comma-separated name:role:token entries (role viewer, support or organiser) or name:token pairs (role support), with a non-empty name and a token of at least 32 characters"
 )]
 pub struct BadTokens;
 
-const MIN_TOKEN_LEN: usize = 16;
+const MIN_TOKEN_LEN: usize = 32;
 
 /// One entry of `INTAKE_ADMIN_TOKENS`. The middle word is a role only when it is exactly one
 /// of the role names; anything else belongs to a legacy token, so a `name:token` pair whose
@@ -250,13 +250,15 @@ mod tests {
 
     #[test]
     fn names_come_from_the_pairs() {
-        let tokens = parse("alice:aaaaaaaaaaaaaaaaaaaa, bob:bbbbbbbbbbbbbbbbbbbb").expect("valid");
+        let tokens =
+            parse("alice:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bob:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+                .expect("valid");
         assert_eq!(
-            tokens.identify("bbbbbbbbbbbbbbbbbbbb"),
+            tokens.identify("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
             actor("bob", Role::Support)
         );
         assert_eq!(
-            tokens.identify("aaaaaaaaaaaaaaaaaaaa"),
+            tokens.identify("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             actor("alice", Role::Support)
         );
         assert_eq!(tokens.identify("nope"), None);
@@ -266,28 +268,28 @@ mod tests {
     #[test]
     fn three_part_entries_give_the_role() {
         let tokens = parse(
-            "carol:viewer:vvvvvvvvvvvvvvvvvvvv,sam:support:ssssssssssssssssssss,dave:organiser:oooooooooooooooooooo",
+            "carol:viewer:vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv,sam:support:ssssssssssssssssssssssssssssssss,dave:organiser:oooooooooooooooooooooooooooooooo",
         )
         .expect("valid");
         assert_eq!(
-            tokens.identify("vvvvvvvvvvvvvvvvvvvv"),
+            tokens.identify("vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"),
             actor("carol", Role::Viewer)
         );
         assert_eq!(
-            tokens.identify("ssssssssssssssssssss"),
+            tokens.identify("ssssssssssssssssssssssssssssssss"),
             actor("sam", Role::Support)
         );
         assert_eq!(
-            tokens.identify("oooooooooooooooooooo"),
+            tokens.identify("oooooooooooooooooooooooooooooooo"),
             actor("dave", Role::Organiser)
         );
     }
 
     #[test]
     fn a_legacy_name_token_pair_is_support() {
-        let tokens = parse("alice:aaaaaaaaaaaaaaaaaaaa").expect("valid");
+        let tokens = parse("alice:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").expect("valid");
         assert_eq!(
-            tokens.identify("aaaaaaaaaaaaaaaaaaaa"),
+            tokens.identify("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             actor("alice", Role::Support)
         );
     }
@@ -295,13 +297,13 @@ mod tests {
     #[test]
     fn a_token_may_contain_colons() {
         let tokens =
-            parse("carol:viewer:abc:defghijklmnopqrstu,alice:xyz:0123456789abcdef").expect("valid");
+            parse("carol:viewer:abc:defghijklmnopqrstuvwxyz0123456,alice:xyz:0123456789abcdef0123456789ab").expect("valid");
         assert_eq!(
-            tokens.identify("abc:defghijklmnopqrstu"),
+            tokens.identify("abc:defghijklmnopqrstuvwxyz0123456"),
             actor("carol", Role::Viewer)
         );
         assert_eq!(
-            tokens.identify("xyz:0123456789abcdef"),
+            tokens.identify("xyz:0123456789abcdef0123456789ab"),
             actor("alice", Role::Support)
         );
     }
@@ -309,26 +311,34 @@ mod tests {
     #[test]
     fn an_unknown_role_word_is_part_of_a_legacy_token() {
         for entry in [
-            "alice:admin:aaaaaaaaaaaaaaaaaaaa",
-            "alice:Viewer:aaaaaaaaaaaaaaaaaaaa",
+            "alice:admin:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "alice:Viewer:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ] {
             let tokens = parse(entry).expect("valid");
             let (_, token) = entry.split_once(':').expect("colon");
             assert_eq!(tokens.identify(token), actor("alice", Role::Support));
-            assert_eq!(tokens.identify("aaaaaaaaaaaaaaaaaaaa"), None);
+            assert_eq!(tokens.identify("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), None);
         }
     }
 
     #[test]
     fn short_or_nameless_tokens_are_refused() {
         assert!(parse("alice:short").is_err());
+        assert!(
+            parse(&format!("alice:{}", "t".repeat(31))).is_err(),
+            "31 is too short"
+        );
+        assert!(
+            parse(&format!("alice:{}", "t".repeat(32))).is_ok(),
+            "32 is enough"
+        );
         assert!(parse("alice:viewer:short-token").is_err());
         // Only the role word and no token: a legacy token "viewer", too short.
         assert!(parse("alice:viewer").is_err());
         assert!(parse("alice:viewer:").is_err());
-        assert!(parse(":viewer:vvvvvvvvvvvvvvvvvvvv").is_err());
-        assert!(parse(":aaaaaaaaaaaaaaaaaaaa").is_err());
-        assert!(parse("aaaaaaaaaaaaaaaaaaaa").is_err());
+        assert!(parse(":viewer:vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv").is_err());
+        assert!(parse(":aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_err());
+        assert!(parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_err());
         assert!(Tokens::parse(None).expect("none is valid").is_empty());
     }
 
@@ -357,20 +367,20 @@ mod tests {
     #[test]
     fn only_an_organiser_token_passes_the_organiser_extractor() {
         let tokens = parse(
-            "carol:viewer:vvvvvvvvvvvvvvvvvvvv,alice:aaaaaaaaaaaaaaaaaaaa,dave:organiser:oooooooooooooooooooo",
+            "carol:viewer:vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv,alice:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,dave:organiser:oooooooooooooooooooooooooooooooo",
         )
         .expect("valid");
         let check = |token: &str| authorise(&tokens, &bearer(token), Organiser::ROLE);
         assert_eq!(
-            check("oooooooooooooooooooo").ok(),
+            check("oooooooooooooooooooooooooooooooo").ok(),
             actor("dave", Role::Organiser)
         );
         assert!(matches!(
-            check("aaaaaaaaaaaaaaaaaaaa"),
+            check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
             Err(AdminError::Forbidden(_))
         ));
         assert!(matches!(
-            check("vvvvvvvvvvvvvvvvvvvv"),
+            check("vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"),
             Err(AdminError::Forbidden(_))
         ));
         assert!(matches!(
@@ -381,7 +391,21 @@ mod tests {
             authorise(&tokens, &HeaderMap::new(), Viewer::ROLE),
             Err(AdminError::Unauthorized)
         ));
-        assert!(authorise(&tokens, &bearer("vvvvvvvvvvvvvvvvvvvv"), Viewer::ROLE).is_ok());
-        assert!(authorise(&tokens, &bearer("aaaaaaaaaaaaaaaaaaaa"), Support::ROLE).is_ok());
+        assert!(
+            authorise(
+                &tokens,
+                &bearer("vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"),
+                Viewer::ROLE
+            )
+            .is_ok()
+        );
+        assert!(
+            authorise(
+                &tokens,
+                &bearer("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                Support::ROLE
+            )
+            .is_ok()
+        );
     }
 }

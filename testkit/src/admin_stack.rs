@@ -7,13 +7,13 @@ use intake_admin::AdminApp;
 use serde_json::Value;
 
 /// `alice`'s token, configured in the legacy `name:token` form, so `support`.
-pub const TOKEN: &str = "support-token-0123456789";
+pub const TOKEN: &str = "support-token-0123456789-abcdefghijklmnop";
 /// `bob`'s token, also `name:token`.
-pub const OTHER_TOKEN: &str = "operator-token-0123456789";
+pub const OTHER_TOKEN: &str = "operator-token-0123456789-abcdefghijklmnop";
 /// `carol`'s token, configured as `carol:viewer:…`.
-pub const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789-abcdefghijklmnop";
 /// `dave`'s token, configured as `dave:organiser:…`.
-pub const ORGANISER_TOKEN: &str = "organiser-token-0123456789";
+pub const ORGANISER_TOKEN: &str = "organiser-token-0123456789-abcdefghijklmnop";
 
 pub struct AdminStack {
     pub stack: Stack,
