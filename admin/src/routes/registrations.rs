@@ -41,6 +41,18 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// A listing's page size: `DEFAULT_PAGE` when not given, 1 to `MAX_PAGE`; otherwise a 400
+/// naming `limit`.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, AdminError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(AdminError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    Ok(limit)
+}
+
 /// An optional RFC 3339 time parameter; a malformed one is a 400 naming it.
 pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, AdminError> {
     value
@@ -56,12 +68,7 @@ pub async fn list(
     _actor: Viewer,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page>, AdminError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(AdminError::BadRequest(format!(
-            "limit must be 1 to {MAX_PAGE}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     let since = time_param("since", query.since.as_deref())?;
     let until = time_param("until", query.until.as_deref())?;
     match query.status.as_deref().unwrap_or("failed") {

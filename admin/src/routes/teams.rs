@@ -25,10 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::{Organiser, Role, Viewer};
 use crate::error::AdminError;
 use crate::routes::actions::reason;
-use crate::routes::registrations::{MAX_PAGE, Page, ShowQuery, time_param};
+use crate::routes::registrations::{Page, ShowQuery, page_limit, time_param};
 use crate::state::AdminState;
-
-const DEFAULT_PAGE: usize = 50;
 
 #[derive(Debug, Deserialize)]
 pub struct TeamsQuery {
@@ -66,12 +64,7 @@ pub async fn list(
     _actor: Viewer,
     Query(query): Query<TeamsQuery>,
 ) -> Result<Json<Page>, AdminError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(AdminError::BadRequest(format!(
-            "limit must be 1 to {MAX_PAGE}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     let filter = filter(&query)?;
     let after = crate::cursor::decode(query.cursor.as_deref())?;
     let rows = teams::list(&state.pool, &filter, after, limit + 1).await?;

@@ -211,7 +211,22 @@ pub struct TeamDetail {
     pub review: Review,
 }
 
-type ContactsRow = (String, String, String, String, String, String, i32);
+/// The item's columns, then the captains' contacts.
+type DetailRow = (
+    uuid::Uuid,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    OffsetDateTime,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 /// The team with this ID (any case); `None` if there is none.
 pub async fn find(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, DbError> {
@@ -219,26 +234,34 @@ pub async fn find(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, Db
 }
 
 async fn find_once(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, sqlx::Error> {
-    let row: Option<ItemRow> = sqlx::query_as(&format!(
-        "SELECT {ITEM_COLUMNS} FROM teams t WHERE lower(t.team_id) = lower($1)"
+    let row: Option<DetailRow> = sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS}, t.captain_name, t.captain_phone, t.captain_email,
+                t.vice_captain_name, t.vice_captain_phone, t.vice_captain_email
+         FROM teams t WHERE lower(t.team_id) = lower($1)"
     ))
     .bind(team_id)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else {
+    let Some((
+        rid,
+        tid,
+        name,
+        state,
+        paid,
+        count,
+        at,
+        c_name,
+        c_phone,
+        c_email,
+        v_name,
+        v_phone,
+        v_email,
+    )) = row
+    else {
         return Ok(None);
     };
-    let item = item(row);
+    let item = item((rid, tid, name, state, paid, count, at));
     let id = item.registration_id.as_uuid();
-    let (c_name, c_phone, c_email, v_name, v_phone, v_email, version): ContactsRow =
-        sqlx::query_as(
-            "SELECT captain_name, captain_phone, captain_email,
-                    vice_captain_name, vice_captain_phone, vice_captain_email, review_version
-             FROM teams WHERE registration_id = $1",
-        )
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
     let players: Vec<(String, String)> = sqlx::query_as(
         "SELECT name, role FROM players WHERE registration_id = $1 ORDER BY position",
     )
@@ -259,20 +282,8 @@ async fn find_once(pool: &PgPool, team_id: &str) -> Result<Option<TeamDetail>, s
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let history: Vec<DecisionRow> = sqlx::query_as(
-        "SELECT version, decision, payment_verified, reason, actor, at FROM team_reviews
-         WHERE registration_id = $1 ORDER BY version",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
     Ok(Some(TeamDetail {
-        review: Review {
-            state: item.review_state,
-            payment_verified: item.payment_verified,
-            version,
-            history: history.into_iter().map(decision_of).collect(),
-        },
+        review: review_of(pool, id).await?,
         item,
         captain: StoredContact {
             name: c_name,
@@ -348,17 +359,41 @@ pub async fn review(
     if decision.decision == ReviewState::Pending {
         return Err(ReviewError::NotADecision);
     }
-    let written = review_once(pool, team_id, decision).await;
-    let reviewed = match written {
-        Ok(reviewed) => reviewed,
+    let (id, team_id) = match review_once(pool, team_id, decision).await {
+        Ok(written) => written,
         Err(ReviewOnce::Refused(err)) => return Err(err),
         Err(ReviewOnce::Db(err)) => return Err(ReviewError::Db(err.into())),
     };
-    let detail = find(pool, &reviewed).await?.ok_or(ReviewError::NotFound)?;
+    let review = retrying(|| async { Ok(review_of(pool, id).await?) }).await?;
     Ok(Reviewed {
-        registration_id: detail.item.registration_id,
-        team_id: detail.item.team_id,
-        review: detail.review,
+        registration_id: RegistrationId::from_uuid(id),
+        team_id,
+        review,
+    })
+}
+
+/// Where the registration's review stands, with every decision so far, oldest first.
+async fn review_of(pool: &PgPool, id: uuid::Uuid) -> Result<Review, sqlx::Error> {
+    let (state, payment_verified, version): (String, bool, i32) = sqlx::query_as(
+        "SELECT review_state, payment_verified, review_version FROM teams
+         WHERE registration_id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    let history: Vec<DecisionRow> = sqlx::query_as(
+        "SELECT version, decision, payment_verified, reason, actor, at FROM team_reviews
+         WHERE registration_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Review {
+        // The column's CHECK allows only the three states.
+        state: ReviewState::parse(&state).unwrap_or(ReviewState::Pending),
+        payment_verified,
+        version,
+        history: history.into_iter().map(decision_of).collect(),
     })
 }
 
@@ -379,12 +414,12 @@ impl From<DbError> for ReviewOnce {
     }
 }
 
-/// Writes the decision; returns the team's ID as stored.
+/// Writes the decision; returns the team's registration id and its ID as stored.
 async fn review_once(
     pool: &PgPool,
     team_id: &str,
     decision: &NewDecision<'_>,
-) -> Result<String, ReviewOnce> {
+) -> Result<(uuid::Uuid, String), ReviewOnce> {
     let mut tx = pool.begin().await?;
     let updated: Option<(uuid::Uuid, String, i32)> = sqlx::query_as(
         "UPDATE teams SET review_state = $2, payment_verified = $3,
@@ -441,7 +476,7 @@ async fn review_once(
     });
     entry.record(&mut *tx, Outcome::Succeeded, detail).await?;
     tx.commit().await?;
-    Ok(stored_id)
+    Ok((id, stored_id))
 }
 
 /// How many saved teams stand in each review state.
