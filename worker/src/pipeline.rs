@@ -161,11 +161,6 @@ impl Pipeline {
                 "email status not updated"
             );
         }
-        let outcome = if email == EmailStatus::Sent {
-            audit::Outcome::Succeeded
-        } else {
-            audit::Outcome::Failed
-        };
         let entry = audit::Entry {
             actor,
             action: audit::RESEND_EMAIL,
@@ -177,10 +172,28 @@ impl Pipeline {
             "email_status": email,
             "error": error.map(StepError::message),
         });
+        self.audit_email_outcome(entry, email, detail).await;
+    }
+
+    /// Writes an email job's outcome row: `succeeded` when the message was sent, `failed`
+    /// otherwise. Best effort: the delivery row is the truth, and the job must not be
+    /// retried into a second email because a log row could not be written.
+    async fn audit_email_outcome(
+        &self,
+        entry: audit::Entry<'_>,
+        email: EmailStatus,
+        detail: serde_json::Value,
+    ) {
+        let outcome = if email == EmailStatus::Sent {
+            audit::Outcome::Succeeded
+        } else {
+            audit::Outcome::Failed
+        };
         if let Err(err) = entry.record(&self.pool, outcome, detail).await {
             tracing::warn!(
                 error = &err as &dyn std::error::Error,
-                "resend outcome not audited"
+                action = entry.action,
+                "email outcome not audited"
             );
         }
     }
@@ -221,9 +234,7 @@ impl Pipeline {
     }
 
     /// Records how a decision email ended: an outcome row of the `review` action, under
-    /// the decision's actor (the worker's name when the decision cannot be found). Best
-    /// effort, as for a resend: the delivery row is the truth, and the job must not be
-    /// retried into a second email.
+    /// the decision's actor (the worker's name when the decision cannot be found).
     async fn decision_email_ended(
         &self,
         job: &RegistrationJob,
@@ -233,11 +244,6 @@ impl Pipeline {
         error: Option<&StepError>,
     ) {
         let id = job.registration_id;
-        let outcome = if email == EmailStatus::Sent {
-            audit::Outcome::Succeeded
-        } else {
-            audit::Outcome::Failed
-        };
         let entry = audit::Entry {
             actor: decision.map_or(crate::db::WORKER_APPLICATION_NAME, |d| d.actor.as_str()),
             action: teams::REVIEW,
@@ -251,12 +257,7 @@ impl Pipeline {
             "email_status": email,
             "error": error.map(StepError::message),
         });
-        if let Err(err) = entry.record(&self.pool, outcome, detail).await {
-            tracing::warn!(
-                error = &err as &dyn std::error::Error,
-                "decision email outcome not audited"
-            );
-        }
+        self.audit_email_outcome(entry, email, detail).await;
     }
 
     /// The claim on the team. A team claimed by a registration that failed for good and
