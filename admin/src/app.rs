@@ -15,9 +15,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{BadTokens, Tokens};
+use crate::auth_failures::AuthFailures;
 use crate::documents::{self, Documents};
 use crate::routes::{actions, export, health, page, queue, registrations, stats, teams};
 use crate::state::{AdminState, Inner};
+use crate::tls::TlsError;
 use intake_store::status::StatusRepository;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,10 @@ pub enum StartupError {
     Staging(#[from] intake_shared::staging::StagingError),
     #[error(transparent)]
     Cloudinary(#[from] intake_shared::cloudinary::BadCloudinaryUrl),
+    #[error(transparent)]
+    Config(#[from] intake_shared::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The `application_name` of the admin service's Postgres sessions.
@@ -47,11 +53,19 @@ pub struct AdminApp {
     router: Router,
     addr: SocketAddr,
     options: intake_shared::http::serve::ServeOptions,
+    /// Set when the admin serves HTTPS itself (`INTAKE_ADMIN_TLS_CERT`/`_KEY`).
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl AdminApp {
     pub async fn build(settings: AdminSettings) -> Result<Self, StartupError> {
         let tokens = Tokens::parse(settings.admin.tokens.as_ref())?;
+        // Read before anything binds: a certificate that cannot be used stops start-up.
+        let tls = settings
+            .admin
+            .tls()?
+            .map(|(cert, key)| crate::tls::server_config(cert, key))
+            .transpose()?;
         if tokens.is_empty() {
             tracing::warn!("INTAKE_ADMIN_TOKENS is not set: every admin call will be refused");
         }
@@ -65,6 +79,10 @@ impl AdminApp {
             staging: intake_shared::staging::from_settings(&settings.staging)?,
             documents: Documents::from_settings(&settings.cloudinary)?,
             tokens,
+            auth_failures: AuthFailures::new(
+                settings.redis.keys(),
+                settings.admin.auth_failures_per_minute,
+            ),
             settings,
         });
         let addr = state.settings.admin.addr;
@@ -74,13 +92,13 @@ impl AdminApp {
         let addr = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
-        tracing::info!(%addr, "intake-admin listening");
-        if !addr.ip().is_loopback() {
+        tracing::info!(%addr, https = tls.is_some(), "intake-admin listening");
+        if tls.is_none() && !addr.ip().is_loopback() {
             // It speaks plain HTTP: bearer tokens and personal data would cross the network
             // in clear unless a TLS-terminating proxy on a private network stands in front.
             tracing::warn!(
                 %addr,
-                "intake-admin listens beyond loopback without TLS; serve it only behind a TLS-terminating proxy on a private network"
+                "intake-admin listens beyond loopback without TLS; set INTAKE_ADMIN_TLS_CERT and INTAKE_ADMIN_TLS_KEY, or serve it only behind a TLS-terminating proxy on a private network"
             );
         }
         Ok(Self {
@@ -88,7 +106,13 @@ impl AdminApp {
             router: router(state),
             listener,
             addr,
+            tls,
         })
+    }
+
+    /// Whether it serves HTTPS (so its URL is `https://`).
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -99,7 +123,20 @@ impl AdminApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        intake_shared::http::serve::serve(self.listener, self.router, self.options, shutdown).await
+        match self.tls {
+            Some(tls) => {
+                crate::tls::serve(self.listener, self.router, tls, self.options, shutdown).await
+            }
+            None => {
+                intake_shared::http::serve::serve(
+                    self.listener,
+                    self.router,
+                    self.options,
+                    shutdown,
+                )
+                .await
+            }
+        }
     }
 }
 

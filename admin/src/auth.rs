@@ -6,15 +6,20 @@
 //!
 //! A handler states the least role it needs by the extractor it takes ([`Viewer`],
 //! [`Support`], [`Organiser`]). The extractor runs before the handler body, so a call refused
-//! for its role has done nothing, not even written an audit row.
+//! for its role has done nothing, not even written an audit row. It also keeps the limit on
+//! failed token attempts ([`crate::auth_failures`]): a client past it is refused `429`
+//! whatever token it presents.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::auth_failures::Verdict;
 use crate::error::AdminError;
 use crate::state::AdminState;
 
@@ -182,6 +187,57 @@ pub fn authorise(tokens: &Tokens, headers: &HeaderMap, needed: Role) -> Result<A
     Ok(actor)
 }
 
+/// The client a failed attempt is counted against: the peer's address. Both of our server
+/// loops hand every request its `ConnectInfo`; a request without one (a router driven by hand)
+/// counts against one shared unknown client, so the limit never silently turns off.
+fn client_of(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(peer)| {
+            peer.ip()
+        })
+}
+
+/// [`authorise`] with the limit on failed attempts around it: a missing or wrong token is
+/// counted against the client (`401`, or `429` once past the limit), and a client past the
+/// limit is refused `429` even with a good token.
+///
+/// Redis unreachable: a failed attempt is still `401` (uncounted) and a good token is let
+/// through. The limit slows guessing of 32-character tokens; it is not worth locking every
+/// member of staff out while Redis is down, and failing open here adds no way in.
+pub async fn authenticate(
+    state: &AdminState,
+    parts: &Parts,
+    needed: Role,
+) -> Result<Actor, AdminError> {
+    let client = client_of(parts);
+    let mut redis = state.redis();
+    let outcome = authorise(&state.tokens, &parts.headers, needed);
+    let verdict = match &outcome {
+        Err(AdminError::Unauthorized) => state
+            .auth_failures
+            .count_failure(&mut redis, client)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "failed admin token attempt not counted: Redis unavailable");
+            }),
+        _ => state
+            .auth_failures
+            .check(&mut redis, client)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "failed admin token attempts not checked: Redis unavailable");
+            }),
+    };
+    match verdict {
+        Ok(Verdict::Refused { retry_after }) => {
+            Err(AdminError::TooManyFailedTokens { retry_after })
+        }
+        Ok(Verdict::Allowed) | Err(()) => outcome,
+    }
+}
+
 /// Defines an extractor that lets a call through only with a token of at least `$role`.
 /// `Actor` itself is deliberately not an extractor, so every route has to choose one of these.
 macro_rules! role_extractor {
@@ -201,7 +257,7 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &AdminState,
             ) -> Result<Self, Self::Rejection> {
-                authorise(&state.tokens, &parts.headers, Self::ROLE).map(Self)
+                authenticate(state, parts, Self::ROLE).await.map(Self)
             }
         }
     };

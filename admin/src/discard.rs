@@ -7,6 +7,7 @@ use intake_shared::domain::RegistrationId;
 use intake_shared::status::JobState;
 use intake_store::pg::{registrations, team_claims};
 use intake_store::status::{StatusError, TransitionError};
+use intake_store::team_index::TeamIndex;
 use serde_json::{Value, json};
 
 use crate::error::AdminError;
@@ -59,6 +60,15 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Value, AdminE
         }
     }
     let claim_freed = team_claims::release(&state.pool, id).await?;
+    // Its failure took it out of the duplicate index already; this makes sure (an entry
+    // naming another registration stays).
+    if let Some(job) = &job {
+        let index = TeamIndex::new(state.redis.clone(), state.settings.redis.keys());
+        index
+            .forget(&job.registration.team_key(), id)
+            .await
+            .map_err(AdminError::Redis)?;
+    }
     Ok(json!({
         "code": record.error.as_ref().map(|e| e.code),
         "failed_at": record.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),

@@ -15,6 +15,13 @@ use crate::auth::Role;
 pub enum AdminError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// Too many calls with a missing or wrong token came from this client: every call of it
+    /// is refused until the window ends, whatever its token.
+    #[error(
+        "too many calls with a missing or wrong token from this address; retry in {} s",
+        crate::auth_failures::retry_after_secs(*retry_after)
+    )]
+    TooManyFailedTokens { retry_after: std::time::Duration },
     /// The token is valid but its role is below the one the call needs.
     #[error("this call needs a token with the {0} role or above")]
     Forbidden(Role),
@@ -82,6 +89,21 @@ impl IntoResponse for AdminError {
                 ProblemCode::Unauthorized,
                 self.to_string(),
             ),
+            Self::TooManyFailedTokens { retry_after } => {
+                let mut response = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ProblemCode::RateLimited,
+                    self.to_string(),
+                )
+                .into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(crate::auth_failures::retry_after_secs(
+                        *retry_after,
+                    )),
+                );
+                return response;
+            }
             Self::Forbidden(_) => (
                 StatusCode::FORBIDDEN,
                 ProblemCode::Forbidden,

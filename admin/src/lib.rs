@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod auth_failures;
 pub mod cursor;
 pub mod discard;
 pub mod documents;
@@ -13,5 +14,6 @@ pub mod error;
 pub mod redrive;
 pub mod routes;
 pub mod state;
+pub mod tls;
 
 pub use app::{AdminApp, StartupError};

@@ -8,6 +8,7 @@ use intake_store::status::StatusRepository;
 use redis::aio::ConnectionManager;
 
 use crate::auth::Tokens;
+use crate::auth_failures::AuthFailures;
 use crate::documents::Documents;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct Inner {
     pub pool: PgPool,
     pub staging: std::sync::Arc<dyn intake_shared::staging::StagingStore>,
     pub tokens: Tokens,
+    /// Counts calls with a missing or wrong token per client, and refuses a client past the limit.
+    pub auth_failures: AuthFailures,
     /// Makes the URLs that open documents (Cloudinary's private downloads or our own route).
     pub documents: Documents,
 }

@@ -232,15 +232,31 @@ function follow(id, statusUrl) {
   $("registration").hidden = true;
   $("progress").hidden = false;
   render({ id, status: "queued" });
-  if (window.EventSource) {
-    const source = new EventSource(statusUrl + "/events");
-    source.addEventListener("status", (e) => {
-      if (render(JSON.parse(e.data))) source.close();
-    });
-    source.onerror = () => { source.close(); poll(statusUrl); };
-  } else {
+  if (!window.EventSource) {
     poll(statusUrl);
+    return;
   }
+  const source = new EventSource(statusUrl + "/events");
+  let settled = false;
+  // Any end before a final status falls back to polling, once: the server ending the stream
+  // at its maximum age (`timeout`), a refusal when it opens (429: this browser holds too
+  // many streams) and a broken connection alike. EventSource would otherwise reconnect.
+  const fallBack = () => {
+    if (settled) return;
+    settled = true;
+    source.close();
+    poll(statusUrl);
+  };
+  source.addEventListener("status", (e) => {
+    let status;
+    try { status = JSON.parse(e.data); } catch (err) { return; }
+    if (render(status)) {
+      settled = true;
+      source.close();
+    }
+  });
+  source.addEventListener("timeout", fallBack);
+  source.onerror = fallBack;
 }
 
 async function poll(statusUrl) {

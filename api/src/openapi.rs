@@ -192,8 +192,9 @@ enum AcceptedStatus {
 }
 
 /// One event of `GET /v1/registrations/{id}/events` (each event of the `text/event-stream`,
-/// as its `event:` and `data:` lines read): `event: status` with the status record as JSON.
-/// Keep-alive comments carry no event.
+/// as its `event:` and `data:` lines read): `event: status` with the status record as JSON,
+/// or, last on a stream that reached its maximum age, `event: timeout` with the last record
+/// sent again (poll the status URL after it). Keep-alive comments carry no event.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct StatusEvent {
@@ -209,6 +210,8 @@ pub struct StatusEvent {
 #[allow(dead_code)]
 enum StatusEventName {
     Status,
+    /// The server ended the stream at its maximum age; the status may not be final.
+    Timeout,
 }
 
 #[derive(OpenApi)]

@@ -14,8 +14,13 @@ pub use intake_shared::http::problem::{PROBLEM_JSON, Problem};
 use intake_shared::staging::StagingError;
 use intake_store::status::StatusError;
 
+use crate::intake::duplicates::Duplicate;
 use crate::intake::enqueue::EnqueueError;
 use crate::intake::rate_limit::RateLimitDecision;
+
+/// How long a client whose staging quota is full is asked to wait: workers take a queued
+/// registration's documents within seconds when they keep up.
+const STAGING_QUOTA_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Everything that can go wrong in a request, each variant one thing a client can act on.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,12 @@ pub enum ApiError {
     NotFound,
     #[error("too many submissions from this client")]
     RateLimited(RateLimitDecision),
+    /// The client's staged documents that no worker has taken yet fill its quota.
+    #[error("this client's staging quota is full")]
+    StagingQuotaExceeded,
+    /// The team is already registered or in progress (the duplicate index says so).
+    #[error(transparent)]
+    DuplicateTeam(#[from] Duplicate),
     #[error("Redis is unreachable")]
     Unavailable(#[from] redis::RedisError),
     /// The job could not be handed to the queue (Redis refused or dropped the push).
@@ -55,6 +66,13 @@ pub enum ApiError {
     HandOff(#[from] tokio::task::JoinError),
     #[error("the idempotency record of this key is corrupt")]
     CorruptIdempotencyRecord,
+    /// A multipart part's header block, or what comes before the first boundary, grew over
+    /// `part_headers::MAX_PART_HEADER_BYTES`; the body was not read further.
+    #[error("a multipart header block is larger than the limit")]
+    PartHeadersTooLarge,
+    /// The client already holds as many event streams open as it may.
+    #[error("too many open event streams from this client")]
+    TooManyStreams { retry_after: Duration },
 }
 
 impl From<StatusError> for ApiError {
@@ -144,6 +162,35 @@ impl IntoResponse for ApiError {
                     StatusCode::TOO_MANY_REQUESTS,
                     ProblemCode::RateLimited,
                     "too many submissions from this client; retry later",
+                )
+            }
+            ApiError::StagingQuotaExceeded => {
+                headers.push(retry_after_header(STAGING_QUOTA_RETRY_AFTER));
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ProblemCode::RateLimited,
+                    "this client has too many documents waiting to be processed; retry later",
+                )
+            }
+            ApiError::DuplicateTeam(_) => Problem::new(
+                StatusCode::CONFLICT,
+                ProblemCode::DuplicateTeam,
+                "a team with this name and captain phone is already registered or being registered",
+            ),
+            ApiError::PartHeadersTooLarge => Problem::new(
+                StatusCode::BAD_REQUEST,
+                ProblemCode::MalformedRequest,
+                format!(
+                    "a multipart part's headers are larger than {} bytes",
+                    crate::intake::part_headers::MAX_PART_HEADER_BYTES
+                ),
+            ),
+            ApiError::TooManyStreams { retry_after } => {
+                headers.push(retry_after_header(*retry_after));
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ProblemCode::RateLimited,
+                    "too many open event streams from this client; poll the status URL instead",
                 )
             }
             ApiError::Unavailable(_) | ApiError::QueueUnavailable(_) => {

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use intake_shared::config::ApiSettings;
+use intake_store::staging_quota::StagingQuota;
 use intake_store::status::StatusRepository;
+use intake_store::team_index::TeamIndex;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 
@@ -12,6 +14,7 @@ use crate::intake::idempotency::Idempotency;
 use crate::intake::rate_limit::RateLimiter;
 use crate::intake::staging::Staging;
 use crate::intake::status_events::StatusHub;
+use crate::intake::stream_limit::StreamLimit;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -25,8 +28,14 @@ pub struct Inner {
     pub enqueuer: Enqueuer,
     pub metrics: PrometheusHandle,
     pub status_hub: StatusHub,
+    /// Event streams open per client on this process.
+    pub event_streams: StreamLimit,
     /// Status records, read and created only through the store's repository.
     pub status: StatusRepository,
+    /// The duplicate index the workers keep, read at the door.
+    pub team_index: TeamIndex,
+    /// Each client's staged bytes that no worker has taken yet.
+    pub staging_quota: StagingQuota,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,7 +67,15 @@ impl AppState {
                 intake_shared::queue::config(&keys, &settings.queue),
                 settings.queue.max_attempts,
             ),
+            team_index: TeamIndex::new(redis.clone(), keys.clone()),
+            staging_quota: StagingQuota::new(
+                redis.clone(),
+                keys.clone(),
+                settings.api.staging_quota_bytes,
+                settings.staging.retention,
+            ),
             status: StatusRepository::new(redis.clone(), keys, settings.staging.retention),
+            event_streams: StreamLimit::new(settings.api.event_streams_per_client),
             redis,
             metrics,
             status_hub,

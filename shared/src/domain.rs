@@ -93,6 +93,65 @@ impl TeamName {
     }
 }
 
+/// What makes two registrations the same team (docs/contract.md §2): the team name folded
+/// as the unique index on `teams` folds it (each run of white space one space, lower case)
+/// and the captain's phone. The claim in Postgres and the duplicate index in Redis are both
+/// keyed by it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TeamKey(String);
+
+impl TeamKey {
+    pub fn new(team_name: &TeamName, captain_phone: &Phone) -> Self {
+        let mut key = String::with_capacity(team_name.as_str().len() + 11);
+        let mut in_space = false;
+        for c in team_name.as_str().chars() {
+            // Postgres' `\s` (the C.UTF-8 locale's spaces): Unicode's, less the no-break ones.
+            if c.is_whitespace() && !matches!(c, '\u{A0}' | '\u{2007}' | '\u{202F}') {
+                if !in_space {
+                    key.push(' ');
+                }
+                in_space = true;
+            } else {
+                in_space = false;
+                key.extend(c.to_lowercase());
+            }
+        }
+        key.push('\n');
+        key.push_str(captain_phone.as_str());
+        Self(key)
+    }
+
+    /// A key as read back from `team_claims`.
+    pub fn from_claim(stored: String) -> Self {
+        Self(stored)
+    }
+
+    /// The key as stored in `team_claims`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key's SHA-256 in hex: what the Redis index holds, so Redis keeps no phone number.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for TeamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key holds a phone number: only its digest's first characters are shown.
+        write!(f, "TeamKey({}…)", &self.digest()[..12])
+    }
+}
+
+impl Registration {
+    /// The team this registration is for.
+    pub fn team_key(&self) -> TeamKey {
+        TeamKey::new(&self.team_name, &self.captain.phone)
+    }
+}
+
 /// A person's name: 3–50 characters of letters (any script), spaces, hyphens and apostrophes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -126,6 +126,8 @@ pub enum ProblemCode {
     Forbidden,
     /// Admin API: the resource changed since the version the caller named.
     Conflict,
+    /// The team (folded name and captain's phone) is already registered or in progress.
+    DuplicateTeam,
 }
 
 impl ProblemCode {
@@ -154,6 +156,7 @@ impl ProblemCode {
             Self::DocumentsExpired => "DOCUMENTS_EXPIRED",
             Self::Forbidden => "FORBIDDEN",
             Self::Conflict => "CONFLICT",
+            Self::DuplicateTeam => "DUPLICATE_TEAM",
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct RegistrationJob {
     /// What the job does for the registration; absent means [`Purpose::Register`].
     #[serde(default)]
     pub purpose: Purpose,
+    /// The client whose staging quota the job's documents count against until a worker
+    /// takes the job (docs/contract.md §2, "Limits"); absent when nothing counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_by: Option<String>,
 }
 
 /// What a job on the registrations queue does. Side effects that support staff ask for

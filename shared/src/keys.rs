@@ -59,6 +59,27 @@ impl RedisKeys {
         format!("{}:failed-job:{id}", self.prefix)
     }
 
+    /// The duplicate index: one field per team registered or in progress (its
+    /// [`crate::domain::TeamKey`] digest) naming the registration that holds it.
+    pub fn team_index(&self) -> String {
+        format!("{}:teams", self.prefix)
+    }
+
+    /// The lock that lets one worker at a time rebuild the duplicate index.
+    pub fn team_index_lock(&self) -> String {
+        format!("{}:teams-rebuild-lock", self.prefix)
+    }
+
+    /// The bytes one client has staged that no worker has taken yet, one field per upload.
+    pub fn staging_quota(&self, client: &str) -> String {
+        format!("{}:staged-bytes:{client}", self.prefix)
+    }
+
+    /// Which emails went to one recipient (its address's digest) on one UTC day.
+    pub fn mail_cap(&self, day: &str, recipient_digest: &str) -> String {
+        format!("{}:mail-cap:{day}:{recipient_digest}", self.prefix)
+    }
+
     /// Which registration a staged upload directory belongs to (absent: none, yet).
     pub fn staged_upload(&self, upload: &str) -> String {
         format!("{}:staged:{upload}", self.prefix)
@@ -77,5 +98,11 @@ impl RedisKeys {
     /// A pattern matching every key of this deployment, for tests and tooling that clean up.
     pub fn all_pattern(&self) -> String {
         format!("{}:*", self.prefix)
+    }
+
+    /// Calls with a missing or wrong admin token from one client (IP address) in its current
+    /// one-minute window.
+    pub fn admin_auth_failures(&self, client: &str) -> String {
+        format!("{}:admin-auth-failures:{client}", self.prefix)
     }
 }

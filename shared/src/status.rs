@@ -37,6 +37,9 @@ pub enum EmailStatus {
     Pending,
     Sent,
     Failed,
+    /// Not sent: every recipient had had the day's capped number of emails already
+    /// (`INTAKE_MAIL_CAP_PER_RECIPIENT_PER_DAY`); support can still resend it.
+    Suppressed,
 }
 
 /// Where the organisers' review of a saved team stands (docs/contract.md §15).

@@ -5,4 +5,7 @@
 
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod mail_cap;
+pub mod staging_quota;
 pub mod status;
+pub mod team_index;

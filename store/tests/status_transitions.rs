@@ -103,6 +103,7 @@ fn job() -> RegistrationJob {
         submitted_at: OffsetDateTime::now_utc(),
         run: 0,
         purpose: Purpose::Register,
+        staged_by: None,
     }
 }
 

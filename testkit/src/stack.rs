@@ -136,6 +136,12 @@ impl Stack {
         customise: impl FnOnce(&mut StackSettings),
     ) -> std::net::SocketAddr {
         let runtime = self.runtime_with(concurrency, customise).await;
+        self.spawn_runtime(runtime)
+    }
+
+    /// Starts `runtime` (built with [`Self::runtime`] and changed as a test needs) in this
+    /// process; returns its health address.
+    pub fn spawn_runtime(&mut self, runtime: Runtime) -> std::net::SocketAddr {
         let addr = runtime.health_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
@@ -205,17 +211,36 @@ impl Stack {
     }
 
     pub async fn submit_with_key(&self, form: &TestForm, key: &str) -> String {
-        let response = self
-            .client
+        let response = self.post_form(form, key).await;
+        assert_eq!(response.status(), 202, "submission accepted");
+        let body: Value = response.json().await.expect("JSON");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Submits `form` with `key` and returns the answer as it came.
+    pub async fn post_form(&self, form: &TestForm, key: &str) -> reqwest::Response {
+        self.client
             .post(format!("{}/v1/registrations", self.api_base))
             .header("Idempotency-Key", key)
             .multipart(form.to_form())
             .send()
             .await
-            .expect("submitted");
-        assert_eq!(response.status(), 202, "submission accepted");
+            .expect("submitted")
+    }
+
+    /// Submits `form` with a new key: the registration id if accepted, else the problem's
+    /// status and body.
+    pub async fn try_submit(&self, form: &TestForm) -> Result<String, (u16, Value)> {
+        let response = self
+            .post_form(form, &uuid::Uuid::new_v4().to_string())
+            .await;
+        let status = response.status().as_u16();
         let body: Value = response.json().await.expect("JSON");
-        body["id"].as_str().expect("id").to_owned()
+        if status == 202 {
+            Ok(body["id"].as_str().expect("id").to_owned())
+        } else {
+            Err((status, body))
+        }
     }
 
     pub async fn status(&self, id: &str) -> Value {
@@ -258,6 +283,18 @@ impl Stack {
     /// Files left in the staging directory.
     pub fn staged_files(&self) -> usize {
         crate::files_under(self.staging.path())
+    }
+
+    /// Deletes the duplicate index, as a Redis restart without persistence would.
+    pub fn forget_team_index(&self) {
+        let () = redis::Client::open(self.settings.redis.url.as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| {
+                redis::cmd("DEL")
+                    .arg(self.settings.keys().team_index())
+                    .query(&mut c)
+            })
+            .expect("index deleted");
     }
 
     /// The job payloads queued in Redis (to run the pipeline by hand).

@@ -11,5 +11,6 @@ pub mod pipeline;
 pub mod polling;
 pub mod runtime;
 pub mod steps;
+pub mod team_index;
 
 pub use runtime::{Runtime, StartupError};

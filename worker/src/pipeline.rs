@@ -14,6 +14,8 @@ use intake_shared::status::{EmailStatus, Step};
 use intake_store::pg::registrations::{self, LoadError};
 use intake_store::pg::{PgPool, audit, teams};
 use intake_store::status::{StatusError, StatusRepository};
+use intake_store::staging_quota::StagingQuota;
+use intake_store::team_index::TeamIndex;
 
 use crate::error::StepError;
 use crate::steps::claim_team::{self, Claim};
@@ -30,6 +32,10 @@ pub struct Pipeline {
     pub notifier: Notifier,
     pub staging: Arc<dyn StagingStore>,
     pub team_ids: TeamIdFormat,
+    /// The duplicate index the api reads at the door; kept here as claims come and go.
+    pub team_index: TeamIndex,
+    /// The api's per-client staging quota, given back as jobs are taken.
+    pub staging_quota: StagingQuota,
 }
 
 impl Pipeline {
@@ -53,6 +59,13 @@ impl Pipeline {
 
     async fn register(&self, job: &RegistrationJob, attempt: u32) -> Result<(), StepError> {
         let id = job.registration_id;
+        // The job is taken: its staged documents no longer count against the client's
+        // quota at the api (best effort: the count expires with the retention anyway).
+        if let Some(client) = &job.staged_by
+            && let Err(err) = self.staging_quota.take(client, &job.upload_dirs()).await
+        {
+            tracing::warn!(error = %err, "staging quota not given back");
+        }
         // 1. The claim on the team, before anything is uploaded. (Each status change says
         // where the job is now: `processing` comes with its first step.)
         self.status.start(job, attempt, Step::ClaimingTeam).await?;
@@ -267,7 +280,15 @@ impl Pipeline {
         let mut take_over = None;
         loop {
             match claim_team::run(&self.pool, job, take_over).await? {
-                Claim::Held => return Ok(()),
+                Claim::Held => {
+                    // Best effort: without the entry the api lets a duplicate through to
+                    // the claim above, which refuses it.
+                    let team = job.registration.team_key();
+                    if let Err(err) = self.team_index.hold(&team, job.registration_id).await {
+                        tracing::warn!(error = %err, "duplicate index entry not written");
+                    }
+                    return Ok(());
+                }
                 Claim::Other(holder) => {
                     if take_over.is_none() && self.gave_up(holder).await? {
                         tracing::info!(%holder, "taking over the team's claim from a failed registration");
@@ -297,7 +318,8 @@ impl Pipeline {
         Ok(status.is_none_or(|s| s.status == intake_shared::status::JobState::Failed))
     }
 
-    /// Marks the registration failed for good; its staged files stay for a re-drive.
+    /// Marks the registration failed for good; its staged files stay for a re-drive, unless
+    /// it failed as a duplicate.
     pub async fn fail(
         &self,
         job: &RegistrationJob,
@@ -346,10 +368,21 @@ impl Pipeline {
                 "the registration was saved by another run of this job; finishing it",
             ));
         }
-        Ok(self
-            .status
+        self.status
             .fail(job, attempt, &error.attempt(attempt))
-            .await?)
+            .await?;
+        // The team may register again: its entry in the duplicate index goes (only if it
+        // is this registration's; a duplicate's team stays held by the first).
+        let team = job.registration.team_key();
+        if let Err(err) = self.team_index.forget(&team, job.registration_id).await {
+            tracing::warn!(error = %err, "duplicate index entry not removed");
+        }
+        // A duplicate can never be re-driven into anything but a duplicate: its staged
+        // files go now rather than after the retention.
+        if error.code() == JobFailureCode::DuplicateTeam {
+            self.remove_staged(&job.upload_dirs()).await;
+        }
+        Ok(())
     }
 
     /// Records a failed attempt that will be retried (best effort: history, not state).

@@ -31,6 +31,9 @@ use crate::backends::smtp::Smtp;
 use crate::backends::store::DocumentStore;
 use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
+use intake_store::mail_cap::MailCap;
+use intake_store::staging_quota::StagingQuota;
+use intake_store::team_index::TeamIndex;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
 use crate::steps::notify::Notifier;
@@ -145,7 +148,11 @@ impl Runtime {
         )?;
         let store = document_store(&settings.cloudinary)?;
         let staging = intake_shared::staging::from_settings(&settings.staging)?;
-        let notifier = notifier(&settings.mail)?;
+        let notifier = notifier(&settings.mail)?.with_cap(MailCap::new(
+            redis.clone(),
+            settings.redis.keys(),
+            settings.mail.mail_cap_per_recipient_per_day,
+        ));
         let pipeline = Pipeline {
             pool: pool.clone(),
             status: StatusRepository::new(
@@ -157,6 +164,14 @@ impl Runtime {
             notifier,
             staging: staging.clone(),
             team_ids: settings.team_ids.clone(),
+            team_index: TeamIndex::new(redis.clone(), settings.redis.keys()),
+            // The worker only gives reservations back: the cap is the api's.
+            staging_quota: StagingQuota::new(
+                redis.clone(),
+                settings.redis.keys(),
+                0,
+                settings.staging.retention,
+            ),
         };
         let listener = TcpListener::bind(settings.worker.addr)
             .await
@@ -248,7 +263,13 @@ impl Runtime {
             self.settings.worker.janitor_interval,
             token.clone(),
         ));
+        let mut index_task = None;
         if migrate_until_done(&self.pool, &token).await {
+            index_task = Some(tokio::spawn(crate::team_index::keep(
+                self.pool.clone(),
+                self.deps.pipeline.team_index.clone(),
+                token.clone(),
+            )));
             started.store(true, Ordering::SeqCst);
             supervise(
                 &self.settings,
@@ -262,6 +283,9 @@ impl Runtime {
         token.cancel();
         let _ = health_server.await;
         let _ = janitor_task.await;
+        if let Some(task) = index_task {
+            let _ = task.await;
+        }
         tracing::info!("intake-worker stopped");
         Ok(())
     }

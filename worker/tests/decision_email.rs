@@ -339,6 +339,7 @@ async fn a_queued_decision_job_is_run_by_a_worker() {
         submitted_at: time::OffsetDateTime::now_utc(),
         run: 0,
         purpose: Purpose::ReviewDecision { version: 1 },
+        staged_by: None,
     };
     let redis = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
     let queue = intake_shared::queue::config(&stack.settings.keys(), &stack.settings.queue);
@@ -396,6 +397,7 @@ async fn decision_job(stack: &Stack, job: &RegistrationJob, version: i32) -> Reg
         registration: saved.registration,
         documents: Vec::new(),
         purpose: Purpose::ReviewDecision { version },
+        staged_by: None,
         ..job.clone()
     }
 }

@@ -326,6 +326,7 @@ async fn queue_resend(
             reason: entry.reason.unwrap_or_default().to_owned(),
             audit_id,
         },
+        staged_by: None,
     };
     // One job per request: the audit entry's id keys it.
     let pushed = intake_shared::queue::push(

@@ -329,6 +329,7 @@ async fn queue_decision_email(
             submitted_at: OffsetDateTime::now_utc(),
             run: 0,
             purpose: Purpose::ReviewDecision { version },
+            staged_by: None,
         },
         Ok(None) => return "not_queued",
         Err(err) => {

@@ -18,6 +18,7 @@ use intake_shared::staging::StagedWriter;
 use intake_shared::validation::RawForm;
 use sha2::{Digest, Sha256};
 
+use super::duplicates::{Duplicate, DuplicateCheck};
 use super::staging::Upload;
 
 /// The largest text field (the players' JSON is the largest legitimate one, well under this).
@@ -37,6 +38,8 @@ pub enum FormError {
     Malformed(String),
     #[error(transparent)]
     Staging(#[from] intake_shared::staging::StagingError),
+    #[error(transparent)]
+    Duplicate(#[from] Duplicate),
 }
 
 impl From<MultipartError> for FormError {
@@ -59,7 +62,18 @@ pub struct ReceivedForm {
     pub fingerprint: String,
 }
 
-pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedForm, FormError> {
+/// Reads the form without asking whether its team is registered already.
+pub async fn read(multipart: Multipart, upload: &Upload) -> Result<ReceivedForm, FormError> {
+    read_checked(multipart, upload, None).await
+}
+
+/// Reads the form; with `duplicates`, the team is checked as soon as its name and captain
+/// phone are read and valid, before the first document is staged (`FormError::Duplicate`).
+pub async fn read_checked(
+    mut multipart: Multipart,
+    upload: &Upload,
+    mut duplicates: Option<&mut DuplicateCheck<'_>>,
+) -> Result<ReceivedForm, FormError> {
     let mut form = ReceivedForm {
         raw: RawForm::default(),
         documents: Vec::new(),
@@ -100,6 +114,9 @@ pub async fn read(mut multipart: Multipart, upload: &Upload) -> Result<ReceivedF
             continue;
         }
         if let Some(kind) = DocumentKind::from_field(&name) {
+            if let Some(check) = duplicates.as_deref_mut() {
+                check.raw(&form.raw).await?;
+            }
             match read_document(&mut field, kind, upload).await? {
                 DocumentOutcome::Staged(doc) => {
                     fingerprint.add_digest(&name, &doc.sha256);

@@ -119,6 +119,22 @@ impl Idempotency {
         Self { keys, ttl }
     }
 
+    /// The registration id a key is bound to, if it was claimed before (a retry or replay of
+    /// that registration), without claiming anything.
+    pub async fn bound_to(
+        &self,
+        conn: &mut ConnectionManager,
+        key: &IdempotencyKey,
+    ) -> Result<Option<RegistrationId>, IdempotencyError> {
+        let id: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.idempotency(key))
+            .arg("id")
+            .query_async(conn)
+            .await?;
+        id.map(|id| RegistrationId::parse(&id).ok_or(IdempotencyError::Corrupt))
+            .transpose()
+    }
+
     pub async fn claim(
         &self,
         conn: &mut ConnectionManager,

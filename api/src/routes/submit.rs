@@ -15,11 +15,13 @@ use intake_shared::domain::{IdempotencyKey, Registration, RegistrationId};
 use intake_shared::errors::{FieldCode, FieldError};
 use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::validation;
+use intake_store::staging_quota::Reservation;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::intake::client;
+use crate::intake::duplicates::DuplicateCheck;
 use crate::intake::enqueue::Pushed;
 use crate::intake::form::{self, FormError};
 use crate::intake::idempotency::{Claim, ClaimKind, ClaimOutcome, IdempotencyError};
@@ -106,7 +108,7 @@ pub async fn submit(
     {
         return reject(ApiError::RateLimited(decision.clone()));
     }
-    let mut response = match accept(app, request_id, request).await {
+    let mut response = match accept(app, request_id, client, request).await {
         Ok(accepted) => {
             metrics::submission(
                 if accepted.replayed {
@@ -137,20 +139,55 @@ fn reject(err: ApiError) -> Response {
     response
 }
 
-async fn accept(app: AppState, request_id: String, request: Request) -> Result<Accepted, ApiError> {
+async fn accept(
+    app: AppState,
+    request_id: String,
+    client: String,
+    request: Request,
+) -> Result<Accepted, ApiError> {
     if !is_multipart_form(request.headers()) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let key = idempotency_key(request.headers())?;
-    if content_length(request.headers()).is_some_and(|len| len > app.settings.api.max_body_bytes) {
+    let declared = content_length(request.headers());
+    if declared.is_some_and(|len| len > app.settings.api.max_body_bytes) {
         return Err(ApiError::PayloadTooLarge);
     }
+    // A client whose staged documents already fill its quota stages nothing more.
+    if !app.staging_quota.has_room(&client).await? {
+        return Err(ApiError::StagingQuotaExceeded);
+    }
+    // The parser buffers a part's header block whole: the guard bounds it (part_headers).
+    let (request, part_headers) = crate::intake::part_headers::guard(request);
     let multipart = Multipart::from_request(request, &())
         .await
         .map_err(multipart_rejection)?;
+    // A key bound to a registration already is its retry or replay: that registration's
+    // own team is no duplicate.
+    let own = match app.idempotency.bound_to(&mut app.redis(), &key).await {
+        Ok(own) => own,
+        Err(IdempotencyError::Redis(err)) => return Err(ApiError::Unavailable(err)),
+        Err(IdempotencyError::Corrupt) => return Err(ApiError::CorruptIdempotencyRecord),
+    };
     let upload = app.staging.begin();
-    let (registration, received) = match read_and_validate(multipart, &upload).await {
+    let mut duplicates = DuplicateCheck::new(&app.team_index, own);
+    let read = read_and_validate(multipart, &upload, &mut duplicates)
+        .await
+        .map_err(|err| part_headers.explain(err));
+    let (registration, received) = match read {
         Ok(read) => read,
+        Err(err) => {
+            upload.discard().await;
+            return Err(err);
+        }
+    };
+    // A form that sent its documents before its team name is checked now.
+    if let Err(duplicate) = duplicates.team(registration.team_key()).await {
+        upload.discard().await;
+        return Err(duplicate.into());
+    }
+    let staged_by = match reserve_quota(&app, &client, &upload, &received).await {
+        Ok(staged_by) => staged_by,
         Err(err) => {
             upload.discard().await;
             return Err(err);
@@ -165,6 +202,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         Ok(ClaimOutcome::Claimed(claim)) => claim,
         other => {
             // Nothing of this request is needed: answer as the key says, leave nothing.
+            give_back_quota(&app, staged_by.as_deref(), upload.name()).await;
             upload.discard().await;
             return match other {
                 Ok(ClaimOutcome::Replay(id)) => Ok(Accepted { id, replayed: true }),
@@ -188,6 +226,7 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         submitted_at: OffsetDateTime::now_utc(),
         run: 0,
         purpose: Purpose::Register,
+        staged_by,
     };
     let span = tracing::info_span!("enqueue", registration_id = %claim.id);
     tokio::spawn(hand_off(app, claim, job, upload).instrument(span))
@@ -195,12 +234,42 @@ async fn accept(app: AppState, request_id: String, request: Request) -> Result<A
         .map_err(ApiError::HandOff)?
 }
 
+/// Counts the staged documents against the client's staging quota; the client to name in
+/// the job (`None` when nothing was staged or there is no quota).
+async fn reserve_quota(
+    app: &AppState,
+    client: &str,
+    upload: &Upload,
+    received: &form::ReceivedForm,
+) -> Result<Option<String>, ApiError> {
+    let bytes: u64 = received.documents.iter().map(|d| d.bytes).sum();
+    if bytes == 0 || app.staging_quota.cap() == 0 {
+        return Ok(None);
+    }
+    match app.staging_quota.reserve(client, upload.name(), bytes).await? {
+        Reservation::Reserved => Ok(Some(client.to_owned())),
+        Reservation::Refused { held } => {
+            tracing::info!(held, bytes, "staging quota full for this client");
+            Err(ApiError::StagingQuotaExceeded)
+        }
+    }
+}
+
+/// Gives an upload's quota back when no job will take it.
+async fn give_back_quota(app: &AppState, staged_by: Option<&str>, upload: &str) {
+    let Some(client) = staged_by else { return };
+    if let Err(err) = app.staging_quota.take(client, &[upload.to_owned()]).await {
+        tracing::warn!(error = %err, "staging quota not given back; it expires with the retention");
+    }
+}
+
 /// Reads the form into `upload` and validates it; every problem in one error.
 async fn read_and_validate(
     multipart: Multipart,
     upload: &Upload,
+    duplicates: &mut DuplicateCheck<'_>,
 ) -> Result<(Registration, form::ReceivedForm), ApiError> {
-    let received = form::read(multipart, upload)
+    let received = form::read_checked(multipart, upload, Some(duplicates))
         .await
         .map_err(|err| match err {
             FormError::TooLarge => ApiError::PayloadTooLarge,
@@ -210,6 +279,7 @@ async fn read_and_validate(
                 format!("is not a well-formed multipart body: {detail}"),
             )]),
             FormError::Staging(err) => ApiError::Staging(err),
+            FormError::Duplicate(duplicate) => duplicate.into(),
         })?;
     match validation::validate(&received.raw) {
         Ok(registration) if received.errors.is_empty() => Ok((registration, received)),
@@ -246,6 +316,7 @@ async fn hand_off(
             if let Err(err) = app.enqueuer.forget_upload(&mut conn, &upload_name).await {
                 tracing::warn!(error = %err, "mark of an unneeded upload not removed");
             }
+            give_back_quota(&app, job.staged_by.as_deref(), &upload_name).await;
             drop(upload);
         }
         Err(push_err) => match app.enqueuer.is_queued(&mut conn, id).await {
@@ -254,6 +325,7 @@ async fn hand_off(
                 if let Err(err) = app.status.withdraw(id, &upload_name, created_status).await {
                     tracing::warn!(error = %err, "status record of a refused job not removed");
                 }
+                give_back_quota(&app, job.staged_by.as_deref(), &upload_name).await;
                 release(&app, &claim, claim.kind).await;
                 return Err(push_err.into());
             }

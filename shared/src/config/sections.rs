@@ -3,7 +3,7 @@
 //! contract's (docs/contract.md §13).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -253,6 +253,9 @@ pub struct MailSettings {
     /// Longest wait for one SMTP exchange.
     #[serde(rename = "smtp_timeout_secs", deserialize_with = "secs")]
     pub timeout: Duration,
+    /// Confirmation and decision emails one recipient address may get per UTC day; past it
+    /// a registration completes with `email_status: "suppressed"`. 0 turns the cap off.
+    pub mail_cap_per_recipient_per_day: u32,
 }
 
 impl Default for MailSettings {
@@ -262,6 +265,7 @@ impl Default for MailSettings {
             from: None,
             outbox_dir: "./var/outbox".into(),
             timeout: Duration::from_secs(10),
+            mail_cap_per_recipient_per_day: 5,
         }
     }
 }
@@ -340,6 +344,16 @@ pub struct ApiSection {
     /// customer is usually handed a whole /64, which would otherwise be an endless supply of
     /// fresh limits. 1–128.
     pub rate_limit_ipv6_prefix: u8,
+    /// Event streams one client (as the rate limit tells clients apart) may hold open at
+    /// once on one api process; the next is refused with 429 and the client polls instead.
+    pub event_streams_per_client: usize,
+    /// How long an event stream stays open before the server ends it (with `event:
+    /// timeout`), so a forgotten tab does not hold a connection for ever.
+    #[serde(rename = "event_stream_max_age_secs", deserialize_with = "secs")]
+    pub event_stream_max_age: Duration,
+    /// Bytes one client may have staged that no worker has taken yet; over it is `429`.
+    /// 0 turns the quota off.
+    pub staging_quota_bytes: u64,
 }
 
 impl Default for ApiSection {
@@ -353,6 +367,9 @@ impl Default for ApiSection {
             cors_allowed_origins: Vec::new(),
             trusted_proxy_header: None,
             rate_limit_ipv6_prefix: 64,
+            event_streams_per_client: 4,
+            event_stream_max_age: Duration::from_secs(600),
+            staging_quota_bytes: 50 * 1024 * 1024,
         }
     }
 }
@@ -374,6 +391,16 @@ impl Section for ApiSection {
                 "must be a valid HTTP header name",
             ));
         }
+        if self.event_streams_per_client == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_EVENT_STREAMS_PER_CLIENT",
+                "must be at least 1",
+            ));
+        }
+        at_least_one(
+            "INTAKE_EVENT_STREAM_MAX_AGE_SECS",
+            self.event_stream_max_age,
+        )?;
         if !(1..=128).contains(&self.rate_limit_ipv6_prefix) {
             return Err(ConfigError::invalid(
                 "INTAKE_RATE_LIMIT_IPV6_PREFIX",
@@ -439,7 +466,8 @@ impl Section for WorkerSection {
     }
 }
 
-/// The admin service's own settings: its (private) address and who may call it.
+/// The admin service's own settings: its (private) address, who may call it, how many wrong
+/// tokens a client may try, and the certificate it serves HTTPS with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AdminSection {
@@ -448,6 +476,17 @@ pub struct AdminSection {
     /// `name:token` pairs, comma-separated; unset means the admin api refuses everyone.
     #[serde(rename = "admin_tokens")]
     pub tokens: Option<SecretString>,
+    /// Calls with a missing or wrong token one client (peer address) may make in a minute;
+    /// after that every call of that client is refused until the minute is over, even with
+    /// a good token, so guessing cannot go on. At least 1.
+    #[serde(rename = "admin_auth_failures_per_minute")]
+    pub auth_failures_per_minute: u64,
+    /// PEM certificate chain; with `tls_key` the admin serves HTTPS itself.
+    #[serde(rename = "admin_tls_cert")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(rename = "admin_tls_key")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminSection {
@@ -455,11 +494,58 @@ impl Default for AdminSection {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             tokens: None,
+            auth_failures_per_minute: 10,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
 
-impl Section for AdminSection {}
+impl Section for AdminSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth_failures_per_minute == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_ADMIN_AUTH_FAILURES_PER_MINUTE",
+                "must be at least 1 (the limit cannot be turned off)",
+            ));
+        }
+        self.tls().map(|_| ())
+    }
+}
+
+impl AdminSection {
+    /// The certificate and key files (in that order) when both are set, `None` when neither
+    /// is (plain HTTP). One without the other is refused: half a TLS setting would otherwise
+    /// quietly serve plain HTTP.
+    pub fn tls(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
+        match (self.tls_cert.as_deref(), self.tls_key.as_deref()) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => {
+                if cert.as_os_str().is_empty() {
+                    return Err(ConfigError::invalid(
+                        "INTAKE_ADMIN_TLS_CERT",
+                        "must be the path of a PEM certificate file",
+                    ));
+                }
+                if key.as_os_str().is_empty() {
+                    return Err(ConfigError::invalid(
+                        "INTAKE_ADMIN_TLS_KEY",
+                        "must be the path of a PEM private key file",
+                    ));
+                }
+                Ok(Some((cert, key)))
+            }
+            (Some(_), None) => Err(ConfigError::invalid(
+                "INTAKE_ADMIN_TLS_KEY",
+                "is required when INTAKE_ADMIN_TLS_CERT is set (set both to serve HTTPS, or neither)",
+            )),
+            (None, Some(_)) => Err(ConfigError::invalid(
+                "INTAKE_ADMIN_TLS_CERT",
+                "is required when INTAKE_ADMIN_TLS_KEY is set (set both to serve HTTPS, or neither)",
+            )),
+        }
+    }
+}
 
 /// How an HTTP service of ours serves, and how long a process lets work in flight finish
 /// after SIGTERM (open connections; a worker's running jobs).

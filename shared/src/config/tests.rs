@@ -51,6 +51,8 @@ fn defaults_match_the_contract() {
         assert_eq!(worker.mail.timeout, Duration::from_secs(10));
         assert_eq!(admin.serve.shutdown_deadline, Duration::from_secs(30));
         assert!(admin.admin.tokens.is_none());
+        assert_eq!(admin.admin.auth_failures_per_minute, 10);
+        assert!(admin.admin.tls().map_err(|e| e.to_string())?.is_none());
         Ok(())
     });
 }
@@ -232,4 +234,97 @@ fn ipv6_rate_limit_prefix_defaults_to_64_and_must_be_1_to_128() {
         }
         Ok(())
     });
+}
+
+/// The admin service's own refusal of these settings, as text.
+fn admin_refusal() -> String {
+    AdminSettings::from_figment(&figment())
+        .expect_err("the admin service refuses this environment")
+        .to_string()
+}
+
+#[test]
+fn admin_auth_failures_per_minute_is_read_and_must_be_at_least_1() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INTAKE_ADMIN_AUTH_FAILURES_PER_MINUTE", "3");
+        assert_eq!(admin()?.admin.auth_failures_per_minute, 3);
+        jail.set_env("INTAKE_ADMIN_AUTH_FAILURES_PER_MINUTE", "0");
+        let err = admin_refusal();
+        assert!(
+            err.contains("INTAKE_ADMIN_AUTH_FAILURES_PER_MINUTE"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn admin_tls_needs_both_certificate_and_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INTAKE_ADMIN_TLS_CERT", "/etc/intake/admin.crt");
+        let err = admin_refusal();
+        assert!(err.contains("INTAKE_ADMIN_TLS_KEY"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        jail.set_env("INTAKE_ADMIN_TLS_KEY", "/etc/intake/admin.key");
+        let admin = admin()?;
+        let (cert, key) = admin
+            .admin
+            .tls()
+            .map_err(|e| e.to_string())?
+            .ok_or("both set")?;
+        assert_eq!(cert, std::path::Path::new("/etc/intake/admin.crt"));
+        assert_eq!(key, std::path::Path::new("/etc/intake/admin.key"));
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("INTAKE_ADMIN_TLS_KEY", "/etc/intake/admin.key");
+        let err = admin_refusal();
+        assert!(err.contains("INTAKE_ADMIN_TLS_CERT"), "{err}");
+        Ok(())
+    });
+}
+
+/// The api and the workers never read the admin's TLS files, so half a setting there does
+/// not stop them.
+#[test]
+fn admin_tls_settings_do_not_concern_the_api() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INTAKE_ADMIN_TLS_CERT", "/etc/intake/admin.crt");
+        jail.set_env("INTAKE_ADMIN_AUTH_FAILURES_PER_MINUTE", "0");
+        api()?;
+        worker()?;
+        Ok(())
+    });
+}
+
+#[test]
+fn event_streams_default_to_four_per_client_for_ten_minutes() {
+    Jail::expect_with(|jail| {
+        let defaults = api()?.api;
+        assert_eq!(defaults.event_streams_per_client, 4);
+        assert_eq!(defaults.event_stream_max_age, Duration::from_secs(600));
+        jail.set_env("INTAKE_EVENT_STREAMS_PER_CLIENT", "2");
+        jail.set_env("INTAKE_EVENT_STREAM_MAX_AGE_SECS", "90");
+        let set = api()?.api;
+        assert_eq!(set.event_streams_per_client, 2);
+        assert_eq!(set.event_stream_max_age, Duration::from_secs(90));
+        Ok(())
+    });
+}
+
+#[test]
+fn event_stream_limits_of_zero_are_refused() {
+    for name in [
+        "INTAKE_EVENT_STREAMS_PER_CLIENT",
+        "INTAKE_EVENT_STREAM_MAX_AGE_SECS",
+    ] {
+        Jail::expect_with(|jail| {
+            jail.set_env(name, "0");
+            let err = ApiSettings::from_figment(&figment())
+                .expect_err("the api refuses it")
+                .to_string();
+            assert!(err.contains(name), "{err}");
+            Ok(())
+        });
+    }
 }

@@ -136,6 +136,7 @@ fn title(code: ProblemCode) -> &'static str {
         ProblemCode::DocumentsExpired => "Documents expired",
         ProblemCode::Forbidden => "Forbidden",
         ProblemCode::Conflict => "Conflict",
+        ProblemCode::DuplicateTeam => "Team already registered",
     }
 }
 

@@ -39,6 +39,9 @@ pub enum Delivery {
     /// A run stopped mid-send, or sending outran its deadline: the message may or may not
     /// have gone out. Only a support resend sends again.
     Unknown,
+    /// Not sent: every recipient was over the day's email cap. A later run (a re-drive)
+    /// may send it, as after `failed`; so may a support resend.
+    Suppressed,
 }
 
 impl Delivery {
@@ -48,11 +51,18 @@ impl Delivery {
             Self::Sent => "sent",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
+            Self::Suppressed => "suppressed",
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::Sending, Self::Sent, Self::Failed, Self::Unknown]
+        [
+            Self::Sending,
+            Self::Sent,
+            Self::Failed,
+            Self::Unknown,
+            Self::Suppressed,
+        ]
             .into_iter()
             .find(|d| d.as_str() == raw)
     }
@@ -102,7 +112,7 @@ pub async fn mark_sending(
              ON CONFLICT (registration_id, message) DO UPDATE
              SET status = 'sending', attempts = email_deliveries.attempts + 1,
                  last_error = NULL, updated_at = now(), resend_of = $4
-             WHERE email_deliveries.status = 'failed'
+             WHERE email_deliveries.status IN ('failed', 'suppressed')
                 OR ($4 IS NOT NULL AND email_deliveries.resend_of IS DISTINCT FROM $4)",
         )
         .bind(id.as_uuid())

@@ -5,15 +5,15 @@
 //! [`super::registrations::save`]). A claim whose holder failed for good and was never saved
 //! can be taken over ([`claim`]'s `take_over`), so a team whose first attempt was refused can
 //! register again.
+//!
+//! The key is [`intake_shared::domain::TeamKey`]'s, folded in Rust (as the unique index on `teams` folds the name),
+//! so the Redis duplicate index ([`crate::team_index`]) can be rebuilt from these rows.
 
 use intake_shared::domain::RegistrationId;
 use intake_shared::job::RegistrationJob;
 use sqlx::PgPool;
 
 use super::{DbError, retrying};
-
-/// The claim key of a team, folded as the unique index on `teams` folds it.
-const TEAM_KEY: &str = "lower(regexp_replace($1, '\\s+', ' ', 'g')) || E'\\n' || $2";
 
 /// Who holds a team's claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +46,15 @@ async fn claim_in(
     job: &RegistrationJob,
     take_over: Option<RegistrationId>,
 ) -> Result<Claim, sqlx::Error> {
-    let (name, phone) = (
-        job.registration.team_name.as_str(),
-        job.registration.captain.phone.as_str(),
-    );
+    let key = job.registration.team_key();
     let id = job.registration_id.as_uuid();
     // The no-op update locks a claim found, so a take-over below sees it as it is.
-    let (holder,): (uuid::Uuid,) = sqlx::query_as(&format!(
-        "INSERT INTO team_claims (team_key, registration_id) VALUES ({TEAM_KEY}, $3)
+    let (holder,): (uuid::Uuid,) = sqlx::query_as(
+        "INSERT INTO team_claims (team_key, registration_id) VALUES ($1, $2)
          ON CONFLICT (team_key) DO UPDATE SET team_key = EXCLUDED.team_key
-         RETURNING registration_id"
-    ))
-    .bind(name)
-    .bind(phone)
+         RETURNING registration_id",
+    )
+    .bind(key.as_str())
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;
@@ -66,12 +62,11 @@ async fn claim_in(
         return Ok(Claim::Held);
     }
     if take_over.is_some_and(|gone| gone.as_uuid() == holder) {
-        let moved = sqlx::query(&format!(
-            "UPDATE team_claims SET registration_id = $3, claimed_at = now()
-             WHERE team_key = {TEAM_KEY} AND registration_id = $4"
-        ))
-        .bind(name)
-        .bind(phone)
+        let moved = sqlx::query(
+            "UPDATE team_claims SET registration_id = $2, claimed_at = now()
+             WHERE team_key = $1 AND registration_id = $3",
+        )
+        .bind(key.as_str())
         .bind(id)
         .bind(holder)
         .execute(&mut *tx)
@@ -97,6 +92,25 @@ pub async fn release(pool: &PgPool, id: RegistrationId) -> Result<bool, DbError>
         .await?
         .rows_affected();
         Ok(freed == 1)
+    })
+    .await
+}
+
+/// The claims of every saved team: what the Redis duplicate index must hold at least. (A
+/// claim of a registration still in progress is not here; the worker adds it when it
+/// claims, and Postgres refuses a duplicate that got past the door either way.)
+pub async fn saved(pool: &PgPool) -> Result<Vec<(String, RegistrationId)>, DbError> {
+    retrying(|| async {
+        let rows: Vec<(String, uuid::Uuid)> = sqlx::query_as(
+            "SELECT c.team_key, c.registration_id FROM team_claims c
+             JOIN teams t ON t.registration_id = c.registration_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, id)| (key, RegistrationId::from_uuid(id)))
+            .collect())
     })
     .await
 }

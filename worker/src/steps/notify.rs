@@ -17,6 +17,7 @@ use intake_shared::job::RegistrationJob;
 use intake_shared::status::{EmailStatus, ReviewState};
 use intake_store::pg::PgPool;
 use intake_store::pg::email_deliveries::{self, Delivery, Marked, MessageKey, Sender};
+use intake_store::mail_cap::MailCap;
 use intake_store::pg::teams::Decision;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
@@ -33,6 +34,26 @@ pub struct Notifier {
     /// The longest one run spends sending (every retry included); a delivery marked
     /// `sending` for longer than this (and a margin) belongs to a run that stopped.
     send_deadline: Duration,
+    /// The per-recipient daily cap on confirmation and decision emails (none: uncapped).
+    cap: Option<MailCap>,
+}
+
+/// Which of the captains a message goes to: a recipient over the day's cap is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipients {
+    pub captain: bool,
+    pub vice_captain: bool,
+}
+
+impl Recipients {
+    pub const BOTH: Self = Self {
+        captain: true,
+        vice_captain: true,
+    };
+
+    fn none(self) -> bool {
+        !self.captain && !self.vice_captain
+    }
 }
 
 /// Time allowed beyond the send deadline for the run to record how the send ended.
@@ -42,6 +63,8 @@ const RECORD_MARGIN: Duration = Duration::from_secs(10);
 struct Outgoing {
     key: MessageKey,
     message_id: String,
+    /// Whom it goes to; nobody means it is suppressed.
+    recipients: Recipients,
     /// The message, or why it could not be built (recorded as a failed delivery).
     message: Result<Message, String>,
 }
@@ -57,7 +80,50 @@ impl Notifier {
                 .with_max_times(4)
                 .with_jitter(),
             send_deadline: Duration::from_secs(60),
+            cap: None,
         }
+    }
+
+    /// Caps the confirmation and decision emails per recipient and day (support's resends
+    /// are not capped).
+    pub fn with_cap(mut self, cap: MailCap) -> Self {
+        self.cap = Some(cap);
+        self
+    }
+
+    /// Which captains may get `message` of registration `id` today. The cap guards against
+    /// abuse, not delivery: if Redis cannot say, the message goes.
+    async fn admitted(
+        &self,
+        id: RegistrationId,
+        message: MessageKey,
+        registration: &Registration,
+    ) -> Recipients {
+        let Some(cap) = &self.cap else {
+            return Recipients::BOTH;
+        };
+        let name = format!("{id}:{message}");
+        let admit = async |address: &str| match cap.admit(address, &name).await {
+            Ok(admitted) => admitted,
+            Err(err) => {
+                tracing::warn!(error = %err, "email cap unreadable; sending");
+                true
+            }
+        };
+        let recipients = Recipients {
+            captain: admit(registration.captain.email.as_str()).await,
+            vice_captain: admit(registration.vice_captain.email.as_str()).await,
+        };
+        if recipients != Recipients::BOTH {
+            tracing::info!(
+                email = %message,
+                captain = recipients.captain,
+                vice_captain = recipients.vice_captain,
+                per_day = cap.per_day(),
+                "recipient over the daily email cap left out"
+            );
+        }
+        recipients
     }
 
     /// Bounds one run's sending, retries included (the SMTP timeout times the attempts,
@@ -84,7 +150,11 @@ impl Notifier {
         job: &RegistrationJob,
         team_id: &TeamId,
     ) -> Result<EmailStatus, StepError> {
-        let outgoing = self.confirmation(job.registration_id, &job.registration, team_id);
+        let recipients = self
+            .admitted(job.registration_id, MessageKey::Confirmation, &job.registration)
+            .await;
+        let outgoing =
+            self.confirmation(job.registration_id, &job.registration, team_id, recipients);
         self.send(pool, job.registration_id, outgoing, Sender::Registration)
             .await
     }
@@ -99,7 +169,7 @@ impl Notifier {
         team_id: &TeamId,
         audit_id: i64,
     ) -> Result<EmailStatus, StepError> {
-        let outgoing = self.confirmation(id, registration, team_id);
+        let outgoing = self.confirmation(id, registration, team_id, Recipients::BOTH);
         self.send(pool, id, outgoing, Sender::Resend { audit_id })
             .await
     }
@@ -118,10 +188,19 @@ impl Notifier {
             version: decision.version,
         };
         let message_id = format!("<decision-{id}-{}@intake>", decision.version);
-        let message = decision_message(&self.from, registration, team_id, decision, &message_id);
+        let recipients = self.admitted(id, key, registration).await;
+        let message = decision_message(
+            &self.from,
+            registration,
+            team_id,
+            decision,
+            &message_id,
+            recipients,
+        );
         let outgoing = Outgoing {
             key,
             message_id,
+            recipients,
             message,
         };
         self.send(pool, id, outgoing, Sender::Registration).await
@@ -132,12 +211,14 @@ impl Notifier {
         id: RegistrationId,
         registration: &Registration,
         team_id: &TeamId,
+        recipients: Recipients,
     ) -> Outgoing {
         let message_id = format!("<registration-{id}@intake>");
-        let message = confirmation(&self.from, registration, team_id, &message_id);
+        let message = confirmation(&self.from, registration, team_id, &message_id, recipients);
         Outgoing {
             key: MessageKey::Confirmation,
             message_id,
+            recipients,
             message,
         }
     }
@@ -154,6 +235,7 @@ impl Notifier {
         let Outgoing {
             key,
             message_id,
+            recipients,
             message,
         } = outgoing;
         match self
@@ -169,6 +251,11 @@ impl Notifier {
                 );
                 return Ok(status);
             }
+        }
+        if recipients.none() {
+            self.record(pool, id, key, Delivery::Suppressed, Some(SUPPRESSED))
+                .await?;
+            return Ok(EmailStatus::Suppressed);
         }
         let outcome = match message {
             Ok(message) => {
@@ -286,12 +373,17 @@ enum Previous {
 /// Why a delivery is recorded `unknown`.
 pub const UNKNOWN_OUTCOME: &str = "sending stopped before the server answered; whether the message went out is unknown, so it was not sent again (resend from the support tools if it did not arrive)";
 
-/// A message from `from` to the registration's captain, with the vice-captain in Cc.
+/// Why a delivery is recorded `suppressed`.
+pub const SUPPRESSED: &str = "not sent: every recipient had already had the day's capped number of emails (support can resend it)";
+
+/// A message from `from` to the registration's captain, with the vice-captain in Cc (each
+/// as `recipients` allows: the one left is then the only addressee).
 fn to_the_captains(
     from: &Mailbox,
     registration: &Registration,
     subject: String,
     message_id: &str,
+    recipients: Recipients,
 ) -> Result<lettre::message::MessageBuilder, String> {
     let mailbox = |name: &str, email: &str| -> Result<Mailbox, String> {
         email
@@ -307,12 +399,16 @@ fn to_the_captains(
         registration.vice_captain.name.as_str(),
         registration.vice_captain.email.as_str(),
     )?;
-    Ok(Message::builder()
+    let builder = Message::builder()
         .from(from.clone())
-        .to(captain)
-        .cc(vice)
         .subject(subject)
-        .message_id(Some(message_id.to_owned())))
+        .message_id(Some(message_id.to_owned()));
+    Ok(match (recipients.captain, recipients.vice_captain) {
+        (true, true) => builder.to(captain).cc(vice),
+        (true, false) => builder.to(captain),
+        (false, true) => builder.to(vice),
+        (false, false) => return Err("no recipient left under the email cap".to_owned()),
+    })
 }
 
 /// The confirmation message: team ID, team name and players, in text and HTML.
@@ -321,6 +417,7 @@ pub fn confirmation(
     registration: &Registration,
     team_id: &TeamId,
     message_id: &str,
+    recipients: Recipients,
 ) -> Result<Message, String> {
     let team = registration.team_name.as_str();
     let players_text: String = registration
@@ -367,6 +464,7 @@ pub fn confirmation(
         registration,
         format!("Registration confirmed: {team_id}"),
         message_id,
+        recipients,
     )?
     .multipart(MultiPart::alternative_plain_html(text, html))
     .map_err(|e| format!("message not buildable: {e}"))
@@ -382,6 +480,7 @@ pub fn decision_message(
     team_id: &TeamId,
     decision: &Decision,
     message_id: &str,
+    recipients: Recipients,
 ) -> Result<Message, String> {
     let team = registration.team_name.as_str();
     let (subject, outcome) = match decision.decision {
@@ -421,6 +520,7 @@ pub fn decision_message(
         registration,
         format!("{subject}: {team_id}"),
         message_id,
+        recipients,
     )?
     .multipart(MultiPart::alternative_plain_html(text, html))
     .map_err(|e| format!("message not buildable: {e}"))
@@ -478,6 +578,7 @@ mod tests {
             &TeamId::from_stored("ICCT-0007".to_owned()),
             &decision(state, reason),
             "<decision-x-2@intake>",
+            Recipients::BOTH,
         )
         // Quoted-printable soft line breaks removed, so text can be looked for whole.
         .map(|m| String::from_utf8_lossy(&m.formatted()).replace("=\r\n", ""))
