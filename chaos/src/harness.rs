@@ -69,6 +69,8 @@ pub struct Options {
     pub request_timeout_secs: u64,
     pub cloudinary_timeout_secs: u64,
     pub job_max_attempts: u32,
+    /// More settings for the api (after the run's own, so they win).
+    pub api_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             request_timeout_secs: 30,
             cloudinary_timeout_secs: 3,
             job_max_attempts: 25,
+            api_env: Vec::new(),
         }
     }
 }
@@ -255,6 +258,7 @@ impl Harness {
                 "INTAKE_REQUEST_TIMEOUT_SECS",
                 self.options.request_timeout_secs.to_string(),
             )
+            .envs(self.options.api_env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file(&self.logs.join("api.log"))?)
             .stderr(log_file(&self.logs.join("api.log"))?)
             .spawn()
@@ -434,6 +438,23 @@ impl Harness {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// The api process' resident memory and its peak so far, in KiB (Linux' `VmRSS` and
+    /// `VmHWM`).
+    pub fn api_memory_kib(&self) -> Option<(u64, u64)> {
+        let pid = self.api.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| -> Option<u64> {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     /// Every Redis key of the run.

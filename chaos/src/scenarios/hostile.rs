@@ -1,6 +1,6 @@
 //! Scenario 5: malformed and abusive requests sent byte for byte to the real api. Each must
 //! get a 4xx problem+json; none a 5xx; no panic in the logs; nothing left in staging or
-//! Redis.
+//! Redis. Then the abuse families of [`super::abuse`], against the whole system.
 
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     let seed = 0x1ad0_7e57_0000_0007;
     let mut report = Report::new("hostile", format!("{n} hostile requests (seed {seed:#x})"));
     // The api alone: nothing these requests send may reach a worker.
+    let bins_again = bins.clone();
     let h = Harness::start(
         bins,
         Options {
@@ -63,5 +64,9 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
     );
     report.equal("files left in staging", h.staged_files(), 0);
     report.equal("keys left in Redis", h.redis_keys(), Vec::<String>::new());
+    drop(h);
+    // The second part: abuse that needs the whole system (a registered team, the rate
+    // limit, streams).
+    super::abuse::run(bins_again, size, &logs.join("abuse"), &mut report).await?;
     Ok(report.finish())
 }
