@@ -218,10 +218,22 @@ async fn bulk_redrive_by_code_requeues_only_matching_failures() {
         admin.failed_registration(&team(2)).await,
     ];
     admin.stack.cloudinary.set_default(Behaviour::Normal);
-    // A duplicate fails with another code and must stay failed.
+    // A duplicate fails with another code and must stay failed. (The api refuses a known
+    // duplicate at the door; this one gets past it as a duplicate the index does not know
+    // would: the saved registration's claim in Postgres is moved to its team.)
     let original = admin.stack.submit(&team(3)).await;
     admin.stack.wait_final(&original, FINISH).await;
-    let duplicate = admin.failed_registration(&team(3)).await;
+    let key = intake_shared::domain::TeamKey::new(
+        &intake_shared::domain::TeamName::parse("Team Number 004").expect("name"),
+        &intake_shared::domain::Phone::parse("9800000004").expect("phone"),
+    );
+    sqlx::query("UPDATE team_claims SET team_key = $1 WHERE registration_id = $2::uuid")
+        .bind(key.as_str())
+        .bind(&original)
+        .execute(&admin.stack.pool)
+        .await
+        .expect("claim");
+    let duplicate = admin.failed_registration(&team(4)).await;
 
     let response = admin
         .post(

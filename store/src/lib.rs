@@ -3,9 +3,9 @@
 //! feature), and the status record in Redis ([`status`]). Services call typed functions
 //! here; none of them spells SQL or touches a status key.
 
+pub mod mail_cap;
 #[cfg(feature = "postgres")]
 pub mod pg;
-pub mod mail_cap;
 pub mod staging_quota;
 pub mod status;
 pub mod team_index;

@@ -41,7 +41,9 @@ return held
 pub enum Reservation {
     Reserved,
     /// Over the cap: the client already has `held` bytes waiting.
-    Refused { held: u64 },
+    Refused {
+        held: u64,
+    },
 }
 
 #[derive(Clone)]

@@ -176,7 +176,8 @@ impl TeamIndex {
             let mut cmd = redis::cmd("HSET");
             cmd.arg(&key);
             for (team, id) in entries.by_ref().take(REBUILD_BATCH) {
-                cmd.arg(TeamKey::from_claim(team).digest()).arg(id.to_string());
+                cmd.arg(TeamKey::from_claim(team).digest())
+                    .arg(id.to_string());
             }
             let () = cmd.query_async(&mut conn).await?;
         }

@@ -13,8 +13,8 @@ use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::status::{EmailStatus, Step};
 use intake_store::pg::registrations::{self, LoadError};
 use intake_store::pg::{PgPool, audit, teams};
-use intake_store::status::{StatusError, StatusRepository};
 use intake_store::staging_quota::StagingQuota;
+use intake_store::status::{StatusError, StatusRepository};
 use intake_store::team_index::TeamIndex;
 
 use crate::error::StepError;

@@ -31,15 +31,15 @@ use crate::backends::smtp::Smtp;
 use crate::backends::store::DocumentStore;
 use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
-use intake_store::mail_cap::MailCap;
-use intake_store::staging_quota::StagingQuota;
-use intake_store::team_index::TeamIndex;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
+use intake_store::mail_cap::MailCap;
+use intake_store::staging_quota::StagingQuota;
 use intake_store::status::StatusRepository;
+use intake_store::team_index::TeamIndex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

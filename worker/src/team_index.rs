@@ -26,10 +26,7 @@ pub enum RebuildError {
 
 /// Rebuilds the index if it is missing and no other worker is rebuilding it; how many saved
 /// teams were written, or `None` if nothing was to be done here.
-pub async fn ensure_built(
-    pool: &PgPool,
-    index: &TeamIndex,
-) -> Result<Option<usize>, RebuildError> {
+pub async fn ensure_built(pool: &PgPool, index: &TeamIndex) -> Result<Option<usize>, RebuildError> {
     if index.is_built().await? {
         return Ok(None);
     }
@@ -46,7 +43,10 @@ pub async fn ensure_built(
         tracing::debug!(error = %err, "rebuild lock left to expire");
     }
     let written = rebuilt?;
-    tracing::info!(teams = written, "duplicate index rebuilt from the saved teams");
+    tracing::info!(
+        teams = written,
+        "duplicate index rebuilt from the saved teams"
+    );
     Ok(Some(written))
 }
 

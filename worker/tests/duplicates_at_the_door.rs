@@ -58,7 +58,11 @@ async fn a_registered_team_is_refused_at_the_door_and_leaves_nothing() {
     // Same team and captain phone, other capitals and spacing, a new key.
     let again = TestForm::valid().set("team_name", "rising   STARS xi");
     assert_refused_at_the_door(&stack, &again).await;
-    assert_eq!(keys_matching(&stack, "status:*").len(), 1, "no second record");
+    assert_eq!(
+        keys_matching(&stack, "status:*").len(),
+        1,
+        "no second record"
+    );
     assert!(stack.queued_jobs().len() <= 1, "nothing queued for it");
     // Another captain's phone is another team.
     let other = TestForm::valid().set("captain_phone", "9000000001");

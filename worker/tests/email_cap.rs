@@ -34,13 +34,12 @@ async fn past_the_cap_a_registration_completes_with_email_suppressed() {
     assert_eq!(third["email_status"], "suppressed", "{third}");
     assert_eq!(admin.stack.smtp.messages().len(), 2, "no third message");
     let id = third["id"].as_str().expect("id").to_owned();
-    let (delivery,): (String,) = sqlx::query_as(
-        "SELECT status FROM email_deliveries WHERE registration_id = $1::uuid",
-    )
-    .bind(&id)
-    .fetch_one(&admin.stack.pool)
-    .await
-    .expect("delivery row");
+    let (delivery,): (String,) =
+        sqlx::query_as("SELECT status FROM email_deliveries WHERE registration_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&admin.stack.pool)
+            .await
+            .expect("delivery row");
     assert_eq!(delivery, "suppressed");
 
     // Support can still resend it: resends are not capped.
@@ -82,21 +81,33 @@ async fn a_recipient_over_the_cap_is_left_out_and_the_other_still_gets_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_asked_for_twice_counts_once() {
     let admin = start(1).await;
-    let conn = intake_shared::redis_conn::connect_lazy(&admin.stack.settings.redis.url)
-        .expect("redis");
+    let conn =
+        intake_shared::redis_conn::connect_lazy(&admin.stack.settings.redis.url).expect("redis");
     let cap = intake_store::mail_cap::MailCap::new(conn, admin.stack.settings.keys(), 1);
     let admit = |message: &'static str, address: &'static str| {
         let cap = cap.clone();
         async move { cap.admit(address, message).await.expect("redis") }
     };
     assert!(admit("r1:confirmation", "kim@example.org").await);
-    assert!(admit("r1:confirmation", "kim@example.org").await, "the same message again");
-    assert!(!admit("r2:confirmation", "KIM@example.org ").await, "over the cap of one");
-    assert!(admit("r2:confirmation", "lee@example.org").await, "another address");
+    assert!(
+        admit("r1:confirmation", "kim@example.org").await,
+        "the same message again"
+    );
+    assert!(
+        !admit("r2:confirmation", "KIM@example.org ").await,
+        "over the cap of one"
+    );
+    assert!(
+        admit("r2:confirmation", "lee@example.org").await,
+        "another address"
+    );
     let days = intake_testkit::redis_keys::matching(
         &admin.stack.settings.redis.url,
         &format!("{}:mail-cap:*", admin.stack.settings.redis.prefix),
     );
     assert_eq!(days.len(), 2);
-    assert!(days.iter().all(|k| !k.contains("example.org")), "addresses kept as digests");
+    assert!(
+        days.iter().all(|k| !k.contains("example.org")),
+        "addresses kept as digests"
+    );
 }

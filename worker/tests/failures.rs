@@ -245,7 +245,8 @@ async fn duplicate_team_with_a_different_key_fails_duplicate_team() {
     // index is never built, so every team gets through the door.
     let mut runtime = stack.runtime(2).await;
     let conn = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
-    let elsewhere = intake_shared::keys::RedisKeys::new(format!("{}:elsewhere", stack.settings.redis.prefix));
+    let elsewhere =
+        intake_shared::keys::RedisKeys::new(format!("{}:elsewhere", stack.settings.redis.prefix));
     runtime.customise(|p| p.team_index = intake_store::team_index::TeamIndex::new(conn, elsewhere));
     stack.spawn_runtime(runtime);
     let first = stack.submit(&TestForm::valid()).await;
@@ -262,7 +263,11 @@ async fn duplicate_team_with_a_different_key_fails_duplicate_team() {
     assert!(status["team_id"].is_null(), "a duplicate takes no team ID");
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
     assert_eq!(stack.smtp.messages().len(), 1);
-    assert_eq!(stack.staged_files(), 0, "a duplicate's staged files go at once");
+    assert_eq!(
+        stack.staged_files(),
+        0,
+        "a duplicate's staged files go at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -63,8 +63,16 @@ async fn a_client_over_its_staging_quota_gets_429_and_stages_nothing() {
     );
     let problem: Value = refused.json().await.expect("problem");
     assert_eq!(problem["code"], "RATE_LIMITED", "{problem}");
-    assert_eq!(stack.staged_files(), staged, "the refused request left nothing");
-    assert_eq!(held(&stack, "203.0.113.7"), 2 * 2048, "nor counted anything");
+    assert_eq!(
+        stack.staged_files(),
+        staged,
+        "the refused request left nothing"
+    );
+    assert_eq!(
+        held(&stack, "203.0.113.7"),
+        2 * 2048,
+        "nor counted anything"
+    );
 
     // Another client has its own quota.
     assert_eq!(submit_as(&stack, "198.51.100.9", 3).await.status(), 202);
@@ -98,6 +106,10 @@ async fn a_refused_or_replayed_request_gives_its_quota_back() {
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     // The same key with other content: refused.
     assert_eq!(send(1).await.expect("mismatch").status(), 422);
-    assert_eq!(held(&stack, "203.0.113.8"), 2048, "only the queued job counts");
+    assert_eq!(
+        held(&stack, "203.0.113.8"),
+        2048,
+        "only the queued job counts"
+    );
     assert_eq!(stack.staged_files(), 1);
 }

@@ -246,7 +246,11 @@ async fn reserve_quota(
     if bytes == 0 || app.staging_quota.cap() == 0 {
         return Ok(None);
     }
-    match app.staging_quota.reserve(client, upload.name(), bytes).await? {
+    match app
+        .staging_quota
+        .reserve(client, upload.name(), bytes)
+        .await?
+    {
         Reservation::Reserved => Ok(Some(client.to_owned())),
         Reservation::Refused { held } => {
             tracing::info!(held, bytes, "staging quota full for this client");

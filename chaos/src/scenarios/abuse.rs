@@ -89,11 +89,15 @@ async fn duplicate_flood(h: &Harness, n: usize, report: &mut Report) -> anyhow::
     let (status, body) = submit_as(h, &registration(1), "192.0.2.1").await?;
     anyhow::ensure!(status == 202, "the first registration was refused: {body}");
     let id = body["id"].as_str().unwrap_or_default().to_owned();
-    h.wait_until("the first registration completes", Duration::from_secs(60), || async {
-        h.status(&id)
-            .await
-            .is_ok_and(|s| s["status"] == "completed")
-    })
+    h.wait_until(
+        "the first registration completes",
+        Duration::from_secs(60),
+        || async {
+            h.status(&id)
+                .await
+                .is_ok_and(|s| s["status"] == "completed")
+        },
+    )
     .await?;
     let again = registration(1).set("team_name", "CHAOS   team 00001");
     let answers: Vec<(u16, String)> = futures::stream::iter(0..n)
@@ -130,7 +134,11 @@ async fn duplicate_flood(h: &Harness, n: usize, report: &mut Report) -> anyhow::
                 || k.starts_with(&format!("{PREFIX}:attempts:"))
         })
         .collect();
-    report.equal("duplicate flood: failed records in Redis", failed, Vec::<String>::new());
+    report.equal(
+        "duplicate flood: failed records in Redis",
+        failed,
+        Vec::<String>::new(),
+    );
     report.equal(
         "duplicate flood: status records in Redis",
         h.redis_keys()
@@ -282,7 +290,11 @@ async fn trickled_part_headers(h: &Harness, n: usize, report: &mut Report) -> an
             format!("{peak_before} KiB → {peak_after} KiB"),
         );
     }
-    report.equal("trickled part headers: files in staging", h.staged_files(), 0);
+    report.equal(
+        "trickled part headers: files in staging",
+        h.staged_files(),
+        0,
+    );
     Ok(())
 }
 

@@ -63,8 +63,8 @@ impl Delivery {
             Self::Unknown,
             Self::Suppressed,
         ]
-            .into_iter()
-            .find(|d| d.as_str() == raw)
+        .into_iter()
+        .find(|d| d.as_str() == raw)
     }
 }
 

@@ -15,9 +15,9 @@ use backon::{ExponentialBuilder, Retryable};
 use intake_shared::domain::{Registration, RegistrationId, TeamId};
 use intake_shared::job::RegistrationJob;
 use intake_shared::status::{EmailStatus, ReviewState};
+use intake_store::mail_cap::MailCap;
 use intake_store::pg::PgPool;
 use intake_store::pg::email_deliveries::{self, Delivery, Marked, MessageKey, Sender};
-use intake_store::mail_cap::MailCap;
 use intake_store::pg::teams::Decision;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
@@ -151,7 +151,11 @@ impl Notifier {
         team_id: &TeamId,
     ) -> Result<EmailStatus, StepError> {
         let recipients = self
-            .admitted(job.registration_id, MessageKey::Confirmation, &job.registration)
+            .admitted(
+                job.registration_id,
+                MessageKey::Confirmation,
+                &job.registration,
+            )
             .await;
         let outgoing =
             self.confirmation(job.registration_id, &job.registration, team_id, recipients);
