@@ -178,6 +178,9 @@ async function submit(event) {
     }
     if (response.status === 400 && answer.errors) {
       answer.errors.forEach((e) => showError(e.field, e.message));
+    } else if (answer.code === "DUPLICATE_TEAM") {
+      showError("team_name", "is already registered with this captain's phone number");
+      $("form-error").textContent = "This team is already registered, or being registered, with this captain's phone number. If that was not you, contact the organisers.";
     } else if (response.status === 429 || response.status === 503 || response.status === 409) {
       const wait = response.headers.get("Retry-After") || "a few";
       $("form-error").textContent = (answer.detail || "Please try again.") + " Try again in " + wait + " seconds.";

@@ -280,3 +280,37 @@ async fn the_form_fits_a_phone_and_every_control_has_a_label() {
     .expect("save");
     browser.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_already_registered_is_told_so_and_not_asked_to_retry() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let first = stack.submit(&intake_testkit::form::TestForm::valid()).await;
+    stack.wait_final(&first, Duration::from_secs(60)).await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    let files = tempfile::tempdir().expect("files");
+    browser.goto(&stack.api_base).await.expect("form loads");
+    fill_valid(&browser, &files).await;
+    browser
+        .find(Locator::Id("submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    let said = eventually("the duplicate message", Duration::from_secs(30), || async {
+        let said = text(&browser, "#form-error").await;
+        said.contains("already registered").then_some(said)
+    })
+    .await;
+    assert!(!said.contains("Try again"), "{said}");
+    std::fs::write(
+        screenshot_path("form-duplicate.png"),
+        browser.screenshot().await.expect("shot"),
+    )
+    .expect("save");
+    assert_eq!(stack.count("SELECT count(*) FROM teams").await, 1);
+    assert_eq!(stack.staged_files(), 0);
+    browser.close().await.expect("close");
+}

@@ -328,3 +328,24 @@ fn event_stream_limits_of_zero_are_refused() {
         });
     }
 }
+
+#[test]
+fn staging_quota_and_email_cap_default_and_are_read() {
+    Jail::expect_with(|jail| {
+        assert_eq!(api()?.api.staging_quota_bytes, 50 * 1024 * 1024);
+        assert_eq!(worker()?.mail.mail_cap_per_recipient_per_day, 5);
+        jail.set_env("INTAKE_STAGING_QUOTA_BYTES", "0");
+        jail.set_env("INTAKE_MAIL_CAP_PER_RECIPIENT_PER_DAY", "12");
+        assert_eq!(api()?.api.staging_quota_bytes, 0);
+        assert_eq!(worker()?.mail.mail_cap_per_recipient_per_day, 12);
+        jail.set_env("INTAKE_MAIL_CAP_PER_RECIPIENT_PER_DAY", "-1");
+        let err = worker_refusal();
+        assert!(
+            err.to_ascii_uppercase()
+                .contains("MAIL_CAP_PER_RECIPIENT_PER_DAY")
+                && err.contains("INTAKE_"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
