@@ -34,7 +34,7 @@ enum Commands {
         /// Where the processes' logs go.
         #[arg(long, default_value = "target/bench")]
         logs: PathBuf,
-        /// Run only these (intake, status, memory, e2e, workers, export) and print the table
+        /// Run only these (intake, status, memory, e2e, workers, scaleout, export) and print the table
         /// without writing the results file.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -96,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if wanted("workers") {
                 took.push(timed("workers", measure::workers(&system, &mut table)).await?);
+            }
+            if wanted("scaleout") {
+                took.push(timed("scaleout", measure::scale_out(&system, &mut table)).await?);
             }
             if wanted("export") {
                 took.push(timed("export", export::export(&system, &mut table)).await?);

@@ -115,6 +115,38 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds of every live process whose command name is `name` (`postgres`,
+/// `redis-server`), by pid: sampled before and after a run, the difference is what those
+/// processes spent on it (a process that exited in between is left out).
+pub fn processes_cpu_seconds(name: &str) -> std::collections::HashMap<u32, f64> {
+    let mut cpu = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return cpu;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == name {
+            cpu.insert(pid, process_cpu_seconds(pid));
+        }
+    }
+    cpu
+}
+
+/// What the processes named in `before` and `after` spent between the two samples.
+pub fn cpu_spent(
+    before: &std::collections::HashMap<u32, f64>,
+    after: &std::collections::HashMap<u32, f64>,
+) -> f64 {
+    after
+        .iter()
+        .map(|(pid, now)| now - before.get(pid).copied().unwrap_or(0.0))
+        .filter(|spent| *spent > 0.0)
+        .sum()
+}
+
 /// CPU time the whole machine has spent busy (everything but idle and I/O wait), in seconds.
 pub fn machine_busy_seconds() -> f64 {
     std::fs::read_to_string("/proc/stat")
@@ -378,6 +410,24 @@ impl System {
     }
 
     /// Registrations saved, and the time between the first and the last save.
+    /// Postgres sessions the workers hold now (by their `application_name`).
+    pub async fn worker_sessions(&self) -> anyhow::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'intake-worker'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Postgres' `max_connections`.
+    pub async fn max_connections(&self) -> anyhow::Result<i64> {
+        let (n,): (String,) = sqlx::query_as("SHOW max_connections")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.parse()?)
+    }
+
     pub async fn saved(&self) -> anyhow::Result<(i64, f64)> {
         let (n, span): (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*), extract(epoch FROM max(created_at) - min(created_at))::float8 FROM teams",
