@@ -3,8 +3,20 @@
 # slim image; compose.yaml picks the program per service. Dependencies are cooked in their
 # own layer by cargo-chef, so a source change does not rebuild the world.
 
-FROM rust:1-slim-bookworm AS chef
-RUN cargo install cargo-chef --locked
+# The toolchain this repository is built and tested with (at least the workspace's
+# rust-version), on the same Debian release as the runtime stage so the binaries find the
+# glibc they were linked against.
+FROM rust:1.95.0-slim-bookworm AS chef
+# Everything the build invokes besides cargo and rustc: a C compiler and libc headers (ring's
+# C and assembly, tikv-jemalloc-sys' jemalloc, through the cc crate) and make with sh (the
+# jemalloc build runs its `configure` script, then `make`). The slim image has gcc but no make.
+# No -sys crate in the build needs pkg-config, perl, cmake or OpenSSL (docs/operations.md,
+# "The image").
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make \
+ && rm -rf /var/lib/apt/lists/*
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
 
 FROM chef AS planner
@@ -24,16 +36,19 @@ RUN cargo build --release --locked -p intake-api \
  && cargo build --release --locked --bin intake-worker --bin intake-admin --bin intakectl
 
 FROM debian:bookworm-slim AS runtime
+# A fixed numeric user (10001), so an orchestrator can check runAsNonRoot without a passwd
+# lookup (deploy/k8s sets runAsUser to the same number).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system intake \
- && useradd --system --gid intake --home-dir /var/lib/intake --create-home intake \
+ && groupadd --system --gid 10001 intake \
+ && useradd --system --uid 10001 --gid intake --home-dir /var/lib/intake --create-home intake \
  && mkdir -p /var/lib/intake/staging /var/lib/intake/media /var/lib/intake/outbox \
  && chown -R intake:intake /var/lib/intake
 COPY --from=builder /src/target/release/intake-api /src/target/release/intake-worker \
      /src/target/release/intake-admin /src/target/release/intakectl /usr/local/bin/
-USER intake
+USER 10001:10001
 WORKDIR /var/lib/intake
 ENV INTAKE_LOG_FORMAT=json \
     INTAKE_STAGING_DIR=/var/lib/intake/staging \

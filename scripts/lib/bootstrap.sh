@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/run and scripts/test: installs what is missing on a Debian
-# machine (Redis, PostgreSQL, a C toolchain, Rust), starts Redis and PostgreSQL if they
-# are not answering, and creates the database. Safe to run again and again.
+# machine (Redis, PostgreSQL, a C toolchain), checks that Rust is new enough (and says what
+# to install when it is not), starts Redis and PostgreSQL if they are not answering, and
+# creates the database. Safe to run again and again.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,18 +41,73 @@ ensure_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# The oldest Rust the workspace builds with: `rust-version` in Cargo.toml's [workspace.package].
+workspace_rust_version() {
+  sed -n '/^\[workspace\.package\]/,/^\[/ s/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml" | head -n 1
+}
+
+# version_at_least HAVE NEED: whether dotted version HAVE is NEED or newer (1.95.0 >= 1.88).
+version_at_least() {
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+# Checks that cargo is at least the workspace's rust-version. Installs nothing: rustup's
+# installer and toolchains come from static.rust-lang.org, which a machine without general
+# internet access cannot reach, so when cargo is missing or too old this says exactly what
+# to install (rust_install_advice) and stops.
 ensure_rust() {
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-  if command -v cargo >/dev/null 2>&1; then return; fi
-  log "Rust not found; installing the stable toolchain with rustup"
-  if apt-cache show rustup >/dev/null 2>&1; then
-    apt_install rustup
-    rustup default stable
-  else
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    . "$HOME/.cargo/env"
+  local need have cargo_path
+  need="$(workspace_rust_version)"
+  [ -n "$need" ] || die "no rust-version in [workspace.package] of $ROOT/Cargo.toml"
+  if ! cargo_path="$(command -v cargo)"; then
+    rust_install_advice "$need" "cargo not found on PATH ($PATH)"
   fi
-  command -v cargo >/dev/null 2>&1 || die "cargo still not found after installing Rust"
+  # "cargo 1.95.0 (f2d3ce0bd 2026-03-21)"; a nightly says "1.97.0-nightly".
+  have="$(cargo --version 2>/dev/null | awk '{ print $2 }' || true)"
+  have="${have%%-*}"
+  if [ -z "$have" ]; then
+    rust_install_advice "$need" "$cargo_path does not run (\`cargo --version\` failed: a rustup without a default toolchain?)"
+  fi
+  version_at_least "$have" "$need" ||
+    rust_install_advice "$need" "$cargo_path is cargo $have, older than the workspace's rust-version $need"
+}
+
+# rust_install_advice NEED WHY: says why Rust will not do and what exactly to install, from
+# what this machine can see (rustup, Debian's packages and their versions), then stops.
+rust_install_advice() {
+  local need="$1" why="$2" rustc_version line pkg from
+  log "$why"
+  log "Intake needs Rust $need or newer (rust-version in Cargo.toml). Install it, then run this again:"
+  if command -v rustup >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/rustup" ]; then
+    log "  rustup is installed: rustup toolchain install stable --profile minimal && rustup default stable"
+    log "    (or exactly this version: rustup toolchain install $need --profile minimal && rustup default $need;"
+    log "    rustup downloads from static.rust-lang.org, which this machine must reach)"
+  fi
+  # Debian's packages need only a Debian mirror. The compiler's version decides: `cargo` goes
+  # with `rustc`, and `cargo-web` with `rustc-web` (Debian 12's newer Rust, for browsers).
+  local found=0
+  for line in "rustc cargo" "rustc-web cargo-web"; do
+    read -r from pkg <<<"$line"
+    rustc_version="$(apt-cache policy "$from" 2>/dev/null | awk '/Candidate:/ { print $2 }')"
+    [ -n "$rustc_version" ] && [ "$rustc_version" != "(none)" ] || continue
+    found=1
+    # 1.96.0+dfsg1-1~deb12u2 -> 1.96.0 (and no epoch).
+    rustc_version="${rustc_version#*:}"
+    rustc_version="${rustc_version%%[+~-]*}"
+    if version_at_least "$rustc_version" "$need"; then
+      log "  Debian: apt-get install $pkg    (Rust $rustc_version, new enough; installs /usr/bin/cargo,"
+      log "    which a cargo in ~/.cargo/bin would shadow: take ~/.cargo/bin off PATH for it)"
+    else
+      log "  not Debian's $pkg here: it is Rust $rustc_version, older than $need"
+    fi
+  done
+  if [ "$found" -eq 0 ]; then
+    log "  (apt-cache knows no rustc package: run apt-get update, then apt-cache policy rustc rustc-web)"
+  fi
+  log "  no internet and no new enough package: install Rust $need+ with rustup on a machine that can,"
+  log "    and copy its ~/.rustup and ~/.cargo here (or use a standalone installer, https://forge.rust-lang.org/infra/other-installation-methods.html)"
+  die "Rust $need or newer is required"
 }
 
 REDIS_HOST=127.0.0.1
