@@ -261,6 +261,9 @@ struct Drained {
     redis_cpu_ms: f64,
     /// The most Postgres sessions the workers held at once.
     peak_sessions: i64,
+    /// What the workers' sessions were doing, sampled every 100 ms while the queue drained:
+    /// share of the samples by state or wait event, largest first.
+    waits: Vec<(String, f64)>,
 }
 
 /// Queues `n` registrations, then drains them with `workers` processes of `concurrency`,
@@ -277,6 +280,7 @@ async fn drain(
     let postgres_before = crate::system::processes_cpu_seconds("postgres");
     let redis_before = crate::system::processes_cpu_seconds("redis-server");
     let mut peak_sessions = 0;
+    let mut waits: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
     let processes: Vec<_> = (0..workers)
         .map(|_| system.worker(concurrency))
         .collect::<Result<_, _>>()?;
@@ -284,6 +288,11 @@ async fn drain(
     loop {
         let (saved, _) = system.saved().await?;
         peak_sessions = peak_sessions.max(system.worker_sessions().await?);
+        if saved > 0 {
+            for (what, n) in system.worker_waits().await? {
+                *waits.entry(what).or_insert(0) += n;
+            }
+        }
         if saved as usize >= n {
             break;
         }
@@ -316,6 +325,20 @@ async fn drain(
         postgres_cpu_ms: postgres * 1000.0 / n as f64,
         redis_cpu_ms: redis * 1000.0 / n as f64,
         peak_sessions,
+        waits: {
+            let busy: i64 = waits
+                .iter()
+                .filter(|(what, _)| what.as_str() != "idle")
+                .map(|(_, n)| n)
+                .sum();
+            let mut shares: Vec<(String, f64)> = waits
+                .into_iter()
+                .filter(|(what, _)| what.as_str() != "idle")
+                .map(|(what, n)| (what, n as f64 / busy.max(1) as f64))
+                .collect();
+            shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+            shares
+        },
     })
 }
 
@@ -470,13 +493,20 @@ pub async fn scale_out(system: &System, table: &mut Table) -> anyhow::Result<()>
         table.push(Row::info(
             &format!("Scale-out: {workers} process(es), CPU per registration and Postgres sessions (diagnostic)"),
             &format!(
-                "{:.1} ms ({:.1} workers, {:.1} Postgres, {:.1} Redis, {:.1} fakes); {} sessions",
+                "{:.1} ms ({:.1} workers, {:.1} Postgres, {:.1} Redis, {:.1} fakes); {} sessions; busy sessions: {}",
                 drained.machine_cpu_ms,
                 drained.worker_cpu_ms,
                 drained.postgres_cpu_ms,
                 drained.redis_cpu_ms,
                 drained.fakes_cpu_ms,
-                drained.peak_sessions
+                drained.peak_sessions,
+                drained
+                    .waits
+                    .iter()
+                    .take(4)
+                    .map(|(what, share)| format!("{what} {:.0} %", share * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             &format!(
                 "the cores are used up at {:.0}/s; max_connections {max_connections}",

@@ -420,6 +420,19 @@ impl System {
         Ok(n)
     }
 
+    /// What the workers' Postgres sessions are doing now: (`wait_event_type:wait_event`, or
+    /// `running` / `idle`, count).
+    pub async fn worker_waits(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT CASE WHEN state = 'idle' THEN 'idle'
+                         WHEN wait_event IS NULL THEN 'running'
+                         ELSE wait_event_type || ':' || wait_event END, count(*)
+             FROM pg_stat_activity WHERE application_name = 'intake-worker' GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Postgres' `max_connections`.
     pub async fn max_connections(&self) -> anyhow::Result<i64> {
         let (n,): (String,) = sqlx::query_as("SHOW max_connections")
