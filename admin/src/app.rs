@@ -1,5 +1,7 @@
 //! Builds the admin service: state from settings, the router, a listener on the private
 //! address. `AdminApp::build` binds first and reports the real address, so tests use port 0.
+//! `/metrics` (Prometheus) is there too, like the health checks without a token: the address
+//! is private.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +11,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use intake_shared::config::AdminSettings;
 use intake_shared::http::problem::Problem;
-use intake_shared::http::{render_problems, request_id, security_headers};
+use intake_shared::http::{metrics, render_problems, request_id, security_headers};
+use intake_shared::telemetry::Service;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -69,13 +72,19 @@ impl AdminApp {
         if tokens.is_empty() {
             tracing::warn!("INTAKE_ADMIN_TOKENS is not set: every admin call will be refused");
         }
+        // The admin has no metrics of its own beyond the shared request metrics.
+        intake_shared::telemetry::start_metrics(Service::Admin, env!("CARGO_PKG_VERSION"));
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
         let keys = settings.redis.keys();
         let state = AdminState::new(Inner {
             queue: intake_shared::queue::worker_config(&keys, &settings.queue),
             status: StatusRepository::new(redis.clone(), keys, settings.staging.retention),
             redis,
-            pool: intake_store::pg::pool(&settings.database, ADMIN_APPLICATION_NAME, 5)?,
+            pool: intake_store::pg::pool(
+                &settings.database,
+                ADMIN_APPLICATION_NAME,
+                settings.database.pool_size.unwrap_or(5),
+            )?,
             staging: intake_shared::staging::from_settings(&settings.staging)?,
             documents: Documents::from_settings(&settings.cloudinary)?,
             tokens,
@@ -167,6 +176,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin.css", get(page::style))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
@@ -185,6 +195,7 @@ pub fn router(state: AdminState) -> Router {
         ));
     }
     router
+        .layer(axum::middleware::from_fn(metrics::record))
         .layer(axum::middleware::from_fn(render_problems))
         .layer(axum::middleware::from_fn(request_id::assign))
 }

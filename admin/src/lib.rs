@@ -1,8 +1,8 @@
 //! Intake's admin service: what support staff need to put failed registrations right, and the
 //! audit log that proves who did what. It listens on its own, private address
 //! (`INTAKE_ADMIN_ADDR`, loopback by default), never on the public intake port; every call but
-//! the health checks and the page needs a bearer token from `INTAKE_ADMIN_TOKENS` whose role
-//! allows it (`auth`).
+//! the health checks, `/metrics` and the page needs a bearer token from `INTAKE_ADMIN_TOKENS`
+//! whose role allows it (`auth`).
 
 pub mod app;
 pub mod auth;

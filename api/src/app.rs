@@ -1,5 +1,6 @@
-//! Builds the api: the router with its layers, bound to a listener. `Application::build`
-//! binds first and reports the real port, so tests start the real app on port 0.
+//! Builds the api: the router with its layers, bound to a listener (and a second one for
+//! `/metrics` alone when `INTAKE_API_METRICS_ADDR` is set). `Application::build` binds first
+//! and reports the real port, so tests start the real app on port 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,12 +19,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::intake::status_events::StatusHub;
-use crate::middleware::metrics;
 use crate::problem::Problem;
 use crate::routes;
 use crate::state::AppState;
 use intake_shared::http::serve::{ServeOptions, serve};
 use intake_shared::http::{head_limits, render_problems, request_id, security_headers};
+use intake_shared::telemetry::Service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -45,6 +46,24 @@ pub struct Application {
     router: Router,
     addr: SocketAddr,
     options: ServeOptions,
+    /// `/metrics` on an address of its own (`INTAKE_API_METRICS_ADDR`).
+    metrics: Option<MetricsListener>,
+}
+
+struct MetricsListener {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 impl Application {
@@ -56,26 +75,26 @@ impl Application {
             &settings.redis.url,
             settings.redis.keys().status_channel_prefix(),
         )?;
-        let state = AppState::new(
-            settings,
-            redis,
-            staging,
-            hub,
-            intake_shared::telemetry::prometheus(),
-        );
+        let metrics =
+            intake_shared::telemetry::start_metrics(Service::Api, env!("CARGO_PKG_VERSION"));
+        crate::middleware::metrics::describe();
+        let state = AppState::new(settings, redis, staging, hub, metrics);
         let router = router(state.clone())?;
-        let listener = TcpListener::bind(state.settings.api.addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: state.settings.api.addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: state.settings.api.addr,
-            source,
-        })?;
+        let (listener, addr) = bind(state.settings.api.addr).await?;
+        let metrics = match state.settings.api.metrics_addr {
+            Some(metrics_addr) => {
+                let (listener, addr) = bind(metrics_addr).await?;
+                Some(MetricsListener {
+                    listener,
+                    router: metrics_router(state.clone())?,
+                    addr,
+                })
+            }
+            None => None,
+        };
         tracing::info!(
             %addr,
+            metrics_addr = ?metrics.as_ref().map(|m| m.addr),
             redis_prefix = %state.settings.redis.prefix,
             staging = state.staging.store().name(),
             rate_limit_per_minute = state.settings.api.rate_limit_per_minute,
@@ -87,6 +106,7 @@ impl Application {
             router,
             addr,
             options: state.settings.serve.options(),
+            metrics,
         })
     }
 
@@ -98,12 +118,27 @@ impl Application {
         self.addr.port()
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Where `/metrics` is served when `INTAKE_API_METRICS_ADDR` moves it off the api's
+    /// address; `None` when it is on `local_addr`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight (on both
+    /// listeners when `/metrics` has its own).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        serve(self.listener, self.router, self.options, shutdown).await
+        let Some(metrics) = self.metrics else {
+            return serve(self.listener, self.router, self.options, shutdown).await;
+        };
+        let shutdown = futures::FutureExt::shared(shutdown);
+        let (api, metrics) = tokio::join!(
+            serve(self.listener, self.router, self.options, shutdown.clone()),
+            serve(metrics.listener, metrics.router, self.options, shutdown),
+        );
+        api.and(metrics)
     }
 }
 
@@ -124,7 +159,22 @@ pub fn router(state: AppState) -> Result<Router, StartupError> {
         .route("/form.js", get(routes::page::script))
         .route("/form.css", get(routes::page::style))
         .route("/health/live", get(routes::health::live))
-        .route("/health/ready", get(routes::health::ready))
+        .route("/health/ready", get(routes::health::ready));
+    // With an address of its own, `/metrics` is unknown here: 404 like any other path.
+    let routes = if state.settings.api.metrics_addr.is_none() {
+        routes.route("/metrics", get(routes::metrics::render))
+    } else {
+        routes
+    };
+    let routes = routes
+        .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
+        .with_state(state.clone());
+    with_layers(routes, &state.settings)
+}
+
+/// `/metrics` alone, for `INTAKE_API_METRICS_ADDR`, through the same layers as every answer.
+pub fn metrics_router(state: AppState) -> Result<Router, StartupError> {
+    let routes = Router::new()
         .route("/metrics", get(routes::metrics::render))
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .with_state(state.clone());
@@ -149,7 +199,9 @@ pub fn with_layers(routes: Router, settings: &ApiSettings) -> Result<Router, Sta
         ));
     }
     Ok(router
-        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(axum::middleware::from_fn(
+            intake_shared::http::metrics::record,
+        ))
         .layer(axum::middleware::from_fn(render_problems))
         .layer(axum::middleware::from_fn(request_id::assign)))
 }

@@ -36,7 +36,17 @@ fn compose_file_is_valid_and_has_the_whole_stack() {
     services.sort();
     assert_eq!(
         services,
-        ["admin", "api", "mail", "postgres", "redis", "worker"]
+        // grafana and prometheus are the `monitoring` profile's.
+        [
+            "admin",
+            "api",
+            "grafana",
+            "mail",
+            "postgres",
+            "prometheus",
+            "redis",
+            "worker"
+        ]
     );
     let resolved = Command::new("docker-compose")
         .arg("-f")

@@ -464,7 +464,9 @@ pub async fn scale_out(system: &System, table: &mut Table) -> anyhow::Result<()>
         if let Some(before) = previous {
             // Adding a process must never make the drain slower (5 % is noise).
             table.push(Row::ratio(
-                &format!("Scale-out: {workers} worker processes, concurrency 32, Cloudinary 150 ms"),
+                &format!(
+                    "Scale-out: {workers} worker processes, concurrency 32, Cloudinary 150 ms"
+                ),
                 rate,
                 before,
                 if workers == 2 {

@@ -158,6 +158,8 @@ psql_admin() {
 
 # What only the tests need: headless Chromium and its WebDriver for the page tests,
 # docker-compose to validate compose.yaml, schemathesis for the OpenAPI contract test, and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
+# Debian's prometheus, which admin/tests/metrics.rs runs (its own process, on a free port) to
+# scrape the api, a worker and the admin.
 ensure_test_tools() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -165,7 +167,13 @@ ensure_test_tools() {
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  [ -x /usr/bin/prometheus ] || missing+=(prometheus)
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+  # The package may start its service on :9090 (the worker's default address); the test
+  # needs only the binary.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v service >/dev/null 2>&1; then
+    as_root service prometheus stop >/dev/null 2>&1 || true
+  fi
   local venv="${INTAKE_MOTO_VENV:-$HOME/.cache/intake/moto-venv}"
   if [ ! -x "$venv/bin/moto_server" ]; then
     log "installing moto (S3-compatible test server) into $venv"

@@ -105,4 +105,10 @@ impl RedisKeys {
     pub fn admin_auth_failures(&self, client: &str) -> String {
         format!("{}:admin-auth-failures:{client}", self.prefix)
     }
+
+    /// The lease of the one worker process that reports the queue-wide gauges (its random
+    /// owner id); every other process reports 0, so a sum over workers is right.
+    pub fn metrics_leader(&self) -> String {
+        format!("{}:metrics-leader", self.prefix)
+    }
 }

@@ -1,5 +1,8 @@
-//! The one place tracing is set up for every Intake binary: JSON lines when the output is
-//! not a terminal (what log collectors read), readable text when a person is watching.
+//! The one place tracing and metrics are set up for every Intake binary: JSON lines when the
+//! output is not a terminal (what log collectors read), readable text when a person is
+//! watching; one Prometheus recorder per process, with the HELP text of the metrics every
+//! program shares and `intake_build_info` (each program describes its own metrics beside
+//! them, at start-up).
 
 use std::io::IsTerminal;
 
@@ -57,4 +60,56 @@ pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Which Intake program a process is, as `intake_build_info{service}` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Worker,
+    Admin,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Worker => "worker",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Start-up of a program's metrics: installs the recorder (once per process), describes the
+/// metrics the programs share and sets `intake_build_info{service,version}` to 1. The
+/// program then describes its own. Returns the handle `/metrics` renders from.
+pub fn start_metrics(
+    service: Service,
+    version: &'static str,
+) -> metrics_exporter_prometheus::PrometheusHandle {
+    // The recorder first: a description given before it is installed would be lost.
+    let handle = prometheus();
+    describe();
+    metrics::gauge!("intake_build_info", "service" => service.as_str(), "version" => version)
+        .set(1.0);
+    handle
+}
+
+/// HELP text of the metrics more than one program exports.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "intake_build_info",
+        "Always 1: the labels say which program this is (service: api, worker or admin) and its version."
+    );
+    describe_counter!(
+        "http_requests_total",
+        Unit::Count,
+        "HTTP requests answered, by matched route (unmatched for an unknown path), method and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from receiving an HTTP request to sending its response head, by matched route and method."
+    );
 }

@@ -18,6 +18,8 @@ pub const ORGANISER_TOKEN: &str = "organiser-token-0123456789-abcdefghijklmnop";
 pub struct AdminStack {
     pub stack: Stack,
     pub base: String,
+    /// The in-process worker's health and metrics address.
+    pub worker_health: std::net::SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -55,6 +57,7 @@ impl AdminStack {
         Self {
             stack,
             base,
+            worker_health: health,
             server,
         }
     }

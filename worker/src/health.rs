@@ -1,5 +1,6 @@
 //! The worker's own small HTTP server on `INTAKE_WORKER_ADDR`: `/health/live`,
-//! `/health/ready` (migrations applied, Redis and Postgres reachable) and `/metrics` for Prometheus.
+//! `/health/ready` (migrations applied, Redis and Postgres reachable) and `/metrics` for
+//! Prometheus (the queue-wide gauges in it are kept by `queue_gauges`, not read here).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use intake_store::pg::PgPool;
@@ -22,8 +23,6 @@ pub struct HealthState {
     pub redis: ConnectionManager,
     pub pool: PgPool,
     pub metrics: PrometheusHandle,
-    pub queue: apalis_redis::Config,
-    pub failed_index: String,
 }
 
 pub fn router(state: HealthState) -> Router {
@@ -68,20 +67,5 @@ pub async fn dependencies_reachable(redis: &ConnectionManager, pool: &PgPool) ->
 }
 
 async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
-    let mut conn = state.redis.clone();
-    match intake_shared::queue::stats(&mut conn, &state.queue, &state.failed_index).await {
-        Ok(stats) => {
-            metrics::gauge!("intake_queue_depth").set(stats.waiting as f64);
-            metrics::gauge!("intake_queue_oldest_waiting_seconds")
-                .set(stats.oldest_waiting_secs as f64);
-            metrics::gauge!("intake_queue_in_flight").set(stats.in_flight as f64);
-            metrics::gauge!("intake_failed_registrations").set(stats.failed as f64);
-            metrics::gauge!("intake_workers_alive").set(stats.workers_alive as f64);
-        }
-        Err(err) => tracing::debug!(error = %err, "queue stats unavailable for this scrape"),
-    }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    intake_shared::http::metrics::answer(&state.metrics)
 }

@@ -33,6 +33,7 @@ use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
+use crate::queue_gauges::QueueGauges;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
 use crate::{db, error::StepError};
@@ -140,11 +141,16 @@ impl Runtime {
         if concurrency == 0 {
             return Err(StartupError::Concurrency);
         }
+        intake_shared::telemetry::start_metrics(
+            intake_shared::telemetry::Service::Worker,
+            env!("CARGO_PKG_VERSION"),
+        );
+        crate::metrics::start();
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
         let pool = intake_store::pg::pool(
             &settings.database,
             db::WORKER_APPLICATION_NAME,
-            u32::try_from(concurrency + 2).unwrap_or(u32::MAX),
+            settings.database.worker_pool_size(concurrency),
         )?;
         let store = document_store(&settings.cloudinary)?;
         let staging = intake_shared::staging::from_settings(&settings.staging)?;
@@ -240,14 +246,23 @@ impl Runtime {
             redis: self.redis.clone(),
             pool: self.pool.clone(),
             metrics: intake_shared::telemetry::prometheus(),
-            queue: intake_shared::queue::worker_config(&keys, &self.settings.queue),
-            failed_index: keys.failed_index(),
         });
         let health_stop = token.clone();
         let health_server = tokio::spawn(
             axum::serve(self.listener, health)
                 .with_graceful_shutdown(async move { health_stop.cancelled().await })
                 .into_future(),
+        );
+
+        // One worker at a time reports the queue-wide gauges, refreshed every heartbeat.
+        let gauges_task = tokio::spawn(
+            QueueGauges::new(
+                self.redis.clone(),
+                &keys,
+                intake_shared::queue::worker_config(&keys, &self.settings.queue),
+                self.settings.queue.heartbeat,
+            )
+            .run(token.clone()),
         );
 
         let janitor = Janitor {
@@ -282,6 +297,7 @@ impl Runtime {
         }
         token.cancel();
         let _ = health_server.await;
+        let _ = gauges_task.await;
         let _ = janitor_task.await;
         if let Some(task) = index_task {
             let _ = task.await;

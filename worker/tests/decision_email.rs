@@ -123,12 +123,28 @@ async fn a_decision_email_left_sending_by_a_stopped_run_is_not_sent_again() {
     .await
     .expect("delivery marked sending");
 
+    let unknown_before = decisions_unknown();
     runtime
         .pipeline()
         .run(&decision_job(&stack, &job, 1).await, 2)
         .await
         .expect("the re-run");
     assert!(decision_mails(&stack).is_empty());
+    assert_eq!(
+        decisions_unknown() - unknown_before,
+        1.0,
+        "the run that gave it up counts it"
+    );
+    runtime
+        .pipeline()
+        .run(&decision_job(&stack, &job, 1).await, 3)
+        .await
+        .expect("another re-run");
+    assert_eq!(
+        decisions_unknown() - unknown_before,
+        1.0,
+        "a run that finds it given up does not"
+    );
     let delivery = email_deliveries::find_message(
         &stack.pool,
         job.registration_id,
@@ -150,6 +166,17 @@ async fn a_decision_email_left_sending_by_a_stopped_run_is_not_sent_again() {
         confirmation.status, "sent",
         "the confirmation is its own delivery"
     );
+}
+
+/// `intake_email_outcomes_total{message="decision",outcome="unknown"}` in this process.
+fn decisions_unknown() -> f64 {
+    let text = intake_shared::telemetry::prometheus().render();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("intake_email_outcomes_total{message=\"decision\",outcome=\"unknown\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not exported:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

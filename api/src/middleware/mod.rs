@@ -1,4 +1,4 @@
-//! Cross-cutting request handling of the api; request ids and problem rendering are shared
-//! with the other services (`intake_shared::http`).
+//! Cross-cutting request handling of the api; request ids, problem rendering and request
+//! metrics are shared with the other services (`intake_shared::http`).
 
 pub mod metrics;

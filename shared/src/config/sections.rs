@@ -172,6 +172,24 @@ pub struct DatabaseSettings {
         deserialize_with = "secs"
     )]
     pub idle_in_transaction_timeout: Duration,
+    /// Postgres connections one process may hold; unset, a worker derives it from its
+    /// concurrency ([`DatabaseSettings::worker_pool_size`]) and the admin service holds 5.
+    #[serde(rename = "database_pool_size")]
+    pub pool_size: Option<u32>,
+}
+
+impl DatabaseSettings {
+    /// The connections a worker running `concurrency` jobs holds at most, unless
+    /// `INTAKE_DATABASE_POOL_SIZE` says otherwise. A job holds a connection only for its
+    /// few statements (milliseconds, among uploads and email that take far longer), and a
+    /// process's saves take their turn one at a time, so an eighth of the jobs in flight
+    /// plus two spare serve them: 6 at concurrency 32, and eight such workers hold at most
+    /// 48, well under Postgres' default `max_connections` of 100. (A connection per job, as
+    /// before, let four workers of 32 take 98 of the 100, and eight fail for want of one.)
+    pub fn worker_pool_size(&self, concurrency: usize) -> u32 {
+        self.pool_size
+            .unwrap_or_else(|| u32::try_from(concurrency / 8 + 2).unwrap_or(u32::MAX))
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -180,6 +198,7 @@ impl Default for DatabaseSettings {
             url: SecretString::from("postgres://postgres@127.0.0.1:5432/intake"),
             lock_timeout: Duration::from_millis(5_000),
             idle_in_transaction_timeout: Duration::from_secs(30),
+            pool_size: None,
         }
     }
 }
@@ -192,6 +211,12 @@ impl Section for DatabaseSettings {
             return Err(ConfigError::invalid(
                 "INTAKE_DATABASE_LOCK_TIMEOUT_MS",
                 NO_LIMIT,
+            ));
+        }
+        if self.pool_size == Some(0) {
+            return Err(ConfigError::invalid(
+                "INTAKE_DATABASE_POOL_SIZE",
+                "must be at least 1",
             ));
         }
         if self.idle_in_transaction_timeout.is_zero() {
@@ -354,6 +379,10 @@ pub struct ApiSection {
     /// Bytes one client may have staged that no worker has taken yet; over it is `429`.
     /// 0 turns the quota off.
     pub staging_quota_bytes: u64,
+    /// A separate address for `/metrics` (a private network Prometheus reaches, say); when
+    /// set, the public address answers `/metrics` with 404. Unset: `/metrics` is on `addr`.
+    #[serde(rename = "api_metrics_addr")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for ApiSection {
@@ -370,6 +399,7 @@ impl Default for ApiSection {
             event_streams_per_client: 4,
             event_stream_max_age: Duration::from_secs(600),
             staging_quota_bytes: 50 * 1024 * 1024,
+            metrics_addr: None,
         }
     }
 }
@@ -405,6 +435,13 @@ impl Section for ApiSection {
             return Err(ConfigError::invalid(
                 "INTAKE_RATE_LIMIT_IPV6_PREFIX",
                 "must be between 1 and 128",
+            ));
+        }
+        // Port 0 is a fresh port for each listener, so only a fixed port can clash.
+        if self.metrics_addr == Some(self.addr) && self.addr.port() != 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_API_METRICS_ADDR",
+                "must differ from INTAKE_API_ADDR (unset it to serve /metrics there)",
             ));
         }
         Ok(())

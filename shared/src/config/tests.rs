@@ -349,3 +349,61 @@ fn staging_quota_and_email_cap_default_and_are_read() {
         Ok(())
     });
 }
+
+#[test]
+fn api_metrics_addr_is_unset_by_default_and_read_when_set() {
+    Jail::expect_with(|jail| {
+        assert!(api()?.api.metrics_addr.is_none());
+        jail.set_env("INTAKE_API_METRICS_ADDR", "10.0.0.5:9100");
+        assert_eq!(
+            api()?.api.metrics_addr.map(|a| a.to_string()).as_deref(),
+            Some("10.0.0.5:9100")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn api_metrics_addr_must_be_an_address_other_than_the_api_addr() {
+    for bad in ["nowhere", "", "127.0.0.1:8080"] {
+        Jail::expect_with(|jail| {
+            jail.set_env("INTAKE_API_ADDR", "127.0.0.1:8080");
+            jail.set_env("INTAKE_API_METRICS_ADDR", bad);
+            let err = ApiSettings::from_figment(&figment())
+                .expect_err("the api refuses it")
+                .to_string();
+            assert!(
+                err.to_ascii_uppercase().contains("API_METRICS_ADDR") && err.contains("INTAKE_"),
+                "{bad:?}: {err}"
+            );
+            Ok(())
+        });
+    }
+}
+
+/// Only the api reads it: a value the api would refuse does not stop the other programs.
+#[test]
+fn api_metrics_addr_does_not_concern_the_worker_or_the_admin() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INTAKE_API_METRICS_ADDR", "nowhere");
+        worker()?;
+        admin()?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_workers_pool_follows_its_concurrency_unless_set() {
+    Jail::expect_with(|jail| {
+        let database = worker()?.database;
+        assert_eq!(database.pool_size, None);
+        assert_eq!(database.worker_pool_size(32), 6);
+        assert_eq!(database.worker_pool_size(64), 10);
+        assert_eq!(database.worker_pool_size(1), 2);
+        jail.set_env("INTAKE_DATABASE_POOL_SIZE", "20");
+        assert_eq!(worker()?.database.worker_pool_size(32), 20);
+        jail.set_env("INTAKE_DATABASE_POOL_SIZE", "0");
+        assert!(worker_refusal().contains("INTAKE_DATABASE_POOL_SIZE"));
+        Ok(())
+    });
+}

@@ -1,7 +1,8 @@
-//! What every Intake HTTP service shares: problem+json errors, request ids, and the
-//! security headers on every answer.
+//! What every Intake HTTP service shares: problem+json errors, request ids, request
+//! metrics, and the security headers on every answer.
 
 pub mod head_limits;
+pub mod metrics;
 pub mod problem;
 mod render;
 pub mod request_id;

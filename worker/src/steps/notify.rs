@@ -25,6 +25,7 @@ use lettre::message::{Mailbox, MultiPart};
 use crate::backends::mail::{MailError, Mailer};
 use crate::db;
 use crate::error::StepError;
+use crate::metrics::{EmailMessage, EmailOutcome, email_outcome};
 
 #[derive(Clone)]
 pub struct Notifier {
@@ -228,7 +229,9 @@ impl Notifier {
     }
 
     /// Sends one message at most once: marks its delivery, sends with retries within the
-    /// deadline, and records how it ended.
+    /// deadline, and records how it ended. The outcome is counted
+    /// (`intake_email_outcomes_total`) once it is recorded, and only by the run that decided
+    /// it, not by one that finds it decided already.
     async fn send(
         &self,
         pool: &PgPool,
@@ -242,11 +245,20 @@ impl Notifier {
             recipients,
             message,
         } = outgoing;
+        let counted = match (sender, key) {
+            (Sender::Resend { .. }, _) => EmailMessage::Resend,
+            (Sender::Registration, MessageKey::Decision { .. }) => EmailMessage::Decision,
+            (Sender::Registration, MessageKey::Confirmation) => EmailMessage::Confirmation,
+        };
         match self
             .mark_sending(pool, id, key, &message_id, sender)
             .await?
         {
             Previous::None => {}
+            Previous::Abandoned => {
+                email_outcome(counted, EmailOutcome::Unknown);
+                return Ok(EmailStatus::Failed);
+            }
             Previous::Ended(status) => {
                 tracing::info!(
                     ?status,
@@ -259,6 +271,7 @@ impl Notifier {
         if recipients.none() {
             self.record(pool, id, key, Delivery::Suppressed, Some(SUPPRESSED))
                 .await?;
+            email_outcome(counted, EmailOutcome::Suppressed);
             return Ok(EmailStatus::Suppressed);
         }
         let outcome = match message {
@@ -284,6 +297,7 @@ impl Notifier {
                 );
                 self.record(pool, id, key, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                     .await?;
+                email_outcome(counted, EmailOutcome::Unknown);
                 return Ok(EmailStatus::Failed);
             }
             Err(err) => {
@@ -294,13 +308,14 @@ impl Notifier {
                 )
             }
         };
-        let delivery = if status == EmailStatus::Sent {
-            Delivery::Sent
+        let (delivery, outcome) = if status == EmailStatus::Sent {
+            (Delivery::Sent, EmailOutcome::Sent)
         } else {
-            Delivery::Failed
+            (Delivery::Failed, EmailOutcome::Failed)
         };
         self.record(pool, id, key, delivery, last_error.as_deref())
             .await?;
+        email_outcome(counted, outcome);
         Ok(status)
     }
 
@@ -338,7 +353,7 @@ impl Notifier {
                     );
                     self.record(pool, id, key, Delivery::Unknown, Some(UNKNOWN_OUTCOME))
                         .await?;
-                    return Ok(Previous::Ended(EmailStatus::Failed));
+                    return Ok(Previous::Abandoned);
                 }
                 // Another run is sending now (or stopped less than a lease ago): its outcome
                 // decides.
@@ -372,6 +387,9 @@ enum Previous {
     None,
     /// Sent, or given up as `unknown`: this run does not send.
     Ended(EmailStatus),
+    /// Left `sending` by a run that stopped: this run recorded it `unknown` (shown as
+    /// `failed`) and does not send.
+    Abandoned,
 }
 
 /// Why a delivery is recorded `unknown`.

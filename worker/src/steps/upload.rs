@@ -2,7 +2,8 @@
 //! (`{folder}/{registration id}/{field}`), so a second run finds the assets of the first.
 //! Transient failures are retried with exponential backoff and jitter; a process-wide
 //! circuit breaker opens after consecutive failures, and while it is open jobs wait in this
-//! step instead of each spending its attempts against a store that is down.
+//! step instead of each spending its attempts against a store that is down. Whether it lets
+//! calls through is `intake_upload_breaker_open`, set wherever a call observes it.
 
 use bytes::Bytes;
 use intake_shared::staging::{StagingError, StagingStore};
@@ -92,6 +93,7 @@ impl Uploader {
     async fn wait_for_breaker(&self) -> Result<(), StoreError> {
         let deadline = tokio::time::Instant::now() + self.breaker_wait;
         while !self.breaker.is_call_permitted() {
+            crate::metrics::upload_breaker_open(true);
             if tokio::time::Instant::now() >= deadline {
                 return Err(StoreError::Unavailable(
                     "circuit open after repeated failures".into(),
@@ -99,6 +101,7 @@ impl Uploader {
             }
             tokio::time::sleep(Duration::from_millis(200).min(self.breaker_wait)).await;
         }
+        crate::metrics::upload_breaker_open(false);
         Ok(())
     }
 
@@ -146,6 +149,7 @@ impl Uploader {
                 Err(err) if err.is_transient() => self.breaker.on_error(),
                 _ => self.breaker.on_success(),
             }
+            crate::metrics::upload_breaker_open(!self.breaker.is_call_permitted());
             result
         };
         attempt
@@ -216,6 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn breaker_stops_calling_a_store_that_keeps_failing() {
+        let metrics = intake_shared::telemetry::prometheus();
         let store = Arc::new(DownStore(AtomicUsize::new(0)));
         let uploader = Uploader::new(store.clone(), "intake")
             .with_breaker_wait(Duration::from_millis(1))
@@ -230,5 +235,7 @@ mod tests {
         assert!(err.is_transient());
         // 21 tries were made, but only the first BREAKER_THRESHOLD reached the store.
         assert_eq!(store.0.load(Ordering::SeqCst), BREAKER_THRESHOLD as usize);
+        let text = metrics.render();
+        assert!(text.contains("intake_upload_breaker_open 1"), "{text}");
     }
 }
