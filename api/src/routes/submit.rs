@@ -154,9 +154,14 @@ async fn accept(
     if declared.is_some_and(|len| len > app.settings.api.max_body_bytes) {
         return Err(ApiError::PayloadTooLarge);
     }
-    // A client whose staged documents already fill its quota stages nothing more.
-    if !app.staging_quota.has_room(&client).await? {
-        return Err(ApiError::StagingQuotaExceeded);
+    // A client whose staged documents already fill its quota stages nothing more. If Redis
+    // cannot say, the reservation once the form is read decides (and a Redis still down
+    // then is a 503 after the body was read, which a client reads as such, rather than an
+    // answer to a request it is still sending).
+    match app.staging_quota.has_room(&client).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::StagingQuotaExceeded),
+        Err(err) => tracing::debug!(error = %err, "staging quota unreadable before the body"),
     }
     // The parser buffers a part's header block whole: the guard bounds it (part_headers).
     let (request, part_headers) = crate::intake::part_headers::guard(request);
@@ -165,9 +170,13 @@ async fn accept(
         .map_err(multipart_rejection)?;
     // A key bound to a registration already is its retry or replay: that registration's
     // own team is no duplicate.
+    // (Unreadable: as unbound; the claim after the body decides, as above.)
     let own = match app.idempotency.bound_to(&mut app.redis(), &key).await {
         Ok(own) => own,
-        Err(IdempotencyError::Redis(err)) => return Err(ApiError::Unavailable(err)),
+        Err(IdempotencyError::Redis(err)) => {
+            tracing::debug!(error = %err, "idempotency record unreadable before the body");
+            None
+        }
         Err(IdempotencyError::Corrupt) => return Err(ApiError::CorruptIdempotencyRecord),
     };
     let upload = app.staging.begin();
