@@ -245,7 +245,7 @@ impl System {
             .env("RUST_LOG", "info");
     }
 
-    /// The api as deployed (logging at info), rate limits off.
+    /// The api as deployed (logging at info), rate limits off, the staging quota out of reach.
     pub async fn api(&self) -> anyhow::Result<Process> {
         let addr = free_addr()?;
         let mut command = Command::new(&self.bins.api);
@@ -254,6 +254,10 @@ impl System {
             .env("INTAKE_API_ADDR", addr.to_string())
             .env("INTAKE_RATE_LIMIT_PER_MINUTE", "0")
             .env("INTAKE_RATE_LIMIT_PER_HOUR", "0")
+            // The load generator is one client with tens of thousands of registrations
+            // staged and no worker taking them: a quota that never refuses, so its cost is
+            // measured and it refuses nothing.
+            .env("INTAKE_STAGING_QUOTA_BYTES", (1u64 << 50).to_string())
             .stdout(log_to(&self.logs.join("api.log"))?)
             .stderr(log_to(&self.logs.join("api.log"))?);
         let process = Process {

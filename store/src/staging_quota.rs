@@ -1,8 +1,10 @@
 //! The staging quota (docs/contract.md §2, "Limits"): the bytes one client has staged that no
 //! worker has taken yet, capped, so one address cannot fill the staging volume however many
-//! keys it sends. It is a Redis hash per client, one field per upload (its bytes), so taking
-//! an upload is an idempotent `HDEL` however often a worker retries, and the hash expires
-//! with the staging retention if nothing ever takes what it counts.
+//! keys it sends. It is a Redis hash per client, one field per upload (its bytes) and the
+//! client's running total (`!total`, so every check is one field, however many uploads
+//! wait). Taking an upload removes its field and its bytes from the total only if the field
+//! is there, so it is idempotent however often a worker retries; the hash expires with the
+//! staging retention if nothing ever takes what it counts.
 //!
 //! The api reserves an upload's bytes once they are staged ([`StagingQuota::reserve`], one
 //! script that refuses what would go over the cap) and gives them back on every path that
@@ -16,22 +18,48 @@ use intake_shared::keys::RedisKeys;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-/// Sums a client's reserved bytes and, if `bytes` more stay within the cap, reserves them.
+/// The field holding a client's total (an upload's name never starts with `!`).
+const TOTAL: &str = "!total";
+
+/// If `bytes` more stay within the cap, reserves them for the upload and adds them to the
+/// client's total (once per upload however often it is asked).
 ///
 /// KEYS: the client's hash. ARGV: upload, bytes, cap, expiry in milliseconds.
-/// Returns the bytes reserved before this call, negated if the reservation was refused.
+/// Returns the bytes reserved before this call, negated (less one) if it was refused.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local held = 0
-local values = redis.call('HVALS', KEYS[1])
-for i = 1, #values do held = held + tonumber(values[i]) end
+local held = tonumber(redis.call('HGET', KEYS[1], '!total') or '0')
 if held + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
   return -held - 1
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], '!total', ARGV[2])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return held
+"#,
+    )
+});
+
+/// Gives uploads' reservations back: each one found is removed and taken off the total; the
+/// hash goes when nothing is left in it.
+///
+/// KEYS: the client's hash. ARGV: the uploads.
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for i = 1, #ARGV do
+  local bytes = redis.call('HGET', KEYS[1], ARGV[i])
+  if bytes then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HINCRBY', KEYS[1], '!total', -tonumber(bytes))
+  end
+end
+if redis.call('HLEN', KEYS[1]) <= 1 then
+  redis.call('DEL', KEYS[1])
+end
+return 0
 "#,
     )
 });
@@ -80,11 +108,12 @@ impl StagingQuota {
 
     /// The bytes `client` has waiting.
     pub async fn held(&self, client: &str) -> Result<u64, redis::RedisError> {
-        let values: Vec<u64> = redis::cmd("HVALS")
+        let total: Option<u64> = redis::cmd("HGET")
             .arg(self.keys.staging_quota(client))
+            .arg(TOTAL)
             .query_async(&mut self.conn.clone())
             .await?;
-        Ok(values.iter().sum())
+        Ok(total.unwrap_or(0))
     }
 
     /// Whether `client` has room left at all (checked before a body is read, so a client
@@ -132,10 +161,10 @@ impl StagingQuota {
         if uploads.is_empty() {
             return Ok(());
         }
-        let () = redis::cmd("HDEL")
-            .arg(self.keys.staging_quota(client))
+        let _: i64 = TAKE
+            .key(self.keys.staging_quota(client))
             .arg(uploads)
-            .query_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
