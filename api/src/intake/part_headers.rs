@@ -389,8 +389,9 @@ impl Matcher {
         let mut i = 0;
         while i < input.len() {
             if self.matched == 0 {
-                // Outside a partial match only the pattern's first byte can start one.
-                i += input.get(i..)?.iter().position(|&b| b == first)?;
+                // Outside a partial match only the pattern's first byte can start one
+                // (memchr: the scan runs over every byte of every document).
+                i += memchr::memchr(first, input.get(i..)?)?;
             }
             let byte = *input.get(i)?;
             while self.matched > 0 && self.pattern.get(self.matched) != Some(&byte) {
