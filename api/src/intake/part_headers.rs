@@ -114,73 +114,11 @@ impl Stream for Guarded {
     }
 }
 
-/// The boundary multer will split the body on, read as the `mime` crate (multer's parser)
-/// reads it: the first parameter named `boundary` (in any case), either a token or the text
-/// between double quotes taken as is (no escapes; an empty `""` is not a closing quote).
-/// `None` when there is no such parameter or it cannot be read; the guard then takes the
-/// whole body for preamble, which is refused past the limit, so a reading that differed
-/// from multer's could only refuse a body, never let a large header block through.
+/// The boundary multer will split the body on: multer's own reading of the Content-Type
+/// (the one axum's `Multipart` uses). `None` when there is none; the guard then takes the
+/// whole body for preamble, which is refused past the limit.
 pub fn boundary(content_type: &str) -> Option<String> {
-    let (_, params) = content_type.split_once(';')?;
-    let bytes = params.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes.get(i) == Some(&b' ') {
-            i += 1;
-            continue;
-        }
-        let name_start = i;
-        while bytes.get(i).is_some_and(|&b| is_token(b)) {
-            i += 1;
-        }
-        if i == name_start || bytes.get(i) != Some(&b'=') {
-            return None;
-        }
-        let name = params.get(name_start..i)?;
-        i += 1;
-        let value = if bytes.get(i) == Some(&b'"') {
-            let start = i + 1;
-            let mut end = start;
-            loop {
-                match bytes.get(end) {
-                    Some(b'"') if end > start => break,
-                    Some(&b) if b > 31 && b != 127 => end += 1,
-                    _ => return None,
-                }
-            }
-            i = end + 1;
-            while bytes.get(i) == Some(&b' ') {
-                i += 1;
-            }
-            match bytes.get(i) {
-                None => {}
-                Some(b';') => i += 1,
-                Some(_) => return None,
-            }
-            params.get(start..end)?
-        } else {
-            let start = i;
-            while bytes.get(i).is_some_and(|&b| is_token(b)) {
-                i += 1;
-            }
-            let end = i;
-            match bytes.get(i) {
-                None => {}
-                Some(b';') if end > start => i += 1,
-                Some(_) => return None,
-            }
-            params.get(start..end)?
-        };
-        if name.eq_ignore_ascii_case("boundary") {
-            return Some(value.to_owned());
-        }
-    }
-    None
-}
-
-/// RFC 9110's `tchar`.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    multer::parse_boundary(content_type).ok()
 }
 
 /// Where in the body the scanner is, following multer's reading of it.
