@@ -37,7 +37,7 @@ pub async fn one(state: &AdminState, id: RegistrationId) -> Result<Value, AdminE
         Err(StatusError::Corrupt { .. }) => None,
         Err(err) => return Err(err.into()),
     };
-    let uploads = job.as_ref().map(|j| j.upload_dirs()).unwrap_or_default();
+    let uploads = job.as_ref().map(|j| j.uploads()).unwrap_or_default();
     match state.status.discard(id, &uploads).await {
         Ok(()) => {}
         Err(StatusError::Refused(TransitionError::NotFound)) => return Err(AdminError::NotFound),

@@ -2,6 +2,7 @@
 //! `/metrics` alone when `INTAKE_API_METRICS_ADDR` is set). `Application::build` binds first
 //! and reports the real port, so tests start the real app on port 0.
 
+use intake_shared::staging::Durability;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -66,6 +67,41 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupErro
     Ok((listener, bound))
 }
 
+/// Strict durability answers `202` once the staged object is synced and the job is in
+/// Redis; the job survives a host crash only if Redis writes it to disk before answering
+/// (`appendonly yes` with `appendfsync always`) or a replica has it. Says so at start-up
+/// when Redis' own settings do not promise it (docs/operations.md, "Durability").
+async fn warn_unless_redis_is_durable(redis: &mut redis::aio::ConnectionManager) {
+    let asked: Result<(Vec<String>, Vec<String>), redis::RedisError> = async {
+        let appendonly = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(redis)
+            .await?;
+        let appendfsync = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query_async(redis)
+            .await?;
+        Ok((appendonly, appendfsync))
+    }
+    .await;
+    match asked {
+        Ok((appendonly, appendfsync))
+            if appendonly.get(1).map(String::as_str) == Some("yes")
+                && appendfsync.get(1).map(String::as_str) == Some("always") => {}
+        Ok((appendonly, appendfsync)) => tracing::warn!(
+            appendonly = appendonly.get(1).map(String::as_str).unwrap_or("unknown"),
+            appendfsync = appendfsync.get(1).map(String::as_str).unwrap_or("unknown"),
+            "INTAKE_DURABILITY=strict, but Redis does not write each job to disk before answering (appendonly yes, appendfsync always): unless a replica holds it, a job accepted just before a host crash can be lost"
+        ),
+        Err(err) => tracing::warn!(
+            error = %err,
+            "INTAKE_DURABILITY=strict, but Redis' persistence settings could not be read (CONFIG GET): check that it runs with appendonly yes and appendfsync always, or with a replica"
+        ),
+    }
+}
+
 impl Application {
     pub async fn build(settings: ApiSettings) -> Result<Self, StartupError> {
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
@@ -101,6 +137,9 @@ impl Application {
             rate_limit_per_hour = state.settings.api.rate_limit_per_hour,
             "intake-api listening"
         );
+        if state.settings.staging.durability == Durability::Strict {
+            warn_unless_redis_is_durable(&mut state.redis()).await;
+        }
         Ok(Self {
             listener,
             router,

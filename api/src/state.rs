@@ -55,7 +55,7 @@ impl AppState {
     ) -> Self {
         let keys = settings.redis.keys();
         Self(Arc::new(Inner {
-            staging: Staging::new(staging),
+            staging: Staging::new(staging, settings.staging.durability),
             idempotency: Idempotency::new(keys.clone(), settings.queue.idempotency_ttl),
             rate_limiter: RateLimiter::new(
                 keys.clone(),

@@ -231,3 +231,34 @@ async fn keys_are_kept_for_the_configured_ttl() {
         app.redis_command(redis::cmd("TTL").arg(app.settings.redis.keys().idempotency(&key)));
     assert!((3500..=3600).contains(&ttl), "ttl {ttl}");
 }
+
+/// A key claimed by an api before BLAKE3 holds a bare SHA-256 fingerprint, which this one
+/// cannot compare: the key's retry after an upgrade is answered as that key's registration
+/// (a replay), never refused as a reuse and never a second job.
+#[tokio::test]
+async fn a_key_claimed_before_blake3_fingerprints_is_replayed() {
+    let app = spawn_app().await;
+    let form = TestForm::valid();
+    let id = accepted(app.submit(form.to_form(), "key-before-upgrade").await).await;
+    let key = IdempotencyKey::parse("key-before-upgrade").expect("key");
+    let record = app.settings.redis.keys().idempotency(&key);
+    let fingerprint: String = app.redis_command(redis::cmd("HGET").arg(&record).arg("fp"));
+    assert!(fingerprint.starts_with("b3:"), "{fingerprint}");
+    let () = app.redis_command(
+        redis::cmd("HSET")
+            .arg(&record)
+            .arg("fp")
+            .arg("ab".repeat(32)),
+    );
+
+    let retry = app.submit(form.to_form(), "key-before-upgrade").await;
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(accepted(retry).await, id);
+    assert_eq!(app.queued_jobs(), 1);
+}

@@ -489,10 +489,21 @@ async fn accepts_pdf_renamed_exe_as_pdf() {
     );
     let job = accepts(form).await;
     assert_eq!(job["documents"][0]["content_type"], "pdf");
+    // One staged object per submission, named by the server: the client's filename is
+    // nowhere in it, and the document starts at its beginning.
+    let path = job["documents"][0]["staged_path"]
+        .as_str()
+        .expect("staged_path");
     assert!(
-        job["documents"][0]["staged_path"]
+        !path.is_empty() && path.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{path}"
+    );
+    assert_eq!(job["documents"][0]["offset"], 0);
+    assert_eq!(job["documents"][0]["bytes"], 4096);
+    assert!(
+        job["documents"][0]["blake3"]
             .as_str()
-            .is_some_and(|p| p.ends_with("/payment_receipt"))
+            .is_some_and(|h| h.len() == 64)
     );
 }
 

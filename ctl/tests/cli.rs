@@ -288,7 +288,7 @@ async fn redrive_all_failed_exits_1_when_one_is_not_requeued() {
     admin.stack.cloudinary.set_default(Behaviour::Fail(400));
     let expired = admin.failed_registration(&team(1)).await;
     for entry in std::fs::read_dir(admin.stack.staging.path()).expect("staging") {
-        std::fs::remove_dir_all(entry.expect("entry").path()).expect("remove");
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove");
     }
     let fine = admin.failed_registration(&team(2)).await;
     admin.stack.cloudinary.set_default(Behaviour::Normal);

@@ -51,23 +51,43 @@ pub enum Purpose {
     ReviewDecision { version: i32 },
 }
 
-/// One uploaded document as the api staged it.
+/// One uploaded document as the api staged it: bytes `offset .. offset + bytes` of the
+/// submission's staged object `staged_path` (docs/contract.md §11). Jobs queued before the
+/// one-object layout have no `offset` and a `staged_path` of `{upload}/{field}` naming a file
+/// of its own, and a SHA-256 instead of a BLAKE3 fingerprint; workers read both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedDocument {
     pub kind: DocumentKind,
     pub content_type: DocumentType,
-    /// Path relative to the staging root, chosen by the server (`{upload id}/{field}.{ext}`).
+    /// Path relative to the staging root, chosen by the server: the submission's object
+    /// (`{upload}`), or in the old layout the document's own file (`{upload}/{field}`).
     pub staged_path: String,
+    /// Where the document starts in the staged object; absent in the old layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub bytes: u64,
-    /// Hex SHA-256 of the content, so the worker can tell a damaged staged file.
-    pub sha256: String,
+    /// Hex BLAKE3 of the content, computed as it streamed in, so the worker can tell a
+    /// damaged staged object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// Hex SHA-256 of the content: what jobs of the old layout carried instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl StagedDocument {
+    /// Where in its staged file the document lies.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        let start = self.offset.unwrap_or(0);
+        start..start.saturating_add(self.bytes)
+    }
 }
 
 impl RegistrationJob {
-    /// The upload directories the job's documents live in: the first component of each
-    /// staged path, and only when it is a plain name (a payload can never point outside
-    /// staging).
-    pub fn upload_dirs(&self) -> Vec<String> {
+    /// The uploads the job's documents live in (objects, or old-layout directories): the
+    /// first component of each staged path, and only when it is a plain name (a payload can
+    /// never point outside staging).
+    pub fn uploads(&self) -> Vec<String> {
         use std::path::{Component, Path};
         let mut dirs: Vec<String> = self
             .documents

@@ -51,6 +51,15 @@ impl MotoServer {
 
     /// Keys in a bucket under a prefix.
     pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        self.objects(bucket, prefix)
+            .await
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+
+    /// Objects in a bucket under a prefix, as the listing describes them.
+    pub async fn objects(&self, bucket: &str, prefix: &str) -> Vec<S3Object> {
         let xml = crate::http_client()
             .get(format!(
                 "{}/{bucket}?list-type=2&prefix={prefix}",
@@ -62,12 +71,34 @@ impl MotoServer {
             .text()
             .await
             .expect("listing");
-        xml.split("<Key>")
+        xml.split("<Contents>")
             .skip(1)
-            .filter_map(|part| part.split("</Key>").next())
-            .map(str::to_owned)
+            .map(|entry| {
+                let field = |name: &str| {
+                    entry
+                        .split(&format!("<{name}>"))
+                        .nth(1)
+                        .and_then(|rest| rest.split(&format!("</{name}>")).next())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                S3Object {
+                    key: field("Key"),
+                    etag: field("ETag").replace("&#34;", "").replace(['"'], ""),
+                    size: field("Size").parse().unwrap_or(0),
+                }
+            })
             .collect()
     }
+}
+
+/// One object of a bucket listing.
+#[derive(Debug, Clone)]
+pub struct S3Object {
+    pub key: String,
+    /// S3's ETag: a multipart upload's ends in `-{parts}`, a single PUT's has no `-`.
+    pub etag: String,
+    pub size: u64,
 }
 
 impl Drop for MotoServer {

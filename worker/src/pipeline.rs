@@ -62,7 +62,7 @@ impl Pipeline {
         // The job is taken: its staged documents no longer count against the client's
         // quota at the api (best effort: the count expires with the retention anyway).
         if let Some(client) = &job.staged_by
-            && let Err(err) = self.staging_quota.take(client, &job.upload_dirs()).await
+            && let Err(err) = self.staging_quota.take(client, &job.uploads()).await
         {
             tracing::warn!(error = %err, "staging quota not given back");
         }
@@ -100,7 +100,7 @@ impl Pipeline {
 
         // The documents are stored and saved: the staged copies are not needed by any later
         // run (it finds the registration saved), so they go before anyone sees "completed".
-        let uploads = job.upload_dirs();
+        let uploads = job.uploads();
         self.remove_staged(&uploads).await;
 
         // 4. Confirmation email: never fatal.
@@ -380,7 +380,7 @@ impl Pipeline {
         // A duplicate can never be re-driven into anything but a duplicate: its staged
         // files go now rather than after the retention.
         if error.code() == JobFailureCode::DuplicateTeam {
-            self.remove_staged(&job.upload_dirs()).await;
+            self.remove_staged(&job.uploads()).await;
         }
         Ok(())
     }

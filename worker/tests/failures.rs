@@ -151,8 +151,8 @@ async fn cloudinary_400_fails_document_rejected_and_keeps_staged_files() {
     );
     assert_eq!(
         stack.staged_files(),
-        2,
-        "staged files are kept for a re-drive"
+        1,
+        "the staged object (both documents) is kept for a re-drive"
     );
     assert_eq!(stack.count("SELECT count(*) FROM teams").await, 0);
     assert!(stack.smtp.messages().is_empty());

@@ -34,16 +34,21 @@ async fn documents_travel_through_the_bucket_and_are_removed_on_completion() {
         .file("payment_receipt", pdf(200_000), "r.pdf")
         .file("pastor_letter", png(3 * 1024 * 1024), "l.png");
     let id = stack.submit(&form).await;
-    let staged = moto.keys(BUCKET, &prefix).await;
+    let staged = moto.objects(BUCKET, &prefix).await;
+    assert_eq!(staged.len(), 1, "one object for the submission: {staged:?}");
+    let job = &stack.queued_jobs()[0];
     assert_eq!(
-        staged.len(),
-        2,
-        "both documents staged in the bucket: {staged:?}"
+        staged[0].key,
+        format!("{prefix}/{}", job.documents[0].staged_path)
+    );
+    assert_eq!(
+        staged[0].size,
+        200_000 + 3 * 1024 * 1024,
+        "both documents in it"
     );
     assert!(
-        staged
-            .iter()
-            .all(|k| k.ends_with("/payment_receipt") || k.ends_with("/pastor_letter"))
+        !staged[0].etag.contains('-'),
+        "stored with one PUT, not a multipart upload: {staged:?}"
     );
     assert_eq!(stack.staged_files(), 0, "nothing on the local disk");
 
@@ -60,6 +65,35 @@ async fn documents_travel_through_the_bucket_and_are_removed_on_completion() {
         moto.keys(BUCKET, &prefix).await.is_empty(),
         "staging emptied on completion"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_submission_over_one_put_is_one_object_uploaded_in_parts() {
+    let moto = MotoServer::start().await;
+    let mut stack = s3_stack(&moto).await;
+    let prefix = stack.settings.staging.s3_prefix.clone();
+    let form = TestForm::valid()
+        .file("payment_receipt", png(4 * 1024 * 1024), "r.png")
+        .file("pastor_letter", png(3 * 1024 * 1024), "l.png");
+    let id = stack.submit(&form).await;
+    let staged = moto.objects(BUCKET, &prefix).await;
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert_eq!(staged[0].size, 7 * 1024 * 1024);
+    assert!(
+        staged[0].etag.ends_with("-2"),
+        "7 MiB goes up as two parts of one object: {staged:?}"
+    );
+    stack.spawn_worker(2).await;
+    let status = stack.wait_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let mut sizes: Vec<usize> = stack.cloudinary.assets().iter().map(|a| a.bytes).collect();
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [3 * 1024 * 1024, 4 * 1024 * 1024],
+        "each document whole"
+    );
+    assert!(moto.keys(BUCKET, &prefix).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,9 +6,12 @@
 //! staged files are removed. The index only ever refuses what Postgres would refuse: when it
 //! cannot say (not built yet, Redis failing) the request goes on and the worker decides.
 
-use intake_shared::domain::{Phone, RegistrationId, TeamKey, TeamName};
+use intake_shared::domain::{IdempotencyKey, Phone, RegistrationId, TeamKey, TeamName};
 use intake_shared::validation::RawForm;
 use intake_store::team_index::{Lookup, TeamIndex};
+use redis::aio::ConnectionManager;
+
+use super::idempotency::Idempotency;
 
 /// The team is held by another registration.
 #[derive(Debug, thiserror::Error)]
@@ -17,17 +20,38 @@ pub struct Duplicate {
     pub holder: RegistrationId,
 }
 
+/// The request's `Idempotency-Key`: a team held by the registration the key is bound to
+/// already is the request's own (its retry or replay, which the claim answers), no duplicate.
+pub struct OwnKey<'a> {
+    pub idempotency: &'a Idempotency,
+    pub redis: ConnectionManager,
+    pub key: &'a IdempotencyKey,
+}
+
+impl OwnKey<'_> {
+    /// Whether the key is bound to `holder`. Only asked when the team is held, so a request
+    /// for a free team costs no read of its key. When the record cannot be read, the answer
+    /// is yes: the claim after the body reads it again and decides (503 or its outcome).
+    async fn holds(&mut self, holder: RegistrationId) -> bool {
+        match self.idempotency.bound_to(&mut self.redis, self.key).await {
+            Ok(bound) => bound == Some(holder),
+            Err(err) => {
+                tracing::debug!(error = %err, "idempotency record unreadable; the claim decides");
+                true
+            }
+        }
+    }
+}
+
 /// One request's check: asks the index at most once per team key.
 pub struct DuplicateCheck<'a> {
     index: &'a TeamIndex,
-    /// The registration the request's `Idempotency-Key` is bound to already: its own team
-    /// is no duplicate (the key's replay or retry answers it).
-    own: Option<RegistrationId>,
+    own: OwnKey<'a>,
     checked: Option<TeamKey>,
 }
 
 impl<'a> DuplicateCheck<'a> {
-    pub fn new(index: &'a TeamIndex, own: Option<RegistrationId>) -> Self {
+    pub fn new(index: &'a TeamIndex, own: OwnKey<'a>) -> Self {
         Self {
             index,
             own,
@@ -54,8 +78,8 @@ impl<'a> DuplicateCheck<'a> {
         let lookup = self.index.lookup(&team).await;
         self.checked = Some(team);
         match lookup {
-            Ok(Lookup::Held(holder)) if Some(holder) != self.own => Err(Duplicate { holder }),
-            Ok(Lookup::Held(_)) => Ok(()),
+            Ok(Lookup::Held(holder)) if self.own.holds(holder).await => Ok(()),
+            Ok(Lookup::Held(holder)) => Err(Duplicate { holder }),
             Ok(Lookup::Free | Lookup::Unknown) => Ok(()),
             Err(err) => {
                 // Redis failing here fails the idempotency claim next; the worker's claim

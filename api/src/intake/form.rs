@@ -1,10 +1,11 @@
 //! Reads the multipart form as a stream. Text fields are kept in memory under a per-field
-//! cap; documents go straight to the upload's staging directory while their size is counted
-//! and their first bytes are sniffed, so a 5 MiB file never sits in memory and a lying file
-//! stops being written as soon as its magic bytes are known. Every problem is collected,
-//! not returned early, so the client learns about all of them at once. A fingerprint of the
-//! content (not of the bytes on the wire, whose boundaries differ between retries) is
-//! computed on the way, for the idempotency check.
+//! cap; documents go straight into the submission's staged object, one after another, while
+//! their size is counted, their first bytes are sniffed and their BLAKE3 is computed (one
+//! pass), so a 5 MiB file never sits in memory and a lying file stops being written as soon
+//! as its magic bytes are known. Every problem is collected, not returned early, so the
+//! client learns about all of them at once. A fingerprint of the content (not of the bytes
+//! on the wire, whose boundaries differ between retries) is computed on the way, for the
+//! idempotency check.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,9 +15,7 @@ use axum::http::StatusCode;
 use intake_shared::domain::{DocumentKind, DocumentType};
 use intake_shared::errors::{FieldCode, FieldError};
 use intake_shared::job::StagedDocument;
-use intake_shared::staging::StagedWriter;
 use intake_shared::validation::RawForm;
-use sha2::{Digest, Sha256};
 
 use super::duplicates::{Duplicate, DuplicateCheck};
 use super::staging::Upload;
@@ -63,7 +62,7 @@ pub struct ReceivedForm {
 }
 
 /// Reads the form without asking whether its team is registered already.
-pub async fn read(multipart: Multipart, upload: &Upload) -> Result<ReceivedForm, FormError> {
+pub async fn read(multipart: Multipart, upload: &mut Upload) -> Result<ReceivedForm, FormError> {
     read_checked(multipart, upload, None).await
 }
 
@@ -71,7 +70,7 @@ pub async fn read(multipart: Multipart, upload: &Upload) -> Result<ReceivedForm,
 /// phone are read and valid, before the first document is staged (`FormError::Duplicate`).
 pub async fn read_checked(
     mut multipart: Multipart,
-    upload: &Upload,
+    upload: &mut Upload,
     mut duplicates: Option<&mut DuplicateCheck<'_>>,
 ) -> Result<ReceivedForm, FormError> {
     let mut form = ReceivedForm {
@@ -119,7 +118,9 @@ pub async fn read_checked(
             }
             match read_document(&mut field, kind, upload).await? {
                 DocumentOutcome::Staged(doc) => {
-                    fingerprint.add_digest(&name, &doc.sha256);
+                    if let Some(digest) = &doc.blake3 {
+                        fingerprint.add_digest(&name, digest);
+                    }
                     form.documents.push(doc);
                 }
                 DocumentOutcome::Empty => {}
@@ -157,8 +158,10 @@ pub async fn read_checked(
     Ok(form)
 }
 
-/// The content of a submission reduced to one hash: each field's name with the SHA-256 of
+/// The content of a submission reduced to one hash: each field's name with the BLAKE3 of
 /// its value, in name order, so the order of parts and the multipart boundary do not matter.
+/// It reads `b3:` and 64 hex digits; keys claimed before BLAKE3 hold a bare SHA-256 hex
+/// fingerprint, which the claim cannot compare (idempotency.rs).
 #[derive(Debug, Default, Clone)]
 pub struct Fingerprint {
     digests: BTreeMap<String, String>,
@@ -166,24 +169,27 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn add(&mut self, field: &str, content: &[u8]) {
-        self.add_digest(field, &hex::encode(Sha256::digest(content)));
+        self.add_digest(field, blake3::hash(content).to_hex().as_str());
     }
 
-    pub fn add_digest(&mut self, field: &str, sha256_hex: &str) {
-        self.digests.insert(field.to_owned(), sha256_hex.to_owned());
+    pub fn add_digest(&mut self, field: &str, blake3_hex: &str) {
+        self.digests.insert(field.to_owned(), blake3_hex.to_owned());
     }
 
     pub fn finish(&self) -> String {
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         for (name, digest) in &self.digests {
             hasher.update(name.as_bytes());
             hasher.update(b"=");
             hasher.update(digest.as_bytes());
             hasher.update(b"\n");
         }
-        hex::encode(hasher.finalize())
+        format!("{FINGERPRINT_PREFIX}{}", hasher.finalize().to_hex())
     }
 }
+
+/// What every fingerprint of this version starts with.
+pub const FINGERPRINT_PREFIX: &str = "b3:";
 
 /// A field name as it may appear in an answer: printable and of bounded length.
 fn reportable(name: &str) -> String {
@@ -253,34 +259,17 @@ pub fn sniff(head: &[u8]) -> Option<DocumentType> {
     structured.then_some(kind)
 }
 
+/// Streams one document onto the end of the upload's object, counting, hashing and
+/// sniffing it on the way; stops writing (but keeps reading) as soon as the file is too
+/// large or of the wrong type. A rejected document's bytes may stay in the object: the
+/// request fails with it, and the whole object goes.
 async fn read_document(
     field: &mut Field<'_>,
     kind: DocumentKind,
-    upload: &Upload,
+    upload: &mut Upload,
 ) -> Result<DocumentOutcome, FormError> {
-    let mut writer = upload.create(kind.field()).await?;
-    let outcome = stream_document(field, kind, upload, &mut writer).await;
-    match outcome {
-        Ok(DocumentOutcome::Staged(doc)) => {
-            writer.finish().await?;
-            Ok(DocumentOutcome::Staged(doc))
-        }
-        other => {
-            writer.abort().await;
-            other
-        }
-    }
-}
-
-/// Streams one document into `writer`, counting, hashing and sniffing it on the way; stops
-/// writing (but keeps reading) as soon as the file is too large or of the wrong type.
-async fn stream_document(
-    field: &mut Field<'_>,
-    kind: DocumentKind,
-    upload: &Upload,
-    writer: &mut Box<dyn StagedWriter>,
-) -> Result<DocumentOutcome, FormError> {
-    let mut hasher = Sha256::new();
+    let offset = upload.offset();
+    let mut hasher = blake3::Hasher::new();
     let mut size: u64 = 0;
     let mut head: Vec<u8> = Vec::new();
     let mut verdict: Option<Option<DocumentType>> = None;
@@ -305,7 +294,7 @@ async fn stream_document(
             }
         }
         hasher.update(&chunk);
-        writer.write(&chunk).await?;
+        upload.write(&chunk).await?;
     }
     let verdict = verdict.unwrap_or_else(|| sniff(&head));
     let rejected = |code, message: String| {
@@ -322,9 +311,11 @@ async fn stream_document(
         DocumentOutcome::Staged(StagedDocument {
             kind,
             content_type: doc_type,
-            staged_path: upload.path(kind.field()),
+            staged_path: upload.name().to_owned(),
+            offset: Some(offset),
             bytes: size,
-            sha256: hex::encode(hasher.finalize()),
+            blake3: Some(hasher.finalize().to_hex().to_string()),
+            sha256: None,
         })
     } else {
         rejected(

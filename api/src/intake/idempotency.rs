@@ -31,7 +31,9 @@ if not r[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return {'claimed', ARGV[2], 'fresh'}
 end
-if r[1] ~= ARGV[1] then return {'mismatch'} end
+-- A fingerprint without the current prefix ('b3:') was made before BLAKE3 and cannot be
+-- compared: the key's owner is taken to be retrying its own form (docs/decisions.md).
+if r[1] ~= ARGV[1] and string.sub(r[1], 1, 3) == 'b3:' then return {'mismatch'} end
 if r[3] == 'done' then return {'replay', r[2]} end
 local lock_until = tonumber(r[4]) or 0
 if lock_until > now then return {'in_progress', r[2], tostring(lock_until - now)} end

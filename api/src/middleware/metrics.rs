@@ -9,6 +9,16 @@ pub fn describe() {
         metrics::Unit::Count,
         "Registration submissions by outcome (accepted, replayed, rejected) and, for a rejection, its problem code."
     );
+    metrics::describe_counter!(
+        "intake_staging_syncs_total",
+        metrics::Unit::Count,
+        "Syncs of the staging filesystem made for strict durability (INTAKE_DURABILITY=strict); each covers every submission that asked while the one before it ran."
+    );
+    metrics::describe_counter!(
+        "intake_staging_synced_requests_total",
+        metrics::Unit::Count,
+        "Submissions that waited for their staged object to reach stable storage before their answer (strict durability)."
+    );
 }
 
 /// Counts one submission's outcome (`accepted`, `replayed`, `rejected`) and, for a

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::intake::client;
-use crate::intake::duplicates::DuplicateCheck;
+use crate::intake::duplicates::{DuplicateCheck, OwnKey};
 use crate::intake::enqueue::Pushed;
 use crate::intake::form::{self, FormError};
 use crate::intake::idempotency::{Claim, ClaimKind, ClaimOutcome, IdempotencyError};
@@ -168,20 +168,16 @@ async fn accept(
     let multipart = Multipart::from_request(request, &())
         .await
         .map_err(multipart_rejection)?;
+    let mut upload = app.staging.begin();
     // A key bound to a registration already is its retry or replay: that registration's
     // own team is no duplicate.
-    // (Unreadable: as unbound; the claim after the body decides, as above.)
-    let own = match app.idempotency.bound_to(&mut app.redis(), &key).await {
-        Ok(own) => own,
-        Err(IdempotencyError::Redis(err)) => {
-            tracing::debug!(error = %err, "idempotency record unreadable before the body");
-            None
-        }
-        Err(IdempotencyError::Corrupt) => return Err(ApiError::CorruptIdempotencyRecord),
+    let own = OwnKey {
+        idempotency: &app.idempotency,
+        redis: app.redis(),
+        key: &key,
     };
-    let upload = app.staging.begin();
     let mut duplicates = DuplicateCheck::new(&app.team_index, own);
-    let read = read_and_validate(multipart, &upload, &mut duplicates)
+    let read = read_and_validate(multipart, &mut upload, &mut duplicates)
         .await
         .map_err(|err| part_headers.explain(err));
     let (registration, received) = match read {
@@ -196,13 +192,20 @@ async fn accept(
         upload.discard().await;
         return Err(duplicate.into());
     }
-    let staged_by = match reserve_quota(&app, &client, &upload, &received).await {
+    let staged_by = match reserve_quota(&app, &client, upload.name(), &received).await {
         Ok(staged_by) => staged_by,
         Err(err) => {
             upload.discard().await;
             return Err(err);
         }
     };
+    // The object is complete (and, with strict durability, on stable storage) before the
+    // key is claimed and the job that refers to it is pushed.
+    if let Err(err) = upload.finish().await {
+        give_back_quota(&app, staged_by.as_deref(), upload.name()).await;
+        upload.discard().await;
+        return Err(ApiError::Staging(err));
+    }
     let mut conn = app.redis();
     let claimed = app
         .idempotency
@@ -249,18 +252,14 @@ async fn accept(
 async fn reserve_quota(
     app: &AppState,
     client: &str,
-    upload: &Upload,
+    upload: &str,
     received: &form::ReceivedForm,
 ) -> Result<Option<String>, ApiError> {
     let bytes: u64 = received.documents.iter().map(|d| d.bytes).sum();
     if bytes == 0 || app.staging_quota.cap() == 0 {
         return Ok(None);
     }
-    match app
-        .staging_quota
-        .reserve(client, upload.name(), bytes)
-        .await?
-    {
+    match app.staging_quota.reserve(client, upload, bytes).await? {
         Reservation::Reserved => Ok(Some(client.to_owned())),
         Reservation::Refused { held } => {
             tracing::info!(held, bytes, "staging quota full for this client");
@@ -280,7 +279,7 @@ async fn give_back_quota(app: &AppState, staged_by: Option<&str>, upload: &str) 
 /// Reads the form into `upload` and validates it; every problem in one error.
 async fn read_and_validate(
     multipart: Multipart,
-    upload: &Upload,
+    upload: &mut Upload,
     duplicates: &mut DuplicateCheck<'_>,
 ) -> Result<(Registration, form::ReceivedForm), ApiError> {
     let received = form::read_checked(multipart, upload, Some(duplicates))

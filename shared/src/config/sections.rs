@@ -131,6 +131,11 @@ pub struct StagingSettings {
     /// registration's status record stays readable once it is final.
     #[serde(rename = "staging_retention_secs", deserialize_with = "secs")]
     pub retention: Duration,
+    /// Whether the api answers `202` only once the staged object is on stable storage
+    /// (`strict`) or as soon as it is written (`relaxed`, the default); docs/operations.md,
+    /// "Durability".
+    #[serde(rename = "durability")]
+    pub durability: crate::staging::Durability,
 }
 
 impl Default for StagingSettings {
@@ -144,6 +149,7 @@ impl Default for StagingSettings {
             s3_secret_access_key: None,
             s3_prefix: "staging".into(),
             retention: Duration::from_secs(604_800),
+            durability: crate::staging::Durability::Relaxed,
         }
     }
 }

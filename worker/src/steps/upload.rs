@@ -15,7 +15,8 @@ use failsafe::StateMachine;
 use failsafe::backoff::EqualJittered;
 use failsafe::failure_policy::ConsecutiveFailures;
 use intake_shared::errors::JobFailureCode;
-use intake_shared::job::RegistrationJob;
+use intake_shared::job::{RegistrationJob, StagedDocument};
+use sha2::{Digest, Sha256};
 
 use crate::backends::store::{DocumentStore, DocumentUpload, StoreError, StoredDocument};
 use crate::error::StepError;
@@ -23,31 +24,66 @@ use crate::error::StepError;
 /// Consecutive transient failures after which the breaker opens.
 const BREAKER_THRESHOLD: u32 = 5;
 
-/// A staged document's content; a missing one means its retention ran out.
+/// A staged document's content, checked against the fingerprint the api took of it, with
+/// its SHA-256 (what the documents table keeps, docs/contract.md §9). Reads a range of the
+/// submission's object, or (a job of the old layout) the document's own file. A missing
+/// object means its retention ran out; a short or damaged one, that it was lost in a crash.
 async fn read_staged(
     staging: &dyn StagingStore,
-    path: &str,
-    field: &str,
-) -> Result<Bytes, StepError> {
-    let read = || staging.read(path);
-    read.retry(
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_times(3)
-            .with_jitter(),
-    )
-    .when(|e| matches!(e, StagingError::Unavailable(_)))
-    .await
-    .map_err(|err| match err {
-        StagingError::NotFound => StepError::permanent(
-            JobFailureCode::DocumentsExpired,
-            format!("the staged {field} is no longer available; submit the registration again"),
-        ),
-        StagingError::Unavailable(message) => StepError::transient(
-            JobFailureCode::InternalError,
-            format!("the staging area is unavailable: {message}"),
-        ),
+    doc: &StagedDocument,
+) -> Result<(Bytes, String), StepError> {
+    let field = doc.kind.field();
+    let read = || async {
+        match doc.offset {
+            Some(_) => staging.read_range(&doc.staged_path, doc.range()).await,
+            None => staging.read(&doc.staged_path).await,
+        }
+    };
+    let content = read
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_times(3)
+                .with_jitter(),
+        )
+        .when(|e| matches!(e, StagingError::Unavailable(_)))
+        .await
+        .map_err(|err| match err {
+            StagingError::NotFound => StepError::permanent(
+                JobFailureCode::DocumentsExpired,
+                format!("the staged {field} is no longer available; submit the registration again"),
+            ),
+            StagingError::Incomplete => damaged(field),
+            StagingError::Unavailable(message) => StepError::transient(
+                JobFailureCode::InternalError,
+                format!("the staging area is unavailable: {message}"),
+            ),
+        })?;
+    let checked = content.clone();
+    let fingerprints = (doc.blake3.clone(), doc.sha256.clone());
+    let (intact, sha256) = tokio::task::spawn_blocking(move || {
+        let sha256 = hex::encode(Sha256::digest(&checked));
+        let intact = match fingerprints {
+            (Some(blake3), _) => blake3::hash(&checked).to_hex().as_str() == blake3,
+            (None, Some(old)) => old == sha256,
+            (None, None) => false,
+        };
+        (intact, sha256)
     })
+    .await
+    .map_err(|err| StepError::transient(JobFailureCode::InternalError, err.to_string()))?;
+    if !intact {
+        return Err(damaged(field));
+    }
+    Ok((content, sha256))
+}
+
+/// A staged document that is not what the api received: no attempt can get it back.
+fn damaged(field: &str) -> StepError {
+    StepError::permanent(
+        JobFailureCode::DocumentsExpired,
+        format!("the staged {field} is incomplete or damaged; submit the registration again"),
+    )
 }
 
 /// The document store with its circuit breaker, shared by every job of the process.
@@ -124,17 +160,23 @@ impl Uploader {
         staging: &dyn StagingStore,
         job: &RegistrationJob,
     ) -> Result<Vec<StoredDocument>, StepError> {
-        let uploads = job.documents.iter().map(|doc| async move {
-            let content = read_staged(staging, &doc.staged_path, doc.kind.field()).await?;
-            let upload = DocumentUpload {
+        // Every document is read and checked before any is stored: a submission with one
+        // damaged document leaves nothing in the document store.
+        let read = job.documents.iter().map(|doc| async move {
+            let (content, sha256) = read_staged(staging, doc).await?;
+            Ok::<_, StepError>(DocumentUpload {
                 kind: doc.kind,
                 public_id: self.public_id(job, doc.kind.field()),
                 content,
                 content_type: doc.content_type,
-                sha256: doc.sha256.clone(),
-            };
-            self.one(&upload).await
+                sha256,
+            })
         });
+        let documents: Vec<DocumentUpload> = futures::future::join_all(read)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let uploads = documents.iter().map(|upload| self.one(upload));
         futures::future::join_all(uploads)
             .await
             .into_iter()
