@@ -7,8 +7,11 @@
 //! submission, without anything else of Intake's: `multipart-hash` also computes each
 //! part's SHA-256 (stored with each document, and the idempotency fingerprint);
 //! `multipart-stage` also writes each document to its own file in a directory per request
-//! under `--staging-dir` (what staging does on a local disk), so the gap between Intake and
-//! the bare handler can be split into what any implementation must pay and what is ours.
+//! under `--staging-dir` (what staging did on a local disk before one object per
+//! submission), so the gap between Intake and the bare handler can be split into what any
+//! implementation must pay and what is ours. `multipart-object` is the design Intake stages
+//! with now, without its hashing or anything else: every file part of a request appended to
+//! one file of its own, written in place.
 
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
@@ -21,6 +24,7 @@ pub enum Mode {
     Multipart,
     MultipartHash,
     MultipartStage,
+    MultipartObject,
     Status,
 }
 
@@ -47,6 +51,44 @@ async fn discard(mut multipart: Multipart) -> impl IntoResponse {
             Ok(None) => break,
             Err(_) => return (StatusCode::BAD_REQUEST, "bad multipart").into_response(),
         }
+    }
+    (StatusCode::ACCEPTED, "{\"id\":\"ceiling\"}").into_response()
+}
+
+/// Reads every part and writes the file parts, one after another, into one new file per
+/// request, in one blocking-pool trip (as Intake's local staging writes a submission of this
+/// size); no hashing.
+async fn one_object(State(work): State<Work>, mut multipart: Multipart) -> impl IntoResponse {
+    let Some(root) = work.staging.clone() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no staging").into_response();
+    };
+    let mut object = Vec::new();
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => return (StatusCode::BAD_REQUEST, "bad multipart").into_response(),
+        };
+        let is_file = field.file_name().is_some();
+        while let Ok(Some(chunk)) = field.chunk().await {
+            if is_file {
+                object.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let path = root.join(uuid::Uuid::new_v4().simple().to_string());
+    let written = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all(&object)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "staging").into_response();
     }
     (StatusCode::ACCEPTED, "{\"id\":\"ceiling\"}").into_response()
 }
@@ -134,6 +176,14 @@ pub async fn serve(args: CeilingArgs) -> anyhow::Result<()> {
                 )
                 .with_state(Work { staging })
         }
+        Mode::MultipartObject => Router::new()
+            .route(
+                "/v1/registrations",
+                post(one_object).layer(axum::extract::DefaultBodyLimit::max(12 * 1024 * 1024)),
+            )
+            .with_state(Work {
+                staging: Some(std::sync::Arc::new(args.staging_dir.clone())),
+            }),
         Mode::Status => {
             let client = redis::Client::open(args.redis_url.as_str())?;
             let redis = redis::aio::ConnectionManager::new(client).await?;

@@ -247,9 +247,15 @@ impl System {
 
     /// The api as deployed (logging at info), rate limits off, the staging quota out of reach.
     pub async fn api(&self) -> anyhow::Result<Process> {
+        self.api_with(&[]).await
+    }
+
+    /// [`Self::api`] with more settings (`INTAKE_DURABILITY=strict`, say).
+    pub async fn api_with(&self, settings: &[(&str, &str)]) -> anyhow::Result<Process> {
         let addr = free_addr()?;
         let mut command = Command::new(&self.bins.api);
         self.env(&mut command);
+        command.envs(settings.iter().copied());
         command
             .env("INTAKE_API_ADDR", addr.to_string())
             .env("INTAKE_RATE_LIMIT_PER_MINUTE", "0")

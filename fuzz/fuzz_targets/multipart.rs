@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Multipart};
 use axum::http::Request;
 use intake_api::intake::form;
 use intake_api::intake::staging::Staging;
-use intake_shared::staging::LocalStaging;
+use intake_shared::staging::{Durability, LocalStaging};
 use libfuzzer_sys::fuzz_target;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -22,7 +22,10 @@ static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().e
 
 fuzz_target!(|data: &[u8]| {
     RUNTIME.block_on(async {
-        let staging = Staging::new(Arc::new(LocalStaging::new(DIR.path())));
+        let staging = Staging::new(
+            Arc::new(LocalStaging::new(DIR.path())),
+            Durability::Relaxed,
+        );
         let request = Request::post("/v1/registrations")
             .header("content-type", "multipart/form-data; boundary=FUZZ")
             .body(Body::from(data.to_vec()))
@@ -30,8 +33,8 @@ fuzz_target!(|data: &[u8]| {
         let Ok(multipart) = Multipart::from_request(request, &()).await else {
             return;
         };
-        let upload = staging.begin();
-        let _ = form::read(multipart, &upload).await;
+        let mut upload = staging.begin();
+        let _ = form::read(multipart, &mut upload).await;
         upload.discard().await;
         let left = std::fs::read_dir(DIR.path())
             .map(|d| d.count())
