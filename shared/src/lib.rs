@@ -9,6 +9,7 @@ pub mod errors;
 pub mod http;
 pub mod job;
 pub mod keys;
+pub mod lease;
 pub mod mask;
 pub mod queue;
 pub mod redis_conn;

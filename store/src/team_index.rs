@@ -41,20 +41,6 @@ return 0
     )
 });
 
-/// Frees the rebuild lock if `owner` still holds it.
-///
-/// KEYS: the lock. ARGV: owner.
-static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#,
-    )
-});
-
 /// What the index says of a team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -138,28 +124,10 @@ impl TeamIndex {
             .await
     }
 
-    /// Takes the rebuild lock for `ttl_ms` if no other worker holds it.
-    pub async fn lock_rebuild(&self, owner: &str, ttl_ms: u64) -> Result<bool, redis::RedisError> {
-        let got: Option<String> = redis::cmd("SET")
-            .arg(self.keys.team_index_lock())
-            .arg(owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms.max(1))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(got.is_some())
-    }
-
-    /// Frees the rebuild lock taken by `owner` (so a later loss of the index is rebuilt at
-    /// once, not after the lock's time).
-    pub async fn unlock_rebuild(&self, owner: &str) -> Result<(), redis::RedisError> {
-        let _: i64 = UNLOCK
-            .key(self.keys.team_index_lock())
-            .arg(owner)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+    /// The lease one worker takes while it rebuilds the index, so workers do not all
+    /// rebuild at once.
+    pub fn rebuild_lease(&self) -> intake_shared::lease::Lease {
+        intake_shared::lease::Lease::new(self.conn.clone(), self.keys.team_index_lock())
     }
 
     /// Writes the saved teams' claims (`team_claims` keys and holders) into the index, then

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use intake_shared::domain::RegistrationId;
 use intake_shared::keys::RedisKeys;
+use intake_shared::lease::Lease;
 use intake_shared::staging::StagingStore;
 use intake_shared::status::{JobState, StatusRecord};
 use redis::aio::ConnectionManager;
@@ -44,20 +45,9 @@ impl Janitor {
         &self,
         interval: Duration,
     ) -> Result<Option<Sweep>, redis::RedisError> {
-        let owner = uuid::Uuid::new_v4().to_string();
-        let got: Option<String> = redis::cmd("SET")
-            .arg(self.keys.janitor_lock())
-            .arg(&owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(
-                u64::try_from(interval.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-            )
-            .query_async(&mut self.redis.clone())
-            .await?;
-        if got.is_none() {
+        // Taken for the interval and never released: one sweep per interval.
+        let lease = Lease::new(self.redis.clone(), self.keys.janitor_lock());
+        if !lease.take(interval).await? {
             return Ok(None);
         }
         self.sweep().await.map(Some)

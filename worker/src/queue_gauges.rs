@@ -8,50 +8,16 @@
 //! within about three heartbeats, and at once after a graceful shutdown, which frees it.
 //! While the holder changes, two processes may report for at most one refresh.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use intake_shared::keys::RedisKeys;
+use intake_shared::lease::Lease;
 use intake_shared::queue::QueueStats;
-use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 /// How many refreshes one taking or renewal of the lease lasts.
 pub const LEASE_REFRESHES: u32 = 3;
-
-/// Renews the lease if `owner` holds it, else takes it if no one does; 1 if `owner` holds it
-/// now.
-///
-/// KEYS: the lease. ARGV: owner, lease in milliseconds.
-static HOLD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-return 0
-"#,
-    )
-});
-
-/// Frees the lease if `owner` still holds it.
-///
-/// KEYS: the lease. ARGV: owner.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#,
-    )
-});
 
 /// One worker process' part in the queue-wide gauges.
 pub struct QueueGauges {
@@ -59,9 +25,8 @@ pub struct QueueGauges {
     /// apalis-redis' keys, read for the numbers.
     queue: apalis_redis::Config,
     failed_index: String,
-    lease: String,
-    /// This process' random owner id.
-    owner: String,
+    /// Held by the one process that reports the queue's numbers.
+    lease: Lease,
     interval: Duration,
     /// Whether this process reported the queue's numbers at its last refresh (`None`
     /// before the first).
@@ -77,43 +42,27 @@ impl QueueGauges {
         interval: Duration,
     ) -> Self {
         Self {
+            lease: Lease::new(redis.clone(), keys.metrics_leader()),
             redis,
             queue,
             failed_index: keys.failed_index(),
-            lease: keys.metrics_leader(),
-            owner: uuid::Uuid::new_v4().to_string(),
             interval,
             reporting: None,
         }
     }
 
-    fn lease_ms(&self) -> u64 {
-        u64::try_from(self.interval.saturating_mul(LEASE_REFRESHES).as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
     /// Renews the lease if this process holds it, else takes it if it is free; whether this
     /// process holds it now.
     pub async fn hold(&self) -> Result<bool, redis::RedisError> {
-        let held: i64 = HOLD
-            .key(&self.lease)
-            .arg(&self.owner)
-            .arg(self.lease_ms())
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(held == 1)
+        self.lease
+            .hold(self.interval.saturating_mul(LEASE_REFRESHES))
+            .await
     }
 
     /// Frees the lease if this process holds it, so another worker reports at its next
     /// refresh instead of after the lease runs out.
     pub async fn release(&self) -> Result<(), redis::RedisError> {
-        let _: i64 = RELEASE
-            .key(&self.lease)
-            .arg(&self.owner)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(())
+        self.lease.release().await
     }
 
     /// One refresh: the queue's numbers if this process holds (or takes) the lease, 0

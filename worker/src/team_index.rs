@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How long one rebuild may hold the lock.
-const REBUILD_LOCK_MS: u64 = 60_000;
+const REBUILD_LOCK: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -30,8 +30,8 @@ pub async fn ensure_built(pool: &PgPool, index: &TeamIndex) -> Result<Option<usi
     if index.is_built().await? {
         return Ok(None);
     }
-    let owner = uuid::Uuid::new_v4().to_string();
-    if !index.lock_rebuild(&owner, REBUILD_LOCK_MS).await? {
+    let lease = index.rebuild_lease();
+    if !lease.take(REBUILD_LOCK).await? {
         return Ok(None);
     }
     let rebuilt = async {
@@ -39,7 +39,8 @@ pub async fn ensure_built(pool: &PgPool, index: &TeamIndex) -> Result<Option<usi
         Ok::<_, RebuildError>(index.rebuild(saved).await?)
     }
     .await;
-    if let Err(err) = index.unlock_rebuild(&owner).await {
+    // Freed at once, so a later loss of the index is rebuilt then, not after the lease.
+    if let Err(err) = lease.release().await {
         tracing::debug!(error = %err, "rebuild lock left to expire");
     }
     let written = rebuilt?;
