@@ -406,6 +406,7 @@ def cmd_k8s_policy():
 # is new to Cargo.lock fails the check until someone decides which.
 NATIVE_CRATES = {
     "ring": ({"gcc", "libc6-dev"}, None),  # C and pregenerated assembly through cc
+    "blake3": ({"gcc", "libc6-dev"}, None),  # its SIMD kernels, assembly and C through cc
     "tikv-jemalloc-sys": ({"gcc", "libc6-dev", "make"}, None),  # sh configure, then make
     "libsqlite3-sys": (None, "only sqlx's SQLite driver uses it, and no workspace crate enables sqlx's `sqlite` feature"),
     "generator": (None, "only through loom, under cfg(loom)"),
