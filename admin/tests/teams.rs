@@ -300,3 +300,63 @@ async fn a_decision_shows_on_the_public_status_and_emails_the_captain() {
     assert_eq!(decision.to, ["arjun@example.org", "ravi@example.org"]);
     assert!(decision.data.contains("all in order"), "{}", decision.data);
 }
+
+/// Each decision writes its `team.approved` or `team.rejected` event in its own transaction
+/// (docs/contract.md §16); a decision refused as stale writes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_decision_writes_its_event_and_a_refused_one_none() {
+    let admin = AdminStack::start().await;
+    saved_teams(&admin, 1).await;
+    let path = "/admin/v1/teams/ICCT-0001/review";
+    let approve = json!({"decision": "approved", "reason": "receipt checked", "payment_verified": true, "version": 0});
+    assert_eq!(
+        admin
+            .post_as(ORGANISER_TOKEN, path, approve.clone())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        admin.post_as(ORGANISER_TOKEN, path, approve).await.status(),
+        409
+    );
+    let reject = json!({"decision": "rejected", "reason": "receipt was for another team", "payment_verified": false, "version": 1});
+    assert_eq!(
+        admin.post_as(ORGANISER_TOKEN, path, reject).await.status(),
+        200
+    );
+
+    let events: Vec<(String, Value)> =
+        sqlx::query_as("SELECT type, data FROM outbox_events WHERE type LIKE 'team.%' ORDER BY id")
+            .fetch_all(&admin.stack.pool)
+            .await
+            .expect("events");
+    let summary: Vec<(&str, &Value, &Value, &Value)> = events
+        .iter()
+        .map(|(kind, data)| {
+            (
+                kind.as_str(),
+                &data["team_id"],
+                &data["version"],
+                &data["payment_verified"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "team.approved",
+                &json!("ICCT-0001"),
+                &json!(1),
+                &json!(true)
+            ),
+            (
+                "team.rejected",
+                &json!("ICCT-0001"),
+                &json!(2),
+                &json!(false)
+            ),
+        ]
+    );
+}

@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod db;
 pub mod error;
+pub mod failure_events;
 pub mod health;
 pub mod janitor;
 pub mod metrics;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use intake_shared::errors::JobFailureCode;
 use intake_shared::job::{Purpose, RegistrationJob};
 use intake_shared::status::{EmailStatus, Step};
+use intake_store::pg::outbox::Failure;
 use intake_store::pg::registrations::{self, LoadError};
 use intake_store::pg::{PgPool, audit, teams};
 use intake_store::staging_quota::StagingQuota;
@@ -18,6 +19,7 @@ use intake_store::status::{StatusError, StatusRepository};
 use intake_store::team_index::TeamIndex;
 
 use crate::error::StepError;
+use crate::failure_events::FailureEvents;
 use crate::steps::claim_team::{self, Claim};
 use crate::steps::notify::Notifier;
 use crate::steps::save;
@@ -36,6 +38,8 @@ pub struct Pipeline {
     pub team_index: TeamIndex,
     /// The api's per-client staging quota, given back as jobs are taken.
     pub staging_quota: StagingQuota,
+    /// Failures for good, recorded in Postgres with their `registration.failed` event.
+    pub failure_events: FailureEvents,
 }
 
 impl Pipeline {
@@ -371,6 +375,16 @@ impl Pipeline {
         self.status
             .fail(job, attempt, &error.attempt(attempt))
             .await?;
+        // The run failed for good: other systems hear of it (docs/contract.md §16).
+        self.failure_events
+            .record(&Failure {
+                registration_id: job.registration_id,
+                run: job.run,
+                code: error.code().as_str().to_owned(),
+                team_name: job.registration.team_name.as_str().to_owned(),
+                failed_at: time::OffsetDateTime::now_utc(),
+            })
+            .await;
         // The team may register again: its entry in the duplicate index goes (only if it
         // is this registration's; a duplicate's team stays held by the first).
         let team = job.registration.team_key();

@@ -29,6 +29,7 @@ use crate::backends::mail::Mailer;
 use crate::backends::outbox::Outbox;
 use crate::backends::smtp::Smtp;
 use crate::backends::store::DocumentStore;
+use crate::failure_events::FailureEvents;
 use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
 use crate::pipeline::Pipeline;
@@ -178,6 +179,7 @@ impl Runtime {
                 0,
                 settings.staging.retention,
             ),
+            failure_events: FailureEvents::new(pool.clone(), redis.clone(), &settings.redis.keys()),
         };
         let listener = TcpListener::bind(settings.worker.addr)
             .await
@@ -279,7 +281,12 @@ impl Runtime {
             token.clone(),
         ));
         let mut index_task = None;
+        let mut failures_task = None;
         if migrate_until_done(&self.pool, &token).await {
+            failures_task = Some(tokio::spawn(crate::failure_events::keep(
+                self.deps.pipeline.failure_events.clone(),
+                token.clone(),
+            )));
             index_task = Some(tokio::spawn(crate::team_index::keep(
                 self.pool.clone(),
                 self.deps.pipeline.team_index.clone(),
@@ -299,7 +306,7 @@ impl Runtime {
         let _ = health_server.await;
         let _ = gauges_task.await;
         let _ = janitor_task.await;
-        if let Some(task) = index_task {
+        for task in [index_task, failures_task].into_iter().flatten() {
             let _ = task.await;
         }
         tracing::info!("intake-worker stopped");

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod email_deliveries;
 pub mod export;
+pub mod outbox;
 pub mod registrations;
 pub mod team_claims;
 pub mod teams;

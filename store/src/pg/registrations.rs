@@ -123,9 +123,9 @@ async fn save_once(
     // The pipeline looked for the rows just before uploading; a twin run that saved since
     // is recognised by the primary key below.
     //
-    // One statement, so one round trip and an implicit transaction: the team, its players
-    // and its documents are written together or not at all (a constraint failing anywhere
-    // in it rolls all of it back).
+    // One statement, so one round trip and an implicit transaction: the team, its players,
+    // its documents and its `registration.completed` event (pg::outbox) are written together
+    // or not at all (a constraint failing anywhere in it rolls all of it back).
     let id = job.registration_id;
     let r = &job.registration;
     let positions: Vec<i16> = (0..r.players.len())
@@ -168,7 +168,16 @@ async fn save_once(
                  content_type, bytes, sha256)
              SELECT team.registration_id, d.*
              FROM team, UNNEST($15::text[], $16::text[], $17::text[], $18::text[],
-                 $19::bigint[], $20::text[]) AS d)
+                 $19::bigint[], $20::text[]) AS d),
+         event AS (
+             INSERT INTO outbox_events (type, registration_id, data)
+             SELECT 'registration.completed', team.registration_id,
+                 jsonb_build_object('registration_id', team.registration_id,
+                     'team_id', team.team_id, 'team_name', $3::text,
+                     'players', cardinality($12::smallint[]),
+                     'submitted_at', to_char($11::timestamptz AT TIME ZONE 'UTC',
+                         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+             FROM team)
          SELECT team_id FROM team",
     )
     .bind(id.as_uuid())

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::audit::{Entry, Outcome};
+use super::outbox::EventType;
 use super::{DbError, retrying};
 
 /// The audit action of a review decision.
@@ -475,6 +476,23 @@ async fn review_once(
         "version": version,
     });
     entry.record(&mut *tx, Outcome::Succeeded, detail).await?;
+    // Other systems hear of the decision exactly when it commits (pg::outbox).
+    let event = match decision.decision {
+        ReviewState::Rejected => EventType::TeamRejected,
+        _ => EventType::TeamApproved,
+    };
+    sqlx::query("INSERT INTO outbox_events (type, registration_id, data) VALUES ($1, $2, $3)")
+        .bind(event.as_str())
+        .bind(id)
+        .bind(serde_json::json!({
+            "registration_id": id,
+            "team_id": stored_id,
+            "decision": decision.decision.as_str(),
+            "payment_verified": decision.payment_verified,
+            "version": version,
+        }))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok((id, stored_id))
 }
