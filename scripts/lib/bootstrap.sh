@@ -157,7 +157,8 @@ psql_admin() {
 }
 
 # What only the tests need: headless Chromium and its WebDriver for the page tests,
-# docker-compose to validate compose.yaml, schemathesis for the OpenAPI contract test, and moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging.
+# docker-compose to validate compose.yaml, schemathesis for the OpenAPI contract test, moto (an S3-compatible server from PyPI, in a virtualenv of its own) for S3 staging, and
+# standardwebhooks (the specification's reference verifier) for webhook signatures.
 # Debian's prometheus, which admin/tests/metrics.rs runs (its own process, on a free port) to
 # scrape the api, a worker and the admin.
 ensure_test_tools() {
@@ -190,6 +191,15 @@ ensure_test_tools() {
     "$st_venv/bin/pip" install --quiet "schemathesis==$st_version"
   fi
   export INTAKE_TEST_SCHEMATHESIS="$st_venv/bin/schemathesis"
+  # The Standard Webhooks reference implementation, which checks our signatures from outside.
+  local sw_venv="${INTAKE_STANDARDWEBHOOKS_VENV:-$HOME/.cache/intake/standardwebhooks-venv}"
+  local sw_version=1.1.0
+  if ! "$sw_venv/bin/python" -c "import importlib.metadata as m; assert m.version('standardwebhooks') == '$sw_version'" >/dev/null 2>&1; then
+    log "installing standardwebhooks $sw_version (the reference webhook verifier) into $sw_venv"
+    python3 -m venv "$sw_venv"
+    "$sw_venv/bin/pip" install --quiet "standardwebhooks==$sw_version"
+  fi
+  export INTAKE_TEST_STANDARDWEBHOOKS_PYTHON="$sw_venv/bin/python"
 }
 
 # cargo-machete and cargo-deny, for the dependency checks (scripts/lib/hygiene.sh), built

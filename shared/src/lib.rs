@@ -19,3 +19,4 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod validation;
+pub mod webhooks;
