@@ -141,6 +141,23 @@ impl Stack {
         self.spawn_runtime(runtime)
     }
 
+    /// Starts a worker that keeps its duplicate index where the api does not look: to the
+    /// api the index is never built, so every team gets through the door and a duplicate is
+    /// refused by the workers' claim instead.
+    pub async fn spawn_worker_past_the_door(&mut self, concurrency: usize) -> std::net::SocketAddr {
+        let mut runtime = self.runtime(concurrency).await;
+        let conn =
+            intake_shared::redis_conn::connect_lazy(&self.settings.redis.url).expect("redis url");
+        let elsewhere = intake_shared::keys::RedisKeys::new(format!(
+            "{}:elsewhere",
+            self.settings.redis.prefix
+        ));
+        runtime.customise(|p| {
+            p.team_index = intake_store::team_index::TeamIndex::new(conn, elsewhere);
+        });
+        self.spawn_runtime(runtime)
+    }
+
     /// Starts `runtime` (built with [`Self::runtime`] and changed as a test needs) in this
     /// process; returns its health address.
     pub fn spawn_runtime(&mut self, runtime: Runtime) -> std::net::SocketAddr {

@@ -241,14 +241,8 @@ async fn smtp_transient_refusal_is_retried_and_sent_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicate_team_with_a_different_key_fails_duplicate_team() {
     let mut stack = Stack::start().await;
-    // This worker keeps its duplicate index where the api does not look: to the api the
-    // index is never built, so every team gets through the door.
-    let mut runtime = stack.runtime(2).await;
-    let conn = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
-    let elsewhere =
-        intake_shared::keys::RedisKeys::new(format!("{}:elsewhere", stack.settings.redis.prefix));
-    runtime.customise(|p| p.team_index = intake_store::team_index::TeamIndex::new(conn, elsewhere));
-    stack.spawn_runtime(runtime);
+    // The duplicate below gets through the door and is refused by the workers' claim.
+    stack.spawn_worker_past_the_door(2).await;
     let first = stack.submit(&TestForm::valid()).await;
     assert_eq!(
         stack.wait_final(&first, FINISH).await["status"],

@@ -18,14 +18,8 @@ const FINISH: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_saved_registration_has_one_event_and_a_refused_duplicate_none() {
     let mut stack = Stack::start().await;
-    // This worker keeps its duplicate index where the api does not look, so the duplicate
-    // below gets through the door and is refused by the save's claim.
-    let mut runtime = stack.runtime(2).await;
-    let conn = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
-    let elsewhere =
-        intake_shared::keys::RedisKeys::new(format!("{}:elsewhere", stack.settings.redis.prefix));
-    runtime.customise(|p| p.team_index = intake_store::team_index::TeamIndex::new(conn, elsewhere));
-    stack.spawn_runtime(runtime);
+    // The duplicate below gets through the door and is refused by the workers' claim.
+    stack.spawn_worker_past_the_door(2).await;
 
     let id = stack.submit(&TestForm::valid()).await;
     assert_eq!(stack.wait_final(&id, FINISH).await["status"], "completed");
