@@ -20,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::auth::{BadTokens, Tokens};
 use crate::auth_failures::AuthFailures;
 use crate::documents::{self, Documents};
-use crate::routes::{actions, export, health, page, queue, registrations, stats, teams};
+use crate::routes::{actions, export, health, page, queue, registrations, stats, teams, webhooks};
 use crate::state::{AdminState, Inner};
 use crate::tls::TlsError;
 use intake_store::status::StatusRepository;
@@ -168,7 +168,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/teams/{team_id}/documents/{field}", get(documents::serve))
         .route("/stats", get(stats::stats))
         .route("/queue", get(queue::stats))
-        .route("/audit", get(actions::audit_log));
+        .route("/audit", get(actions::audit_log))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        );
     let mut router = Router::new()
         .nest("/admin/v1", api)
         .route("/", get(page::index))

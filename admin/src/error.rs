@@ -33,6 +33,8 @@ pub enum AdminError {
     NotFound,
     #[error("no team with this ID")]
     TeamNotFound,
+    #[error("no webhook endpoint with this id")]
+    WebhookNotFound,
     /// Field problems in a request body, every one of them.
     #[error("the request has invalid fields")]
     Invalid(Vec<intake_shared::errors::FieldError>),
@@ -119,7 +121,7 @@ impl IntoResponse for AdminError {
                 ProblemCode::ReasonRequired,
                 self.to_string(),
             ),
-            Self::NotFound | Self::TeamNotFound => (
+            Self::NotFound | Self::TeamNotFound | Self::WebhookNotFound => (
                 StatusCode::NOT_FOUND,
                 ProblemCode::NotFound,
                 self.to_string(),

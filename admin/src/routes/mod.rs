@@ -8,3 +8,4 @@ pub mod queue;
 pub mod registrations;
 pub mod stats;
 pub mod teams;
+pub mod webhooks;

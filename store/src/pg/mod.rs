@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod registrations;
 pub mod team_claims;
 pub mod teams;
+pub mod webhooks;
 
 use std::time::Duration;
 
