@@ -96,6 +96,23 @@ impl AdminClient {
         self.answer(request.send().await).await
     }
 
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, CtlError> {
+        let request = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.answer(request.send().await).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value, CtlError> {
+        let request = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        self.answer(request.send().await).await
+    }
+
     /// A GET whose successful answer is not JSON but a body to read chunk by chunk (an
     /// export), so that it never has to be held whole. A refusal is read and classified as
     /// for any other call.

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::client::{AdminClient, CtlError};
 use crate::output::{cell, json as print_json, table};
-use crate::teams;
 use crate::{Cli, Command};
+use crate::{teams, webhooks};
 
 /// What `failed` and `teams` list without `--limit` or `--all`.
 const DEFAULT_LIMIT: usize = 100;
@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
             reveal,
             reason,
         } => teams::show(&client, cli.json, &team_id, reason.filter(|_| reveal)).await,
+        Command::Webhooks { action } => webhooks::run(&client, cli.json, action).await,
         Command::Approve(args) => teams::decide(&client, cli.json, "approved", &args).await,
         Command::Reject(args) => teams::decide(&client, cli.json, "rejected", &args).await,
         Command::Export {

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod output;
 mod teams;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -142,6 +143,11 @@ enum Command {
     Approve(DecisionArgs),
     /// Reject a team (organiser role); the captain is emailed the decision.
     Reject(DecisionArgs),
+    /// Webhook endpoints: list, add, disable, enable, delete (organiser role).
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhookCommand,
+    },
     /// Write the roster of the matching teams, one row per player, to a file (organiser role).
     Export {
         /// The file's format.
@@ -159,6 +165,32 @@ enum Command {
         #[arg(long, requires = "reveal", value_parser = non_blank)]
         reason: Option<String>,
     },
+}
+
+/// Webhook endpoints (organiser role), docs/contract.md §16.
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// List the endpoints.
+    List,
+    /// Add an endpoint; its signing secret is printed this once.
+    Add {
+        /// Where events are sent (http or https).
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        /// An event type to send (registration.completed, registration.failed,
+        /// team.approved, team.rejected); give it once per type.
+        #[arg(long = "event", required = true, value_name = "TYPE")]
+        events: Vec<String>,
+        /// What the endpoint is, for the people who read the list.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Stop sending to an endpoint (its events are kept).
+    Disable { id: String },
+    /// Send to an endpoint again.
+    Enable { id: String },
+    /// Remove an endpoint.
+    Delete { id: String },
 }
 
 /// Which teams: the teams listing's filters, shared by `teams` and `export`.
