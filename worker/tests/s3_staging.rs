@@ -96,6 +96,33 @@ async fn a_submission_over_one_put_is_one_object_uploaded_in_parts() {
     assert!(moto.keys(BUCKET, &prefix).await.is_empty());
 }
 
+/// An object cut short (its second document starts past its end, so S3 refuses that range)
+/// fails the registration for good as one whose documents are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_short_object_fails_for_good_as_documents_expired() {
+    let moto = MotoServer::start().await;
+    let mut stack = s3_stack(&moto).await;
+    let prefix = stack.settings.staging.s3_prefix.clone();
+    let form = TestForm::valid()
+        .file("payment_receipt", pdf(40_000), "r.pdf")
+        .file("pastor_letter", png(30_000), "l.png");
+    let id = stack.submit(&form).await;
+    assert_eq!(moto.objects(BUCKET, &prefix).await.len(), 1);
+    // The same object stored again, its first 20,000 bytes only.
+    let upload = stack.queued_jobs()[0].documents[0].staged_path.clone();
+    let store = intake_shared::staging::from_settings(&stack.settings.staging).expect("S3 store");
+    let mut writer = store.create(&upload).await.expect("writer");
+    writer.write(&pdf(40_000)[..20_000]).await.expect("written");
+    writer.finish().await.expect("stored");
+    assert_eq!(moto.objects(BUCKET, &prefix).await[0].size, 20_000);
+    stack.spawn_worker(2).await;
+    let status = stack.wait_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["error"]["code"], "DOCUMENTS_EXPIRED", "{status}");
+    assert_eq!(status["attempts"], 1, "no attempt can bring it back");
+    assert!(stack.cloudinary.assets().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_requests_leave_nothing_in_the_bucket() {
     let moto = MotoServer::start().await;

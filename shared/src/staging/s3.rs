@@ -137,12 +137,17 @@ impl StagingStore for S3Staging {
         range: Range<u64>,
     ) -> BoxFuture<'a, Result<Bytes, StagingError>> {
         async move {
-            let wanted = range.end.saturating_sub(range.start);
-            let content = match self.store.get_range(&self.key(path)?, range).await {
+            let key = self.key(path)?;
+            let (wanted, end) = (range.end.saturating_sub(range.start), range.end);
+            let content = match self.store.get_range(&key, range).await {
                 Ok(content) => content,
-                // A range that starts past the end: the object is shorter than the job says.
-                Err(object_store::Error::Generic { .. }) if wanted > 0 => {
-                    return Err(StagingError::Incomplete);
+                // S3 refuses a range that starts past the end (416) as it refuses anything
+                // else; the object's size says whether it is short or the store failed.
+                Err(err @ object_store::Error::Generic { .. }) => {
+                    return match self.store.head(&key).await {
+                        Ok(meta) if meta.size < end => Err(StagingError::Incomplete),
+                        _ => Err(err.into()),
+                    };
                 }
                 Err(err) => return Err(err.into()),
             };
