@@ -92,15 +92,12 @@ pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Writes deferred failures every [`CHECK_EVERY`] until shut down.
 pub async fn keep(events: FailureEvents, token: tokio_util::sync::CancellationToken) {
-    loop {
+    crate::periodic::every(CHECK_EVERY, &token, || async {
         match events.record_deferred().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(failures = n, "deferred failure records written"),
             Err(err) => tracing::debug!(error = %err, "deferred failures not read"),
         }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(CHECK_EVERY) => {}
-        }
-    }
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ pub mod failure_events;
 pub mod health;
 pub mod janitor;
 pub mod metrics;
+pub mod periodic;
 pub mod pipeline;
 pub mod polling;
 pub mod queue_gauges;

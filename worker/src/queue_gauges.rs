@@ -104,9 +104,8 @@ impl QueueGauges {
     pub async fn run(mut self, token: CancellationToken) {
         loop {
             self.refresh().await;
-            tokio::select! {
-                () = token.cancelled() => break,
-                () = tokio::time::sleep(self.interval) => {}
+            if !crate::periodic::pause(&token, self.interval).await {
+                break;
             }
         }
         if self.reporting == Some(true) {

@@ -32,6 +32,7 @@ use crate::backends::store::DocumentStore;
 use crate::failure_events::FailureEvents;
 use crate::health::{self, HealthState};
 use crate::janitor::Janitor;
+use crate::periodic::pause;
 use crate::pipeline::Pipeline;
 use crate::polling::EveryInterval;
 use crate::queue_gauges::QueueGauges;
@@ -316,11 +317,7 @@ impl Runtime {
 
 /// Sweeps the staging directory every `interval` until shut down.
 async fn run_janitor(janitor: Janitor, interval: Duration, token: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
+    while pause(&token, interval).await {
         match janitor.sweep_if_due(interval).await {
             Ok(Some(sweep)) => tracing::debug!(?sweep, "staging swept"),
             Ok(None) => {}
@@ -337,9 +334,8 @@ async fn migrate_until_done(pool: &PgPool, token: &CancellationToken) -> bool {
             Ok(()) => return true,
             Err(err) => tracing::warn!(error = %err, "migrations not applied yet; retrying"),
         }
-        tokio::select! {
-            () = token.cancelled() => return false,
-            () = tokio::time::sleep(delay) => {}
+        if !pause(token, delay).await {
+            return false;
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
@@ -414,9 +410,8 @@ async fn supervise(
         if token.is_cancelled() {
             return;
         }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(restart_delay) => {}
+        if !pause(token, restart_delay).await {
+            return;
         }
         restart_delay = (restart_delay * 2).min(Duration::from_secs(5));
     }

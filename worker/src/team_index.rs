@@ -53,13 +53,10 @@ pub async fn ensure_built(pool: &PgPool, index: &TeamIndex) -> Result<Option<usi
 
 /// Checks every [`CHECK_EVERY`] until shut down.
 pub async fn keep(pool: PgPool, index: TeamIndex, token: CancellationToken) {
-    loop {
+    crate::periodic::every(CHECK_EVERY, &token, || async {
         if let Err(err) = ensure_built(&pool, &index).await {
             tracing::warn!(error = %err, "duplicate index not rebuilt; trying again");
         }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(CHECK_EVERY) => {}
-        }
-    }
+    })
+    .await;
 }
