@@ -85,13 +85,13 @@ impl RedisKeys {
         format!("{}:staged:{upload}", self.prefix)
     }
 
-    /// The lock that lets one worker at a time sweep the staging area.
     /// Failures for good whose Postgres record (and `registration.failed` event) could not
     /// be written yet; workers write them once Postgres answers.
     pub fn deferred_failures(&self) -> String {
         format!("{}:deferred-failures", self.prefix)
     }
 
+    /// The lock that lets one worker at a time sweep the staging area.
     pub fn janitor_lock(&self) -> String {
         format!("{}:janitor-lock", self.prefix)
     }
