@@ -1,6 +1,7 @@
 // The admin page: every button calls the same admin API as intakectl, with the token kept in
-// this tab's session storage only. Two views: Teams (the organisers': find, open, decide,
-// export) and Failed (support's: failed registrations, re-drive). Everything the API returns
+// this tab's session storage only. Three views: Teams (the organisers': find, open, decide,
+// export), Failed (support's: failed registrations, re-drive) and Webhooks (the organisers':
+// endpoints, each secret shown once, and their deliveries). Everything the API returns
 // reaches the page through textContent or attributes, never as HTML, and no handler is inline,
 // so the page works under the service's `default-src 'self'` policy.
 "use strict";
@@ -11,6 +12,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 10000;
 /** How long a blob URL (a download, a document) is kept before it is released. */
 const BLOB_TTL_MS = 60000;
+/** Deliveries shown per page; "Load more" follows the cursor. */
+const DELIVERIES_PAGE = 20;
 
 let cursor = null; // the Failed view's next page
 let openId = null; // the registration open in the Failed view
@@ -21,6 +24,10 @@ let timer = null;
 // so a slow search cannot overwrite a newer one.
 let teamsSeq = 0;
 let detailSeq = 0;
+let webhooksSeq = 0;
+let deliveriesSeq = 0;
+let deliveriesFor = null; // the endpoint whose deliveries are open
+let deliveriesCursor = null; // their next page
 
 class ApiError extends Error {
   constructor(message, status, problem) {
@@ -28,6 +35,7 @@ class ApiError extends Error {
     this.status = status;
     this.code = problem.code;
     this.detail = problem.detail;
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
   }
 }
 
@@ -211,7 +219,9 @@ function stopFigures() {
 
 // --- Views -------------------------------------------------------------------------------
 
-const VIEWS = [["teams", "tab-teams", "teams-view"], ["failed", "tab-failed", "failed-view"]];
+const VIEWS = [["teams", "tab-teams", "teams-view"], ["failed", "tab-failed", "failed-view"],
+  ["webhooks", "tab-webhooks", "webhooks-view"]];
+const LOADERS = { teams: () => loadTeams(false), failed: () => loadFailed(false), webhooks: () => loadWebhooks() };
 
 function showView(name) {
   for (const [view, tab, panel] of VIEWS) {
@@ -224,7 +234,7 @@ function showView(name) {
 
 function switchView(name) {
   showView(name);
-  return name === "teams" ? loadTeams(false) : loadFailed(false);
+  return LOADERS[name]();
 }
 
 // Arrow keys move between the tabs, as a tab list does.
@@ -583,6 +593,340 @@ async function refresh() {
   await Promise.all([refreshFigures(), loadFailed(false)]);
 }
 
+// --- Webhooks ----------------------------------------------------------------------------------
+
+function webhookPath(id) { return "/admin/v1/webhooks/" + encodeURIComponent(id); }
+
+function button(text, className, label) {
+  const b = el("button", text, className);
+  b.type = "button";
+  if (label) b.setAttribute("aria-label", label);
+  return b;
+}
+
+// Only organisers manage endpoints. The list is the first call the view makes; when the
+// token's role is refused, the view says so instead of offering controls that would all be
+// refused too.
+async function loadWebhooks() {
+  const seq = ++webhooksSeq;
+  let page;
+  try {
+    page = await api("/admin/v1/webhooks");
+  } catch (err) {
+    if (seq === webhooksSeq && err.status === 403) {
+      webhooksForbidden(err);
+      return;
+    }
+    throw err;
+  }
+  if (seq !== webhooksSeq) return;
+  const items = Array.isArray(page.items) ? page.items : [];
+  $("webhooks-forbidden").hidden = true;
+  $("webhooks-body").hidden = false;
+  const body = $("webhooks").querySelector("tbody");
+  body.replaceChildren();
+  for (const item of items) body.appendChild(webhookRow(item));
+  $("webhooks-empty").hidden = items.length > 0;
+  // The open deliveries may belong to an endpoint someone has deleted meanwhile.
+  if (deliveriesFor) {
+    const open = items.find((e) => e.id === deliveriesFor.id);
+    if (open) deliveriesFor = open; else closeDeliveries();
+  }
+  markOpenWebhook();
+}
+
+function webhooksForbidden(err) {
+  clearWebhooks();
+  const notice = $("webhooks-forbidden");
+  notice.textContent = "Webhook endpoints are managed by organisers. " + err.message;
+  notice.hidden = false;
+}
+
+function webhookRow(item) {
+  const row = el("tr");
+  row.dataset.webhook = item.id;
+  cell(row, item.url, "url mono");
+  cell(row, (item.events || []).join(", "), "events");
+  const state = el("td");
+  state.appendChild(badge(item.enabled ? "enabled" : "disabled"));
+  if (!item.enabled && item.disabled_reason) state.appendChild(el("div", item.disabled_reason, "reason"));
+  row.appendChild(state);
+  cell(row, item.description, "description");
+  cell(row, when(item.created_at).replace(/ UTC$/, "")).title = item.created_at || "";
+  row.appendChild(webhookActions(item));
+  return row;
+}
+
+function webhookActions(item) {
+  const td = el("td", null, "actions");
+  const toggle = item.enabled
+    ? button("Disable", "webhook-disable", "Disable " + item.url)
+    : button("Enable", "webhook-enable", "Enable " + item.url);
+  toggle.addEventListener("click", guard(() => setEnabled(item, !item.enabled, toggle)));
+  const deliveries = button("Deliveries", "webhook-deliveries", "Deliveries to " + item.url);
+  deliveries.addEventListener("click", guard(() => openDeliveries(item)));
+  const remove = button("Delete", "webhook-delete danger", "Delete " + item.url);
+  remove.addEventListener("click", () => confirmDelete(td, item));
+  td.append(toggle, deliveries, remove);
+  return td;
+}
+
+// Deleting cannot be undone, so it takes a second, explicit click; Cancel puts the row's
+// buttons back.
+function confirmDelete(td, item) {
+  const prompt = el("span", "Delete this endpoint? No events go to it any more.", "confirm");
+  const yes = button("Delete for good", "webhook-delete-confirm danger", "Delete " + item.url + " for good");
+  const no = button("Cancel", "webhook-delete-cancel");
+  no.addEventListener("click", () => {
+    const actions = webhookActions(item);
+    td.replaceWith(actions);
+    actions.querySelector(".webhook-delete").focus();
+  });
+  yes.addEventListener("click", guard(async () => {
+    yes.disabled = true;
+    no.disabled = true;
+    try {
+      await deleteWebhook(item);
+    } finally {
+      yes.disabled = false;
+      no.disabled = false;
+    }
+  }));
+  td.replaceChildren(prompt, yes, no);
+  no.focus();
+}
+
+async function setEnabled(item, enabled, control) {
+  control.disabled = true;
+  let updated;
+  try {
+    updated = await api(webhookPath(item.id), { method: "PATCH", body: JSON.stringify({ enabled }) });
+  } catch (err) {
+    control.disabled = false;
+    if (err.status === 404) await loadWebhooks().catch(() => {});
+    throw err;
+  }
+  await loadWebhooks();
+  say(enabled
+    ? "Enabled " + updated.url + "."
+    : "Disabled " + updated.url + ": no events are sent to it until it is enabled again.");
+}
+
+async function deleteWebhook(item) {
+  try {
+    await request(webhookPath(item.id), { method: "DELETE" });
+  } catch (err) {
+    if (err.status === 404) await loadWebhooks().catch(() => {});
+    throw err;
+  }
+  if (deliveriesFor && deliveriesFor.id === item.id) closeDeliveries();
+  await loadWebhooks();
+  say("Deleted " + item.url + ".");
+}
+
+/** Where each field's problems are shown; `events[2]` goes with `events`. */
+const WEBHOOK_FIELDS = {
+  url: ["webhook-url", "webhook-url-error", "URL"],
+  events: ["webhook-events", "webhook-events-error", "Events"],
+  description: ["webhook-description", "webhook-description-error", "Description"],
+};
+
+function clearWebhookErrors() {
+  for (const [input, slot] of Object.values(WEBHOOK_FIELDS)) {
+    $(input).removeAttribute("aria-invalid");
+    $(slot).replaceChildren();
+    $(slot).hidden = true;
+  }
+  $("webhook-add-error").replaceChildren();
+  $("webhook-add-error").hidden = true;
+}
+
+/** Each problem next to its field; one without a field of the form under the form. */
+function showWebhookErrors(errors) {
+  let first = null;
+  for (const e of errors) {
+    const name = String(e.field || "").replace(/\[\d+\]$/, "");
+    const known = WEBHOOK_FIELDS[name];
+    const slot = known ? $(known[1]) : $("webhook-add-error");
+    const label = known ? known[2] : (e.field || "");
+    slot.appendChild(el("span", (label ? label + " " : "") + (e.message || e.code || "is not valid") + ". "));
+    slot.hidden = false;
+    if (known) {
+      $(known[0]).setAttribute("aria-invalid", "true");
+      first = first || $(known[0]);
+    }
+  }
+  if (first) (first.tagName === "FIELDSET" ? first.querySelector("input") : first).focus();
+}
+
+async function addWebhook(event) {
+  event.preventDefault();
+  clearWebhookErrors();
+  const body = {
+    url: $("webhook-url").value.trim(),
+    events: [...$("webhook-events").querySelectorAll("input[name=event]:checked")].map((b) => b.value),
+  };
+  const description = $("webhook-description").value.trim();
+  if (description) body.description = description;
+  const submit = $("webhook-add-submit");
+  submit.disabled = true;
+  let created;
+  try {
+    created = await api("/admin/v1/webhooks", { method: "POST", body: JSON.stringify(body) });
+  } catch (err) {
+    if (err.status === 403) {
+      webhooksForbidden(err);
+    } else if (err.errors.length > 0) {
+      showWebhookErrors(err.errors);
+      say("The endpoint was not added: correct the fields marked in the form.", true);
+      return;
+    } else if (err.status !== 401) {
+      $("webhook-add-error").textContent = err.message;
+      $("webhook-add-error").hidden = false;
+    }
+    throw err;
+  } finally {
+    submit.disabled = false;
+  }
+  $("webhook-add").reset();
+  showSecret(created);
+  say("Added " + created.url + ". Copy its signing secret now: it is not shown again.");
+  await loadWebhooks();
+}
+
+// The secret is in the create answer only. It stays on the page until it is dismissed or the
+// token signed out, and is kept nowhere else (not in the list, not in storage).
+function showSecret(endpoint) {
+  $("webhook-secret-url").textContent = endpoint.url;
+  $("webhook-secret-value").textContent = endpoint.secret || "";
+  $("webhook-secret").hidden = false;
+  $("webhook-secret-copy").focus();
+}
+
+function hideSecret() {
+  $("webhook-secret-value").replaceChildren();
+  $("webhook-secret-url").replaceChildren();
+  $("webhook-secret").hidden = true;
+}
+
+async function copySecret() {
+  const secret = $("webhook-secret-value").textContent;
+  try {
+    await navigator.clipboard.writeText(secret);
+    say("The signing secret is on the clipboard.");
+  } catch {
+    // No clipboard (a browser's policy, an insecure origin): select it for the keyboard.
+    const range = document.createRange();
+    range.selectNodeContents($("webhook-secret-value"));
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    say("The browser did not allow copying: the secret is selected, press Ctrl+C to copy it.", true);
+  }
+}
+
+function markOpenWebhook() {
+  for (const row of $("webhooks").querySelectorAll("tbody tr")) {
+    const open = deliveriesFor !== null && row.dataset.webhook === deliveriesFor.id;
+    row.classList.toggle("selected", open);
+    if (open) row.setAttribute("aria-current", "true"); else row.removeAttribute("aria-current");
+  }
+}
+
+async function openDeliveries(item) {
+  deliveriesFor = item;
+  deliveriesCursor = null;
+  $("deliveries-url").textContent = item.url;
+  $("delivery-state").value = "";
+  $("deliveries-table").querySelector("tbody").replaceChildren();
+  $("deliveries-more").hidden = true;
+  $("deliveries-empty").hidden = true;
+  $("deliveries").hidden = false;
+  markOpenWebhook();
+  await loadDeliveries(false);
+  $("deliveries").scrollIntoView({ block: "nearest" });
+}
+
+async function loadDeliveries(append) {
+  if (!deliveriesFor) return;
+  const endpoint = deliveriesFor;
+  const seq = ++deliveriesSeq;
+  const params = new URLSearchParams({ limit: String(DELIVERIES_PAGE) });
+  if ($("delivery-state").value) params.set("state", $("delivery-state").value);
+  if (append && deliveriesCursor) params.set("cursor", deliveriesCursor);
+  const page = await api(webhookPath(endpoint.id) + "/deliveries?" + params);
+  if (seq !== deliveriesSeq) return;
+  const body = $("deliveries-table").querySelector("tbody");
+  if (!append) body.replaceChildren();
+  for (const d of Array.isArray(page.items) ? page.items : []) body.appendChild(deliveryRow(endpoint, d));
+  deliveriesCursor = page.next_cursor || null;
+  $("deliveries-more").hidden = !deliveriesCursor;
+  $("deliveries-empty").hidden = body.children.length > 0;
+}
+
+function deliveryRow(endpoint, d) {
+  const row = el("tr");
+  row.dataset.delivery = d.id;
+  cell(row, when(d.created_at).replace(/ UTC$/, "")).title = d.created_at || "";
+  cell(row, d.event_type).appendChild(el("div", d.event_id, "mono small muted"));
+  cell(row, d.registration_id, "mono");
+  row.appendChild(el("td")).appendChild(badge(d.state));
+  cell(row, d.attempts, "num");
+  cell(row, d.last_status, "num");
+  cell(row, d.last_error, "message");
+  const [label, at] = d.state === "delivered" ? ["", d.delivered_at]
+    : d.state === "pending" && d.next_attempt_at ? ["next ", d.next_attempt_at] : ["", null];
+  cell(row, at ? label + when(at).replace(/ UTC$/, "") : "").title = at || "";
+  const actions = el("td", null, "actions");
+  if (d.state === "delivered" || d.state === "failed") {
+    const resend = button("Resend", "delivery-resend", "Resend " + (d.event_type || "delivery") + " " + (d.event_id || d.id));
+    resend.addEventListener("click", guard(() => resendDelivery(endpoint, d, row, resend)));
+    actions.appendChild(resend);
+  }
+  row.appendChild(actions);
+  return row;
+}
+
+async function resendDelivery(endpoint, d, row, control) {
+  control.disabled = true;
+  let updated;
+  try {
+    updated = await api(webhookPath(endpoint.id) + "/deliveries/" + encodeURIComponent(d.id) + "/resend",
+      { method: "POST" });
+  } catch (err) {
+    control.disabled = false;
+    throw err.status === 409 ? new Error("Not resent. " + err.message) : err;
+  }
+  if (row.isConnected) row.replaceWith(deliveryRow(endpoint, { ...d, ...updated }));
+  say("The " + (d.event_type || "event") + " delivery to " + endpoint.url + " is queued again.");
+}
+
+function closeDeliveries() {
+  deliveriesFor = null;
+  deliveriesCursor = null;
+  deliveriesSeq++;
+  $("deliveries").hidden = true;
+  $("deliveries-url").replaceChildren();
+  $("deliveries-table").querySelector("tbody").replaceChildren();
+  $("deliveries-more").hidden = true;
+  $("deliveries-empty").hidden = true;
+  markOpenWebhook();
+}
+
+/** Empties the view; the next list load decides what it shows. */
+function clearWebhooks() {
+  webhooksSeq++;
+  closeDeliveries();
+  hideSecret();
+  clearWebhookErrors();
+  $("webhook-add").reset();
+  $("webhooks").querySelector("tbody").replaceChildren();
+  $("webhooks-empty").hidden = true;
+  $("webhooks-body").hidden = true;
+  $("webhooks-forbidden").replaceChildren();
+  $("webhooks-forbidden").hidden = true;
+}
+
 // --- Signing in and out ----------------------------------------------------------------------
 
 function signOut() {
@@ -590,6 +934,7 @@ function signOut() {
   sessionStorage.removeItem("intake-admin-token");
   // Nothing read with the token (contacts, perhaps revealed) stays on the page.
   closeTeam();
+  clearWebhooks();
   openId = null;
   $("detail").hidden = true;
   $("teams").querySelector("tbody").replaceChildren();
@@ -627,6 +972,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   $("tab-teams").addEventListener("click", () => guard(switchView)("teams"));
   $("tab-failed").addEventListener("click", () => guard(switchView)("failed"));
+  $("tab-webhooks").addEventListener("click", () => guard(switchView)("webhooks"));
   for (const [, tab] of VIEWS) $(tab).addEventListener("keydown", tabKeys);
 
   $("team-search").addEventListener("submit", (e) => { e.preventDefault(); guard(loadTeams)(false); });
@@ -645,6 +991,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action").addEventListener("submit", guard(redriveSelected));
   $("detail-redrive").addEventListener("click", guard(redriveOpen));
   $("detail-resend").addEventListener("click", guard(resendOpen));
+  $("webhook-add").addEventListener("submit", guard(addWebhook));
+  $("webhook-secret-copy").addEventListener("click", guard(copySecret));
+  $("webhook-secret-done").addEventListener("click", () => { hideSecret(); say(""); });
+  $("deliveries-filter").addEventListener("submit", (e) => { e.preventDefault(); guard(loadDeliveries)(false); });
+  $("delivery-state").addEventListener("change", () => guard(loadDeliveries)(false));
+  $("deliveries-more").addEventListener("click", guard(() => loadDeliveries(true)));
+  $("deliveries-close").addEventListener("click", closeDeliveries);
   $("select-all").addEventListener("change", (e) => {
     for (const box of document.querySelectorAll("input.pick")) box.checked = e.target.checked;
   });

@@ -20,7 +20,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::auth::{BadTokens, Tokens};
 use crate::auth_failures::AuthFailures;
 use crate::documents::{self, Documents};
-use crate::routes::{actions, export, health, page, queue, registrations, stats, teams, webhooks};
+use crate::routes::{
+    actions, deliveries, export, health, page, queue, registrations, stats, teams, webhooks,
+};
 use crate::state::{AdminState, Inner};
 use crate::tls::TlsError;
 use intake_store::status::StatusRepository;
@@ -175,6 +177,11 @@ pub fn router(state: AdminState) -> Router {
             get(webhooks::show)
                 .patch(webhooks::update)
                 .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(deliveries::list))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/resend",
+            post(deliveries::resend),
         );
     let mut router = Router::new()
         .nest("/admin/v1", api)

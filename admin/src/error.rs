@@ -35,6 +35,8 @@ pub enum AdminError {
     TeamNotFound,
     #[error("no webhook endpoint with this id")]
     WebhookNotFound,
+    #[error("no delivery with this id at this endpoint")]
+    DeliveryNotFound,
     /// Field problems in a request body, every one of them.
     #[error("the request has invalid fields")]
     Invalid(Vec<intake_shared::errors::FieldError>),
@@ -121,7 +123,10 @@ impl IntoResponse for AdminError {
                 ProblemCode::ReasonRequired,
                 self.to_string(),
             ),
-            Self::NotFound | Self::TeamNotFound | Self::WebhookNotFound => (
+            Self::NotFound
+            | Self::TeamNotFound
+            | Self::WebhookNotFound
+            | Self::DeliveryNotFound => (
                 StatusCode::NOT_FOUND,
                 ProblemCode::NotFound,
                 self.to_string(),

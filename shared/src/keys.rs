@@ -24,6 +24,11 @@ impl RedisKeys {
         format!("{}:registrations", self.prefix)
     }
 
+    /// The apalis queue of webhook deliveries (docs/contract.md §16).
+    pub fn deliveries_queue(&self) -> String {
+        format!("{}:webhook-deliveries", self.prefix)
+    }
+
     /// The idempotency record of one client key.
     pub fn idempotency(&self, key: &IdempotencyKey) -> String {
         format!("{}:idem:{}", self.prefix, key.as_str())

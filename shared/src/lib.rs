@@ -19,4 +19,5 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod validation;
+pub mod webhook_targets;
 pub mod webhooks;

@@ -57,13 +57,32 @@ pub async fn push(
     idempotency_key: &str,
     max_attempts: u32,
 ) -> Result<Pushed, PushError> {
-    let mut storage =
-        RedisStorage::<RegistrationJob>::new(conn.clone()).with_config(config.clone());
+    push_task(conn, config, job, Some(idempotency_key), max_attempts, None).await
+}
+
+/// Pushes any job of ours (a registration, a webhook delivery), to run at once or at
+/// `run_at`; without an idempotency key every push is a new job.
+pub async fn push_task<J>(
+    conn: &ConnectionManager,
+    config: &apalis_redis::Config,
+    job: &J,
+    idempotency_key: Option<&str>,
+    max_attempts: u32,
+    run_at: Option<std::time::SystemTime>,
+) -> Result<Pushed, PushError>
+where
+    J: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
+{
+    let mut storage = RedisStorage::<J>::new(conn.clone()).with_config(config.clone());
     let args = storage.codec().encode(job)?;
-    let task: RedisTask = TaskBuilder::new(args)
-        .idempotency_key(idempotency_key)
-        .max_attempts(max_attempts as usize)
-        .build();
+    let mut task = TaskBuilder::new(args).max_attempts(max_attempts as usize);
+    if let Some(key) = idempotency_key {
+        task = task.idempotency_key(key);
+    }
+    if let Some(at) = run_at {
+        task = task.run_at_time(at);
+    }
+    let task: RedisTask = task.build();
     let (enqueued, scheduled) =
         apalis_redis::queries::push_tasks(storage.get_connection(), config, &[task]).await?;
     Ok(if enqueued + scheduled > 0 {
@@ -71,6 +90,43 @@ pub async fn push(
     } else {
         Pushed::AlreadyQueued
     })
+}
+
+/// Attempts a delivery job gets for its own errors (Postgres unavailable); the HTTP attempts
+/// are counted in Postgres, each one a job of its own.
+pub const DELIVERY_JOB_ATTEMPTS: u32 = 5;
+
+/// Pushes the job of a webhook delivery's next attempt (after `attempts`), due at `run_at`
+/// or now. `attempts: None` pushes without an idempotency key (a sweep's job for a delivery
+/// whose job was lost, or a delivery put off while its endpoint is busy).
+pub async fn push_delivery(
+    conn: &ConnectionManager,
+    config: &apalis_redis::Config,
+    delivery_id: uuid::Uuid,
+    attempts: Option<u32>,
+    run_at: Option<std::time::SystemTime>,
+) -> Result<Pushed, PushError> {
+    let job = crate::webhooks::DeliveryJob { delivery_id };
+    let key = attempts.map(|n| job.idempotency_key(n));
+    push_task(
+        conn,
+        config,
+        &job,
+        key.as_deref(),
+        DELIVERY_JOB_ATTEMPTS,
+        run_at,
+    )
+    .await
+}
+
+/// apalis-redis settings for the webhook deliveries queue: its own queue, so deliveries
+/// never wait behind registrations or hold their workers (docs/contract.md §16).
+pub fn deliveries_config(keys: &RedisKeys, settings: &QueueSettings) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(keys.deliveries_queue())
+        .idempotency_ttl(Some(settings.idempotency_ttl))
+        .heartbeat_interval(settings.heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS)
 }
 
 /// Whether a job with this idempotency key was pushed (and its key not yet expired), to

@@ -80,6 +80,22 @@ impl SigningSecret {
     }
 }
 
+/// The job on the deliveries queue: which delivery to attempt. Everything else (the event,
+/// the endpoint, the attempts so far) is read from Postgres when it runs, so a job pushed
+/// twice or run after a crash finds the delivery as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryJob {
+    pub delivery_id: uuid::Uuid,
+}
+
+impl DeliveryJob {
+    /// The idempotency key of the job for the attempt after `attempts`: pushing it again
+    /// (a re-run, a dispatcher and a re-send at once) leaves one job.
+    pub fn idempotency_key(&self, attempts: u32) -> String {
+        format!("delivery:{}:{attempts}", self.delivery_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use intake_shared::config::{
     AdminSection, AdminSettings, ApiSection, ApiSettings, CloudinarySettings, DatabaseSettings,
     LogFormat, MailSettings, QueueSettings, RedisSettings, ServeSettings, StagingSettings,
-    TeamIdFormat, TelemetrySettings, WorkerSection, WorkerSettings,
+    TeamIdFormat, TelemetrySettings, WebhookSettings, WorkerSection, WorkerSettings,
 };
 use intake_shared::keys::RedisKeys;
 use secrecy::ExposeSecret;
@@ -19,6 +19,7 @@ pub struct StackSettings {
     pub cloudinary: CloudinarySettings,
     pub mail: MailSettings,
     pub team_ids: TeamIdFormat,
+    pub webhooks: WebhookSettings,
     pub serve: ServeSettings,
     pub api: ApiSection,
     pub worker: WorkerSection,
@@ -57,6 +58,7 @@ impl StackSettings {
             cloudinary: self.cloudinary.clone(),
             mail: self.mail.clone(),
             team_ids: self.team_ids.clone(),
+            webhooks: self.webhooks.clone(),
             serve: self.serve.clone(),
             telemetry: Self::telemetry(),
         }
@@ -70,6 +72,7 @@ impl StackSettings {
             staging: self.staging.clone(),
             database: self.database.clone(),
             cloudinary: self.cloudinary.clone(),
+            webhooks: self.webhooks.clone(),
             serve: self.serve.clone(),
             telemetry: Self::telemetry(),
         }
@@ -111,6 +114,34 @@ impl StackSettings {
                 self.queue.max_attempts.to_string(),
             ),
             ("INTAKE_LOG_FORMAT", "json".to_owned()),
+            (
+                "INTAKE_WEBHOOK_ALLOW_PRIVATE",
+                self.webhooks.allow_private.to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_TIMEOUT_MS",
+                self.webhooks.timeout.as_millis().to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_RETRY_BASE_MS",
+                self.webhooks.retry_base.as_millis().to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_RETRY_MAX_DELAY_SECS",
+                self.webhooks.retry_max_delay.as_secs().to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_RETRY_HOURS",
+                self.webhooks.retry_hours.to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_DISPATCH_INTERVAL_MS",
+                self.webhooks.dispatch_interval.as_millis().to_string(),
+            ),
+            (
+                "INTAKE_WEBHOOK_ENDPOINT_CONCURRENCY",
+                self.webhooks.endpoint_concurrency.to_string(),
+            ),
         ];
         // Unset, not empty, when absent: an empty value is a value the worker refuses.
         if let Some(url) = &self.cloudinary.url {

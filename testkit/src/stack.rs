@@ -78,6 +78,12 @@ impl Stack {
         settings.queue.heartbeat = Duration::from_secs(1);
         settings.queue.max_attempts = 5;
         settings.serve.shutdown_deadline = Duration::from_secs(10);
+        // Webhook receivers in tests listen on loopback; retries come fast.
+        settings.webhooks.allow_private = true;
+        settings.webhooks.timeout = Duration::from_secs(2);
+        settings.webhooks.retry_base = Duration::from_millis(200);
+        settings.webhooks.retry_max_delay = Duration::from_secs(1);
+        settings.webhooks.dispatch_interval = Duration::from_millis(50);
         customise(&mut settings);
         let app = Application::build(settings.api())
             .await

@@ -16,5 +16,6 @@ pub mod queue_gauges;
 pub mod runtime;
 pub mod steps;
 pub mod team_index;
+pub mod webhooks;
 
 pub use runtime::{Runtime, StartupError};

@@ -17,6 +17,7 @@ use apalis_redis::RedisStorage;
 use intake_shared::cloudinary::{BadCloudinaryUrl, Credentials};
 use intake_shared::config::{CloudinarySettings, MailSettings, WorkerSettings};
 use intake_shared::job::RegistrationJob;
+use intake_shared::webhooks::DeliveryJob;
 use intake_store::pg::PgPool;
 use lettre::message::Mailbox;
 use redis::aio::ConnectionManager;
@@ -38,6 +39,9 @@ use crate::polling::EveryInterval;
 use crate::queue_gauges::QueueGauges;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
+use crate::webhooks::deliver::Deliverer;
+use crate::webhooks::dispatch::Dispatcher;
+use crate::webhooks::sender::Sender;
 use crate::{db, error::StepError};
 use intake_store::mail_cap::MailCap;
 use intake_store::staging_quota::StagingQuota;
@@ -57,7 +61,7 @@ pub enum StartupError {
     Database(#[from] intake_store::pg::BadDatabaseUrl),
     #[error(transparent)]
     Cloudinary(#[from] BadCloudinaryUrl),
-    #[error("HTTP client for Cloudinary: {0}")]
+    #[error("HTTP client for Cloudinary or webhooks: {0}")]
     Http(#[from] reqwest::Error),
     #[error("INTAKE_SMTP_URL is not usable: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
@@ -131,6 +135,8 @@ pub struct Runtime {
     pool: PgPool,
     listener: TcpListener,
     addr: SocketAddr,
+    deliverer: Arc<Deliverer>,
+    dispatcher: Dispatcher,
 }
 
 impl Runtime {
@@ -148,6 +154,7 @@ impl Runtime {
             env!("CARGO_PKG_VERSION"),
         );
         crate::metrics::start();
+        crate::webhooks::metrics::start();
         let redis = intake_shared::redis_conn::connect_lazy(&settings.redis.url)?;
         let pool = intake_store::pg::pool(
             &settings.database,
@@ -192,9 +199,25 @@ impl Runtime {
             addr: settings.worker.addr,
             source,
         })?;
+        let deliveries_queue =
+            intake_shared::queue::deliveries_config(&settings.redis.keys(), &settings.queue);
+        let deliverer = Arc::new(Deliverer {
+            pool: pool.clone(),
+            redis: redis.clone(),
+            queue: deliveries_queue.clone(),
+            sender: Sender::new(settings.webhooks.timeout, settings.webhooks.allow_private)?,
+            settings: settings.webhooks.clone(),
+        });
+        let dispatcher = Dispatcher {
+            pool: pool.clone(),
+            redis: redis.clone(),
+            queue: deliveries_queue,
+            settings: settings.webhooks.clone(),
+        };
         tracing::info!(
             %addr,
             concurrency,
+            webhook_concurrency = settings.webhooks.concurrency,
             documents = pipeline.uploader.store_name(),
             mail = pipeline.notifier.mailer_name(),
             redis_prefix = %settings.redis.prefix,
@@ -211,6 +234,8 @@ impl Runtime {
             pool,
             listener,
             addr,
+            deliverer,
+            dispatcher,
         })
     }
 
@@ -283,6 +308,7 @@ impl Runtime {
         ));
         let mut index_task = None;
         let mut failures_task = None;
+        let mut dispatch_task = None;
         if migrate_until_done(&self.pool, &token).await {
             failures_task = Some(tokio::spawn(crate::failure_events::keep(
                 self.deps.pipeline.failure_events.clone(),
@@ -294,20 +320,31 @@ impl Runtime {
                 token.clone(),
             )));
             started.store(true, Ordering::SeqCst);
-            supervise(
-                &self.settings,
-                self.concurrency,
-                self.redis.clone(),
-                self.deps.clone(),
-                &token,
-            )
-            .await;
+            dispatch_task = Some(tokio::spawn(self.dispatcher.clone().keep(token.clone())));
+            tokio::join!(
+                supervise_registrations(
+                    &self.settings,
+                    self.concurrency,
+                    self.redis.clone(),
+                    self.deps.clone(),
+                    &token,
+                ),
+                supervise_deliveries(
+                    &self.settings,
+                    self.redis.clone(),
+                    self.deliverer.clone(),
+                    &token,
+                ),
+            );
         }
         token.cancel();
         let _ = health_server.await;
         let _ = gauges_task.await;
         let _ = janitor_task.await;
-        for task in [index_task, failures_task].into_iter().flatten() {
+        for task in [index_task, failures_task, dispatch_task]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         tracing::info!("intake-worker stopped");
@@ -354,7 +391,9 @@ fn worker_name() -> String {
     )
 }
 
-async fn supervise(
+/// Runs the registrations' apalis worker until shut down, a new one in its place whenever
+/// one stops.
+async fn supervise_registrations(
     settings: &WorkerSettings,
     concurrency: usize,
     redis: ConnectionManager,
@@ -363,14 +402,11 @@ async fn supervise(
 ) {
     let queue = intake_shared::queue::worker_config(&settings.redis.keys(), &settings.queue)
         .batch_size(concurrency.clamp(1, 8));
-    let deadline = settings.serve.shutdown_deadline;
     let poll_interval = settings.worker.poll_interval;
-    let mut restart_delay = Duration::from_millis(200);
-    while !token.is_cancelled() {
-        let name = worker_name();
+    supervise("registrations", settings, token, move |name, stop| {
         let storage =
             RedisStorage::<RegistrationJob>::new(redis.clone()).with_config(queue.clone());
-        let worker = WorkerBuilder::new(name.clone())
+        let worker = WorkerBuilder::new(name)
             // apalis-redis parks new jobs in a scheduled set that only a fetch promotes, so
             // the interval bounds how long a freshly accepted job waits for a free worker.
             // Not apalis' own interval: it can leave the worker with no timer (polling.rs).
@@ -380,28 +416,78 @@ async fn supervise(
             .concurrency(concurrency)
             .parallelize(tokio::spawn)
             .build(handle);
-        tracing::info!(worker = %name, concurrency, "taking jobs");
-        let stop = token.clone();
         // Its own task: the apalis worker future is only provably Send when 'static.
-        let mut run = tokio::spawn(worker.run_until(async move {
+        tokio::spawn(worker.run_until(async move {
             stop.cancelled().await;
             Ok::<(), std::io::Error>(())
-        }));
+        }))
+    })
+    .await;
+}
+
+/// Runs the webhook deliveries' apalis worker, with its own slots, until shut down.
+async fn supervise_deliveries(
+    settings: &WorkerSettings,
+    redis: ConnectionManager,
+    deliverer: Arc<Deliverer>,
+    token: &CancellationToken,
+) {
+    let concurrency = settings.webhooks.concurrency;
+    let queue = intake_shared::queue::deliveries_config(&settings.redis.keys(), &settings.queue)
+        .batch_size(concurrency.clamp(1, 8));
+    let poll_interval = settings.worker.poll_interval.max(Duration::from_millis(50));
+    supervise("webhook deliveries", settings, token, move |name, stop| {
+        let storage = RedisStorage::<DeliveryJob>::new(redis.clone()).with_config(queue.clone());
+        let worker = WorkerBuilder::new(name)
+            .backend(storage.poll_with_strategy(EveryInterval::new(poll_interval)))
+            .data(deliverer.clone())
+            .catch_panic()
+            .concurrency(concurrency)
+            .parallelize(tokio::spawn)
+            .build(deliver);
+        tokio::spawn(worker.run_until(async move {
+            stop.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        }))
+    })
+    .await;
+}
+
+/// Keeps one apalis worker running until shut down: `start` builds and spawns one under the
+/// name it is given, running until the token it is given is cancelled. A worker that stops
+/// on its own is replaced (with a new name) after a growing pause; on shutdown, in-flight
+/// jobs get the configured deadline.
+async fn supervise<E, S>(
+    queue: &'static str,
+    settings: &WorkerSettings,
+    token: &CancellationToken,
+    start: S,
+) where
+    E: std::fmt::Display,
+    S: Fn(String, CancellationToken) -> tokio::task::JoinHandle<Result<(), E>>,
+{
+    let deadline = settings.serve.shutdown_deadline;
+    let mut restart_delay = Duration::from_millis(200);
+    while !token.is_cancelled() {
+        let name = worker_name();
+        tracing::info!(worker = %name, queue, "taking jobs");
+        let mut run = start(name.clone(), token.clone());
         let drain_deadline = async {
             token.cancelled().await;
             tokio::time::sleep(deadline).await;
         };
         tokio::select! {
             result = &mut run => match result {
-                Ok(Ok(())) if token.is_cancelled() => tracing::info!(worker = %name, "in-flight jobs finished"),
-                Ok(Ok(())) => tracing::warn!(worker = %name, "worker stopped by itself; starting a new one"),
-                Ok(Err(err)) => tracing::error!(worker = %name, error = %err, "worker failed; starting a new one"),
-                Err(err) => tracing::error!(worker = %name, error = %err, "worker task ended abnormally; starting a new one"),
+                Ok(Ok(())) if token.is_cancelled() => tracing::info!(worker = %name, queue, "in-flight jobs finished"),
+                Ok(Ok(())) => tracing::warn!(worker = %name, queue, "worker stopped by itself; starting a new one"),
+                Ok(Err(err)) => tracing::error!(worker = %name, queue, error = %err, "worker failed; starting a new one"),
+                Err(err) => tracing::error!(worker = %name, queue, error = %err, "worker task ended abnormally; starting a new one"),
             },
             () = drain_deadline => {
                 run.abort();
                 tracing::warn!(
                     worker = %name,
+                    queue,
                     "shutdown deadline passed with jobs in flight; they return to the queue when this worker's heartbeat lapses"
                 );
                 return;
@@ -415,6 +501,15 @@ async fn supervise(
         }
         restart_delay = (restart_delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// The apalis handler of a delivery job. An endpoint's failure is recorded, not returned;
+/// an error here (Postgres or Redis unavailable) lets apalis run the job again.
+async fn deliver(job: DeliveryJob, deliverer: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
+    deliverer.run(&job).await.map_err(|err| {
+        tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
+        Box::new(err) as BoxDynError
+    })
 }
 
 /// The apalis job handler: runs the pipeline and turns its outcome into apalis' terms. A

@@ -1,6 +1,7 @@
 //! The admin API's endpoints, one module per concern.
 
 pub mod actions;
+pub mod deliveries;
 pub mod export;
 pub mod health;
 pub mod page;

@@ -4,7 +4,8 @@ use figment::Figment;
 
 use super::sections::{
     AdminSection, ApiSection, CloudinarySettings, DatabaseSettings, MailSettings, QueueSettings,
-    RedisSettings, ServeSettings, StagingSettings, TeamIdFormat, TelemetrySettings, WorkerSection,
+    RedisSettings, ServeSettings, StagingSettings, TeamIdFormat, TelemetrySettings,
+    WebhookSettings, WorkerSection,
 };
 use super::{ConfigError, figment, section};
 
@@ -48,6 +49,7 @@ pub struct WorkerSettings {
     pub cloudinary: CloudinarySettings,
     pub mail: MailSettings,
     pub team_ids: TeamIdFormat,
+    pub webhooks: WebhookSettings,
     pub serve: ServeSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -67,6 +69,7 @@ impl WorkerSettings {
             cloudinary: section(figment)?,
             mail: section(figment)?,
             team_ids: section(figment)?,
+            webhooks: section(figment)?,
             serve: section(figment)?,
             telemetry: section(figment)?,
         })
@@ -83,6 +86,7 @@ pub struct AdminSettings {
     pub staging: StagingSettings,
     pub database: DatabaseSettings,
     pub cloudinary: CloudinarySettings,
+    pub webhooks: WebhookSettings,
     pub serve: ServeSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -100,6 +104,7 @@ impl AdminSettings {
             staging: section(figment)?,
             database: section(figment)?,
             cloudinary: section(figment)?,
+            webhooks: section(figment)?,
             serve: section(figment)?,
             telemetry: section(figment)?,
         })

@@ -21,7 +21,7 @@ pub use binaries::{AdminSettings, ApiSettings, WorkerSettings};
 pub use sections::{
     AdminSection, ApiSection, CloudinarySettings, DatabaseSettings, LogFormat, MailSettings,
     QueueSettings, RedisSettings, ServeSettings, StagingSettings, TeamIdFormat, TelemetrySettings,
-    WorkerSection,
+    WebhookSettings, WorkerSection,
 };
 
 #[derive(Debug, thiserror::Error)]

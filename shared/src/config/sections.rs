@@ -646,3 +646,95 @@ impl Default for TelemetrySettings {
 }
 
 impl Section for TelemetrySettings {}
+
+/// How the workers deliver webhooks (docs/contract.md §16): their own slots, so deliveries
+/// never take a registration's, and the retry schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// Deliveries in flight in one worker process, beside its registration jobs.
+    #[serde(rename = "webhook_concurrency")]
+    pub concurrency: usize,
+    /// Sends in flight to one endpoint across all workers: a slow endpoint holds at most
+    /// these, never every delivery slot.
+    #[serde(rename = "webhook_endpoint_concurrency")]
+    pub endpoint_concurrency: u32,
+    /// How long an attempt may take, connecting included.
+    #[serde(rename = "webhook_timeout_ms", deserialize_with = "millis")]
+    pub timeout: Duration,
+    /// How long a delivery is retried after its first attempt before it is failed (hours,
+    /// fractions allowed).
+    #[serde(rename = "webhook_retry_hours")]
+    pub retry_hours: f64,
+    /// The wait before the second attempt; each later wait doubles, plus up to as much
+    /// again at random.
+    #[serde(rename = "webhook_retry_base_ms", deserialize_with = "millis")]
+    pub retry_base: Duration,
+    /// The longest wait between two attempts (before the random part).
+    #[serde(rename = "webhook_retry_max_delay_secs", deserialize_with = "secs")]
+    pub retry_max_delay: Duration,
+    /// Deliver to loopback, private, link-local and metadata addresses too (tests, or an
+    /// endpoint inside a private network on purpose).
+    #[serde(rename = "webhook_allow_private")]
+    pub allow_private: bool,
+    /// How often a worker hands new outbox events on.
+    #[serde(rename = "webhook_dispatch_interval_ms", deserialize_with = "millis")]
+    pub dispatch_interval: Duration,
+    /// How long a pending delivery may be overdue before the sweep gives it a new job.
+    #[serde(rename = "webhook_sweep_grace_secs", deserialize_with = "secs")]
+    pub sweep_grace: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            endpoint_concurrency: 4,
+            timeout: Duration::from_secs(10),
+            retry_hours: 24.0,
+            retry_base: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(3600),
+            allow_private: false,
+            dispatch_interval: Duration::from_secs(1),
+            sweep_grace: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Section for WebhookSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_WEBHOOK_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        if self.endpoint_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "INTAKE_WEBHOOK_ENDPOINT_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        if !(self.retry_hours > 0.0 && self.retry_hours <= 720.0) {
+            return Err(ConfigError::invalid(
+                "INTAKE_WEBHOOK_RETRY_HOURS",
+                "must be more than 0 and at most 720",
+            ));
+        }
+        at_least_one("INTAKE_WEBHOOK_TIMEOUT_MS", self.timeout)?;
+        at_least_one("INTAKE_WEBHOOK_RETRY_BASE_MS", self.retry_base)?;
+        at_least_one("INTAKE_WEBHOOK_RETRY_MAX_DELAY_SECS", self.retry_max_delay)?;
+        at_least_one(
+            "INTAKE_WEBHOOK_DISPATCH_INTERVAL_MS",
+            self.dispatch_interval,
+        )?;
+        at_least_one("INTAKE_WEBHOOK_SWEEP_GRACE_SECS", self.sweep_grace)
+    }
+}
+
+impl WebhookSettings {
+    /// How long a delivery is retried for.
+    pub fn retry_window(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_hours * 3600.0)
+    }
+}

@@ -2,6 +2,7 @@
 //! classified as transient or not. Each submodule owns the statements of one table group.
 
 pub mod audit;
+pub mod deliveries;
 pub mod email_deliveries;
 pub mod export;
 pub mod outbox;

@@ -1,0 +1,565 @@
+//! Webhook deliveries (docs/contract.md §16): one per event and endpoint, the state the
+//! delivery jobs work from and the log organisers read. The dispatcher turns outbox events
+//! into deliveries; a delivery job takes a lease on one, sends it, and records the attempt;
+//! the sweep finds pending deliveries no job is coming for.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use super::DbError;
+use super::audit::{Entry, Outcome};
+use super::outbox::EventType;
+use super::webhooks::Actor;
+
+/// Audit actions.
+pub const RESEND: &str = "webhook_resend";
+/// The worker disabling an endpoint that answered `410 Gone`.
+pub const DISABLE: &str = "webhook_disable";
+/// Who the audit log names for what the workers do on their own.
+pub const WORKER_ACTOR: &str = "intake-worker";
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 3] = [Self::Pending, Self::Delivered, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// One delivery as the log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    /// The event's id: the `webhook-id` of every attempt.
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub registration_id: uuid::Uuid,
+    pub state: State,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending deliveries only).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+type DeliveryRow = (
+    uuid::Uuid,
+    uuid::Uuid,
+    uuid::Uuid,
+    String,
+    uuid::Uuid,
+    String,
+    i32,
+    Option<i32>,
+    Option<String>,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+);
+
+const COLUMNS: &str = "d.id, d.endpoint_id, d.event_id, o.type, o.registration_id, d.state,
+     d.attempts, d.last_status, d.last_error, d.next_attempt_at, d.created_at, d.delivered_at";
+
+fn delivery_of(row: DeliveryRow) -> Delivery {
+    let (
+        id,
+        endpoint_id,
+        event_id,
+        event_type,
+        registration_id,
+        state,
+        attempts,
+        last_status,
+        last_error,
+        next_attempt_at,
+        created_at,
+        delivered_at,
+    ) = row;
+    // The column's CHECK admits only the three states.
+    let state = State::parse(&state).unwrap_or(State::Failed);
+    Delivery {
+        id,
+        endpoint_id,
+        event_id,
+        event_type,
+        registration_id,
+        state,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+        last_error,
+        next_attempt_at: (state == State::Pending).then_some(next_attempt_at),
+        created_at,
+        delivered_at,
+    }
+}
+
+/// Hands up to `limit` outbox events on, oldest first: one pending delivery for each
+/// enabled endpoint that takes the event's type, and the events marked dispatched, in one
+/// statement. Events locked by another worker's round are skipped, so workers share the
+/// work. The new deliveries' ids, for their jobs.
+pub async fn dispatch(pool: &PgPool, limit: i64) -> Result<Vec<uuid::Uuid>, DbError> {
+    super::retrying(|| async {
+        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "WITH batch AS (
+                 SELECT id, event_id, type FROM outbox_events
+                 WHERE dispatched_at IS NULL ORDER BY id LIMIT $1
+                 FOR UPDATE SKIP LOCKED),
+             marked AS (
+                 UPDATE outbox_events SET dispatched_at = now()
+                 WHERE id IN (SELECT id FROM batch))
+             INSERT INTO webhook_deliveries (endpoint_id, event_id)
+             SELECT e.id, b.event_id FROM batch b
+             JOIN webhook_endpoints e
+                 ON e.enabled AND e.deleted_at IS NULL AND b.type = ANY (e.events)
+             ORDER BY b.id
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING
+             RETURNING id",
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    })
+    .await
+}
+
+/// A delivery a worker holds the lease of: everything one attempt needs.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    pub id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    pub url: String,
+    /// The endpoint's signing secret (`whsec_…`).
+    pub secret: String,
+    pub event_id: uuid::Uuid,
+    pub event_type: EventType,
+    pub data: Value,
+    pub event_created_at: OffsetDateTime,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub window_started_at: OffsetDateTime,
+}
+
+/// What taking a delivery found.
+#[derive(Debug)]
+pub enum Take {
+    /// The lease is this worker's: send it.
+    Send(Box<Sending>),
+    /// Not due until then; `attempts` made so far.
+    NotDue { at: OffsetDateTime, attempts: u32 },
+    /// Its endpoint already has as many sends in flight as it may: try again shortly.
+    EndpointBusy,
+    /// Another worker is sending it right now.
+    Leased,
+    /// Delivered, failed, or its endpoint was disabled or deleted (it is failed now).
+    Finished,
+    /// No such delivery.
+    Unknown,
+}
+
+/// Takes the lease of a due, pending delivery for `lease`, unless its endpoint already has
+/// `endpoint_limit` sends in flight (one endpoint's slow answers must not hold every
+/// worker). The endpoint's row is locked while its leases are counted, so two workers
+/// cannot both take its last slot.
+pub async fn take(
+    pool: &PgPool,
+    id: uuid::Uuid,
+    lease: Duration,
+    endpoint_limit: u32,
+) -> Result<Take, DbError> {
+    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    type Row = (String, i32, OffsetDateTime, bool, bool, uuid::Uuid);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT state, attempts, next_attempt_at, next_attempt_at <= now(),
+                coalesce(leased_until > now(), false), endpoint_id
+         FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let Some((state, attempts, next_at, due, leased, endpoint_id)) = row else {
+        return Ok(Take::Unknown);
+    };
+    let attempts = u32::try_from(attempts).unwrap_or(0);
+    if state != State::Pending.as_str() {
+        return Ok(Take::Finished);
+    }
+    if leased {
+        return Ok(Take::Leased);
+    }
+    if !due {
+        return Ok(Take::NotDue {
+            at: next_at,
+            attempts,
+        });
+    }
+    let endpoint: Option<(String, String, bool, i64)> = sqlx::query_as(
+        "SELECT url, secret, enabled AND deleted_at IS NULL,
+                (SELECT count(*) FROM webhook_deliveries
+                 WHERE endpoint_id = $1 AND leased_until > now())
+         FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
+    )
+    .bind(endpoint_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let Some((url, secret, enabled, in_flight)) = endpoint else {
+        return Ok(Take::Unknown);
+    };
+    if !enabled {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
+                 last_error = 'the endpoint is disabled or deleted'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        return Ok(Take::Finished);
+    }
+    if in_flight >= i64::from(endpoint_limit) {
+        return Ok(Take::EndpointBusy);
+    }
+    let event: (uuid::Uuid, String, Value, OffsetDateTime, OffsetDateTime) = sqlx::query_as(
+        "UPDATE webhook_deliveries d
+             SET leased_until = now() + make_interval(secs => $2), updated_at = now()
+         FROM outbox_events o
+         WHERE d.id = $1 AND o.event_id = d.event_id
+         RETURNING o.event_id, o.type, o.data, o.created_at, d.window_started_at",
+    )
+    .bind(id)
+    .bind(lease.as_secs_f64())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    tx.commit().await.map_err(DbError::from)?;
+    let (event_id, kind, data, event_created_at, window_started_at) = event;
+    let Some(event_type) = EventType::parse(&kind) else {
+        return Ok(Take::Unknown);
+    };
+    Ok(Take::Send(Box::new(Sending {
+        id,
+        endpoint_id,
+        url,
+        secret,
+        event_id,
+        event_type,
+        data,
+        event_created_at,
+        attempts,
+        window_started_at,
+    })))
+}
+
+/// What became of one attempt, decided by the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A 2xx answer.
+    Delivered,
+    /// Try again at this time.
+    Retry(OffsetDateTime),
+    /// The retry window is spent: failed for good.
+    Failed,
+    /// `410 Gone`: failed, and the endpoint disabled.
+    Gone,
+}
+
+/// One attempt: the answer's status (when there was one) and what went wrong.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// Records an attempt and releases the lease; a `Gone` verdict disables the endpoint in the
+/// same transaction, audited. The attempts made so far.
+pub async fn record(pool: &PgPool, sending: &Sending, attempt: &Attempt) -> Result<u32, DbError> {
+    let (state, next_at) = match &attempt.verdict {
+        Verdict::Delivered => (State::Delivered, None),
+        Verdict::Retry(at) => (State::Pending, Some(*at)),
+        Verdict::Failed | Verdict::Gone => (State::Failed, None),
+    };
+    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    let (attempts,): (i32,) = sqlx::query_as(
+        "UPDATE webhook_deliveries SET
+             attempts = attempts + 1, last_status = $2, last_error = $3,
+             last_attempt_at = now(), leased_until = NULL, updated_at = now(),
+             state = $4, next_attempt_at = coalesce($5, next_attempt_at),
+             delivered_at = CASE WHEN $4 = 'delivered' THEN now() END
+         WHERE id = $1 RETURNING attempts",
+    )
+    .bind(sending.id)
+    .bind(attempt.status.map(i32::from))
+    .bind(attempt.error.as_deref())
+    .bind(state.as_str())
+    .bind(next_at)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    if attempt.verdict == Verdict::Gone {
+        let disabled: Option<(uuid::Uuid,)> = sqlx::query_as(
+            "UPDATE webhook_endpoints SET enabled = false, updated_at = now(),
+                 disabled_reason = 'the endpoint answered 410 Gone'
+             WHERE id = $1 AND enabled RETURNING id",
+        )
+        .bind(sending.endpoint_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(DbError::from)?;
+        if disabled.is_some() {
+            Entry {
+                actor: WORKER_ACTOR,
+                action: DISABLE,
+                registrations: &[],
+                reason: Some("the endpoint answered 410 Gone"),
+                request_id: None,
+            }
+            .record(
+                &mut *tx,
+                Outcome::Succeeded,
+                json!({ "webhook_id": sending.endpoint_id, "delivery_id": sending.id }),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(u32::try_from(attempts).unwrap_or(0))
+}
+
+/// Gives back a lease without counting an attempt (the worker is shutting down).
+pub async fn release(pool: &PgPool, id: uuid::Uuid) -> Result<(), DbError> {
+    sqlx::query("UPDATE webhook_deliveries SET leased_until = NULL WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Pending deliveries due for longer than `grace` that no worker holds and no sweep took
+/// within `grace`: their job was lost (Redis lost its data, a push failed after the
+/// dispatch committed, a job ran out of its own attempts). Marked swept; their ids and
+/// attempts so far, for new jobs.
+pub async fn sweep(
+    pool: &PgPool,
+    grace: Duration,
+    limit: i64,
+) -> Result<Vec<(uuid::Uuid, u32)>, DbError> {
+    super::retrying(|| async {
+        let rows: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+            "UPDATE webhook_deliveries SET swept_at = now()
+             WHERE id IN (
+                 SELECT id FROM webhook_deliveries
+                 WHERE state = 'pending'
+                   AND next_attempt_at < now() - make_interval(secs => $1)
+                   AND (leased_until IS NULL OR leased_until < now())
+                   AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $1))
+                 ORDER BY next_attempt_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, attempts",
+        )
+        .bind(grace.as_secs_f64())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempts)| (id, u32::try_from(attempts).unwrap_or(0)))
+            .collect())
+    })
+    .await
+}
+
+/// One page of an endpoint's delivery log, newest first: those created before `before`
+/// (a keyset cursor: time and id), in `state` when given.
+pub async fn list(
+    pool: &PgPool,
+    endpoint_id: uuid::Uuid,
+    state: Option<State>,
+    before: Option<(OffsetDateTime, uuid::Uuid)>,
+    limit: i64,
+) -> Result<Vec<Delivery>, DbError> {
+    super::retrying(|| async {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries d
+             JOIN outbox_events o ON o.event_id = d.event_id
+             WHERE d.endpoint_id = $1
+               AND ($2::text IS NULL OR d.state = $2)
+               AND ($3::timestamptz IS NULL OR (d.created_at, d.id) < ($3, $4))
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $5"
+        ))
+        .bind(endpoint_id)
+        .bind(state.map(State::as_str))
+        .bind(before.map(|(at, _)| at))
+        .bind(before.map(|(_, id)| id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.into_iter().map(delivery_of).collect())
+    })
+    .await
+}
+
+/// One delivery of an endpoint.
+pub async fn get(
+    pool: &PgPool,
+    endpoint_id: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<Option<Delivery>, DbError> {
+    super::retrying(|| async {
+        let row: Option<DeliveryRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries d
+             JOIN outbox_events o ON o.event_id = d.event_id
+             WHERE d.endpoint_id = $1 AND d.id = $2"
+        ))
+        .bind(endpoint_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(delivery_of))
+    })
+    .await
+}
+
+/// What asking for a re-send found.
+#[derive(Debug)]
+pub enum Resend {
+    /// Pending again, due now, with a new retry window: push its job.
+    Queued(Delivery),
+    /// It is pending already: its next attempt is coming.
+    AlreadyPending,
+    /// The endpoint is disabled (or deleted): enable it first.
+    EndpointDisabled,
+    /// No such delivery of that endpoint.
+    Unknown,
+}
+
+/// Makes a delivered or failed delivery pending again (the same event, so the same
+/// `webhook-id`), audited.
+pub async fn resend(
+    pool: &PgPool,
+    endpoint_id: uuid::Uuid,
+    id: uuid::Uuid,
+    actor: &Actor<'_>,
+) -> Result<Resend, DbError> {
+    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    let endpoint: Option<(bool,)> = sqlx::query_as(
+        "SELECT enabled AND deleted_at IS NULL FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
+    )
+    .bind(endpoint_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let Some((enabled,)) = endpoint else {
+        return Ok(Resend::Unknown);
+    };
+    let state: Option<(String,)> = sqlx::query_as(
+        "SELECT state FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(endpoint_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let Some((state,)) = state else {
+        return Ok(Resend::Unknown);
+    };
+    if !enabled {
+        return Ok(Resend::EndpointDisabled);
+    }
+    if state == State::Pending.as_str() {
+        return Ok(Resend::AlreadyPending);
+    }
+    let row: DeliveryRow = sqlx::query_as(&format!(
+        "UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now(),
+             window_started_at = now(), swept_at = NULL, delivered_at = NULL,
+             updated_at = now()
+         FROM outbox_events o
+         WHERE d.id = $1 AND o.event_id = d.event_id
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let delivery = delivery_of(row);
+    Entry {
+        actor: actor.name,
+        action: RESEND,
+        registrations: &[],
+        reason: None,
+        request_id: actor.request_id,
+    }
+    .record(
+        &mut *tx,
+        Outcome::Succeeded,
+        json!({
+            "webhook_id": endpoint_id,
+            "delivery_id": id,
+            "event_id": delivery.event_id,
+            "previous_state": state,
+        }),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(Resend::Queued(delivery))
+}
+
+/// What the delivery gauges show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Age of the oldest event not yet delivered everywhere it goes (not dispatched, or a
+    /// delivery of it still pending); zero when there is none.
+    pub oldest_undelivered: Duration,
+    pub pending: i64,
+    /// Endpoints disabled (by a person or by a `410`), not deleted.
+    pub endpoints_disabled: i64,
+}
+
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, DbError> {
+    super::retrying(|| async {
+        let (age, pending, disabled): (f64, i64, i64) = sqlx::query_as(
+            "SELECT coalesce(extract(epoch FROM now() - least(
+                     (SELECT min(created_at) FROM outbox_events WHERE dispatched_at IS NULL),
+                     (SELECT min(o.created_at) FROM webhook_deliveries d
+                      JOIN outbox_events o ON o.event_id = d.event_id
+                      WHERE d.state = 'pending')))::float8, 0),
+                 (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),
+                 (SELECT count(*) FROM webhook_endpoints
+                  WHERE NOT enabled AND deleted_at IS NULL)",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(Backlog {
+            oldest_undelivered: Duration::from_secs_f64(age.max(0.0)),
+            pending,
+            endpoints_disabled: disabled,
+        })
+    })
+    .await
+}

@@ -1,0 +1,300 @@
+//! One delivery job: one attempt of one delivery, and the job of the next attempt when the
+//! answer calls for one. Everything is read from Postgres when the job runs, so a job that
+//! runs twice, late, or after a crash finds the delivery as it stands: a delivered one is
+//! left alone, one another worker is sending is left to it, one not yet due gets (at most
+//! one) job for its time.
+
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use intake_shared::config::WebhookSettings;
+use intake_shared::queue::PushError;
+use intake_shared::webhooks::DeliveryJob;
+use intake_store::pg::deliveries::{self, Attempt, Sending, Take, Verdict};
+use intake_store::pg::{DbError, PgPool};
+use redis::aio::ConnectionManager;
+use time::OffsetDateTime;
+
+use super::metrics::{self, Outcome};
+use super::sender::{Answer, Sender};
+
+/// What a delivery job or a dispatcher round can fail on (an endpoint's failure is not an
+/// error: it is recorded as the attempt's outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("a delivery job could not be queued: {0}")]
+    Queue(#[from] PushError),
+}
+
+/// Everything a delivery job needs, shared by all of a process's delivery jobs.
+pub struct Deliverer {
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    /// The deliveries queue.
+    pub queue: apalis_redis::Config,
+    pub sender: Sender,
+    pub settings: WebhookSettings,
+}
+
+impl Deliverer {
+    /// Runs the job: an attempt when the delivery is due and its lease free.
+    pub async fn run(&self, job: &DeliveryJob) -> Result<(), DeliverError> {
+        // Long enough for the attempt and its record; a worker that died holding it is
+        // presumed dead once it lapses.
+        let lease = self.settings.timeout + Duration::from_secs(30);
+        let taken = deliveries::take(
+            &self.pool,
+            job.delivery_id,
+            lease,
+            self.settings.endpoint_concurrency,
+        )
+        .await?;
+        match taken {
+            Take::Send(sending) => self.attempt(&sending).await,
+            Take::NotDue { at, attempts } => {
+                self.push(job, Some(attempts), Some(at)).await?;
+                Ok(())
+            }
+            Take::EndpointBusy => {
+                metrics::count(Outcome::Deferred);
+                let wait = jitter(Duration::from_millis(500));
+                self.push(job, None, Some(OffsetDateTime::now_utc() + wait))
+                    .await?;
+                Ok(())
+            }
+            Take::Leased | Take::Finished | Take::Unknown => Ok(()),
+        }
+    }
+
+    async fn attempt(&self, sending: &Sending) -> Result<(), DeliverError> {
+        let answer = self.sender.send(sending).await;
+        let made = sending.attempts + 1;
+        let (attempt, outcome) = judge(&answer, made, sending, &self.settings);
+        let attempts = match deliveries::record(&self.pool, sending, &attempt).await {
+            Ok(attempts) => attempts,
+            Err(err) => {
+                // The lease lapses by itself; the job runs again (apalis retries it) and
+                // sends again, which receivers deduplicate by webhook-id.
+                tracing::warn!(delivery_id = %sending.id, error = %err, "attempt not recorded");
+                return Err(err.into());
+            }
+        };
+        metrics::count(outcome);
+        tracing::info!(
+            delivery_id = %sending.id,
+            endpoint_id = %sending.endpoint_id,
+            event_id = %sending.event_id,
+            event_type = sending.event_type.as_str(),
+            attempt = attempts,
+            status = attempt.status,
+            error = attempt.error.as_deref(),
+            outcome = ?outcome,
+            "webhook attempt"
+        );
+        if let Verdict::Retry(at) = attempt.verdict {
+            let job = DeliveryJob {
+                delivery_id: sending.id,
+            };
+            self.push(&job, Some(attempts), Some(at)).await?;
+        }
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        job: &DeliveryJob,
+        attempts: Option<u32>,
+        at: Option<OffsetDateTime>,
+    ) -> Result<(), PushError> {
+        let run_at = at.map(SystemTime::from);
+        intake_shared::queue::push_delivery(
+            &self.redis,
+            &self.queue,
+            job.delivery_id,
+            attempts,
+            run_at,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// What an answer means for the delivery, after `made` attempts: 2xx delivered, `410`
+/// gone, a refused target failed at once, anything else retried after the backoff unless
+/// that would end past the retry window.
+pub fn judge(
+    answer: &Answer,
+    made: u32,
+    sending: &Sending,
+    settings: &WebhookSettings,
+) -> (Attempt, Outcome) {
+    let (status, error) = match answer {
+        Answer::Status(code) if (200..300).contains(code) => {
+            return (
+                Attempt {
+                    status: Some(*code),
+                    error: None,
+                    verdict: Verdict::Delivered,
+                },
+                Outcome::Delivered,
+            );
+        }
+        Answer::Status(410) => {
+            return (
+                Attempt {
+                    status: Some(410),
+                    error: Some("410 Gone: the endpoint is disabled".into()),
+                    verdict: Verdict::Gone,
+                },
+                Outcome::Gone,
+            );
+        }
+        Answer::Refused(why) => {
+            return (
+                Attempt {
+                    status: None,
+                    error: Some(format!("refused: {why}")),
+                    verdict: Verdict::Failed,
+                },
+                Outcome::Refused,
+            );
+        }
+        Answer::Status(code) => (Some(*code), format!("answered {code}")),
+        Answer::NoAnswer(what) => (None, what.clone()),
+    };
+    let at = OffsetDateTime::now_utc() + retry_delay(settings, made);
+    if at > sending.window_started_at + settings.retry_window() {
+        return (
+            Attempt {
+                status,
+                error: Some(format!("{error}; retries ended after {made} attempts")),
+                verdict: Verdict::Failed,
+            },
+            Outcome::Failed,
+        );
+    }
+    (
+        Attempt {
+            status,
+            error: Some(error),
+            verdict: Verdict::Retry(at),
+        },
+        Outcome::Retried,
+    )
+}
+
+/// The wait after the `made`-th failed attempt: the base doubled for each attempt before,
+/// capped, plus up to as much again at random (so a recovering endpoint is not hit by every
+/// delivery at once).
+pub fn retry_delay(settings: &WebhookSettings, made: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(settings.retry_base)
+        .with_max_delay(settings.retry_max_delay)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(made.saturating_sub(1) as usize)
+        .unwrap_or(settings.retry_max_delay)
+}
+
+/// `base` plus up to as much again at random.
+fn jitter(base: Duration) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(base)
+        .with_jitter()
+        .build()
+        .next()
+        .unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> WebhookSettings {
+        WebhookSettings {
+            retry_base: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(3600),
+            retry_hours: 24.0,
+            ..WebhookSettings::default()
+        }
+    }
+
+    fn sending(window_started_at: OffsetDateTime) -> Sending {
+        Sending {
+            id: uuid::Uuid::new_v4(),
+            endpoint_id: uuid::Uuid::new_v4(),
+            url: "https://example.com/hook".into(),
+            secret: String::new(),
+            event_id: uuid::Uuid::new_v4(),
+            event_type: intake_store::pg::outbox::EventType::TeamApproved,
+            data: serde_json::json!({}),
+            event_created_at: window_started_at,
+            attempts: 0,
+            window_started_at,
+        }
+    }
+
+    #[test]
+    fn waits_double_from_the_base_with_up_to_as_much_again_and_stop_at_the_cap() {
+        let s = settings();
+        for (made, base) in [(1, 5), (2, 10), (3, 20), (4, 40), (11, 3600), (40, 3600)] {
+            let wait = retry_delay(&s, made);
+            let base = Duration::from_secs(base);
+            assert!(
+                wait >= base && wait <= base * 2,
+                "attempt {made}: {wait:?} not within {base:?}..{:?}",
+                base * 2
+            );
+        }
+    }
+
+    #[test]
+    fn each_answer_gets_its_verdict() {
+        let s = settings();
+        let now = OffsetDateTime::now_utc();
+        let d = sending(now);
+        assert_eq!(
+            judge(&Answer::Status(204), 1, &d, &s).0.verdict,
+            Verdict::Delivered
+        );
+        assert_eq!(
+            judge(&Answer::Status(410), 1, &d, &s).0.verdict,
+            Verdict::Gone
+        );
+        let refused = judge(&Answer::Refused("10.0.0.1 is private".into()), 1, &d, &s);
+        assert_eq!(refused.0.verdict, Verdict::Failed);
+        assert_eq!(refused.1, Outcome::Refused);
+        let (retry, outcome) = judge(&Answer::Status(503), 1, &d, &s);
+        assert!(matches!(retry.verdict, Verdict::Retry(at) if at > now));
+        assert_eq!(retry.status, Some(503));
+        assert_eq!(outcome, Outcome::Retried);
+        let hung = judge(
+            &Answer::NoAnswer("no answer within 10000 ms".into()),
+            2,
+            &d,
+            &s,
+        );
+        assert!(matches!(hung.0.verdict, Verdict::Retry(_)));
+        assert_eq!(hung.0.status, None);
+    }
+
+    #[test]
+    fn a_retry_past_the_window_fails_the_delivery() {
+        let s = settings();
+        let started =
+            OffsetDateTime::now_utc() - time::Duration::hours(23) - time::Duration::minutes(59);
+        let (attempt, outcome) = judge(&Answer::Status(500), 12, &sending(started), &s);
+        assert_eq!(attempt.verdict, Verdict::Failed);
+        assert_eq!(outcome, Outcome::Failed);
+        assert!(
+            attempt
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("12 attempts"))
+        );
+    }
+}
