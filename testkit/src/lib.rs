@@ -19,6 +19,7 @@ pub mod settings;
 pub mod smtp;
 #[cfg(feature = "stack")]
 pub mod stack;
+pub mod webhook_receiver;
 
 use std::time::{Duration, Instant};
 

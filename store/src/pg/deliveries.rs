@@ -167,12 +167,12 @@ pub struct Sending {
 pub enum Take {
     /// The lease is this worker's: send it.
     Send(Box<Sending>),
-    /// Not due until then; `attempts` made so far.
-    NotDue { at: OffsetDateTime, attempts: u32 },
+    /// Not due until then.
+    NotDue { at: OffsetDateTime },
     /// Its endpoint already has as many sends in flight as it may: try again shortly.
     EndpointBusy,
-    /// Another worker is sending it right now.
-    Leased,
+    /// Another worker is sending it (or died sending it) until its lease ends then.
+    Leased { until: OffsetDateTime },
     /// Delivered, failed, or its endpoint was disabled or deleted (it is failed now).
     Finished,
     /// No such delivery.
@@ -190,10 +190,17 @@ pub async fn take(
     endpoint_limit: u32,
 ) -> Result<Take, DbError> {
     let mut tx = pool.begin().await.map_err(DbError::from)?;
-    type Row = (String, i32, OffsetDateTime, bool, bool, uuid::Uuid);
+    type Row = (
+        String,
+        i32,
+        OffsetDateTime,
+        bool,
+        Option<OffsetDateTime>,
+        uuid::Uuid,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT state, attempts, next_attempt_at, next_attempt_at <= now(),
-                coalesce(leased_until > now(), false), endpoint_id
+                CASE WHEN leased_until > now() THEN leased_until END, endpoint_id
          FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
@@ -207,14 +214,11 @@ pub async fn take(
     if state != State::Pending.as_str() {
         return Ok(Take::Finished);
     }
-    if leased {
-        return Ok(Take::Leased);
+    if let Some(until) = leased {
+        return Ok(Take::Leased { until });
     }
     if !due {
-        return Ok(Take::NotDue {
-            at: next_at,
-            attempts,
-        });
+        return Ok(Take::NotDue { at: next_at });
     }
     let endpoint: Option<(String, String, bool, i64)> = sqlx::query_as(
         "SELECT url, secret, enabled AND deleted_at IS NULL,

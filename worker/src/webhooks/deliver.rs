@@ -43,7 +43,7 @@ impl Deliverer {
     pub async fn run(&self, job: &DeliveryJob) -> Result<(), DeliverError> {
         // Long enough for the attempt and its record; a worker that died holding it is
         // presumed dead once it lapses.
-        let lease = self.settings.timeout + Duration::from_secs(30);
+        let lease = self.settings.timeout + Duration::from_secs(10);
         let taken = deliveries::take(
             &self.pool,
             job.delivery_id,
@@ -53,8 +53,11 @@ impl Deliverer {
         .await?;
         match taken {
             Take::Send(sending) => self.attempt(&sending).await,
-            Take::NotDue { at, attempts } => {
-                self.push(job, Some(attempts), Some(at)).await?;
+            // Run early (a duplicate, or the job of a crash whose next attempt was
+            // recorded): one more for its time. Without a key: the key of that time's job
+            // may be this very job's.
+            Take::NotDue { at } => {
+                self.push(job, None, Some(at)).await?;
                 Ok(())
             }
             Take::EndpointBusy => {
@@ -64,7 +67,14 @@ impl Deliverer {
                     .await?;
                 Ok(())
             }
-            Take::Leased | Take::Finished | Take::Unknown => Ok(()),
+            // Held by another worker, or by one that died mid-attempt (this job is then
+            // its job, handed back by apalis): look again when the lease ends.
+            Take::Leased { until } => {
+                self.push(job, None, Some(until + Duration::from_millis(100)))
+                    .await?;
+                Ok(())
+            }
+            Take::Finished | Take::Unknown => Ok(()),
         }
     }
 
@@ -108,7 +118,9 @@ impl Deliverer {
         attempts: Option<u32>,
         at: Option<OffsetDateTime>,
     ) -> Result<(), PushError> {
-        let run_at = at.map(SystemTime::from);
+        // apalis schedules by the whole second: rounded up, so a job never runs before
+        // its delivery is due.
+        let run_at = at.map(|at| SystemTime::from(at) + Duration::from_millis(999));
         intake_shared::queue::push_delivery(
             &self.redis,
             &self.queue,
