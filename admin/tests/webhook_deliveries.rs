@@ -133,7 +133,9 @@ async fn the_log_shows_each_delivery_and_a_failed_one_is_re_sent_with_its_id() {
     assert_eq!(
         admin
             .stack
-            .count("SELECT count(*) FROM audit_log WHERE action = 'webhook_resend' AND actor = 'dave'")
+            .count(
+                "SELECT count(*) FROM audit_log WHERE action = 'webhook_resend' AND actor = 'dave'"
+            )
             .await,
         1
     );

@@ -143,7 +143,8 @@ enum Command {
     Approve(DecisionArgs),
     /// Reject a team (organiser role); the captain is emailed the decision.
     Reject(DecisionArgs),
-    /// Webhook endpoints: list, add, disable, enable, delete (organiser role).
+    /// Webhook endpoints: list, add, disable, enable, delete; deliveries and re-send
+    /// (organiser role).
     Webhooks {
         #[command(subcommand)]
         action: WebhookCommand,
@@ -191,6 +192,26 @@ enum WebhookCommand {
     Enable { id: String },
     /// Remove an endpoint.
     Delete { id: String },
+    /// An endpoint's deliveries, newest first: state, attempts, last answer, next try.
+    Deliveries {
+        id: String,
+        /// Only deliveries in this state.
+        #[arg(long, value_parser = ["pending", "delivered", "failed"])]
+        state: Option<String>,
+        /// How many (1 to 200).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=200))]
+        limit: u16,
+        /// Continue after an earlier listing (its printed next cursor).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Send a delivered or failed delivery again (the same event and webhook-id).
+    Resend {
+        /// The endpoint's id.
+        id: String,
+        /// The delivery's id (from `deliveries`).
+        delivery: String,
+    },
 }
 
 /// Which teams: the teams listing's filters, shared by `teams` and `export`.

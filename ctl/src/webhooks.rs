@@ -1,6 +1,6 @@
 //! Webhook endpoints (docs/contract.md §16) for organisers: list, add (the signing secret
-//! is printed this once), disable, enable, delete. The service checks the role and every
-//! field; this only asks and shows.
+//! is printed this once), disable, enable, delete; an endpoint's deliveries and re-sending
+//! one. The service checks the role and every field; this only asks and shows.
 
 use serde_json::{Value, json};
 
@@ -41,6 +41,37 @@ fn row(endpoint: &Value) -> Vec<String> {
             _ => "no".into(),
         },
         cell(&endpoint["description"]),
+    ]
+}
+
+const DELIVERY_COLUMNS: [&str; 7] = [
+    "id",
+    "event",
+    "state",
+    "attempts",
+    "last answer",
+    "next try",
+    "created",
+];
+
+fn delivery_row(delivery: &Value) -> Vec<String> {
+    let answer = match (
+        delivery["last_status"].as_u64(),
+        delivery["last_error"].as_str(),
+    ) {
+        (Some(status), Some(error)) => format!("{status}: {error}"),
+        (Some(status), None) => status.to_string(),
+        (None, Some(error)) => error.to_owned(),
+        (None, None) => String::new(),
+    };
+    vec![
+        cell(&delivery["id"]),
+        cell(&delivery["event_type"]),
+        cell(&delivery["state"]),
+        cell(&delivery["attempts"]),
+        answer,
+        cell(&delivery["next_attempt_at"]),
+        cell(&delivery["created_at"]),
     ]
 }
 
@@ -85,6 +116,47 @@ pub async fn run(
         }
         WebhookCommand::Disable { id } => toggle(client, as_json, &id, false).await?,
         WebhookCommand::Enable { id } => toggle(client, as_json, &id, true).await?,
+        WebhookCommand::Deliveries {
+            id,
+            state,
+            limit,
+            cursor,
+        } => {
+            let mut query = format!("?limit={limit}");
+            if let Some(state) = state {
+                query.push_str(&format!("&state={}", query_value(&state)));
+            }
+            if let Some(cursor) = cursor {
+                query.push_str(&format!("&cursor={}", query_value(&cursor)));
+            }
+            let log = client
+                .get(&format!("{}/deliveries{query}", path(&id)))
+                .await?;
+            if as_json {
+                print_json(&log);
+                return Ok(());
+            }
+            let items = log["items"].as_array().cloned().unwrap_or_default();
+            table(&DELIVERY_COLUMNS, items.iter().map(delivery_row).collect());
+            println!("{} deliver(ies)", items.len());
+            if let Some(next) = log["next_cursor"].as_str() {
+                println!("more: --cursor {next}");
+            }
+        }
+        WebhookCommand::Resend { id, delivery } => {
+            let resent = client
+                .post(
+                    &format!("{}/deliveries/{}/resend", path(&id), query_value(&delivery)),
+                    &json!({}),
+                )
+                .await?;
+            if as_json {
+                print_json(&resent);
+            } else {
+                table(&DELIVERY_COLUMNS, vec![delivery_row(&resent)]);
+                println!("delivery {delivery} queued again");
+            }
+        }
         WebhookCommand::Delete { id } => {
             client.delete(&path(&id)).await?;
             if as_json {

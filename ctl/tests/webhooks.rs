@@ -112,3 +112,102 @@ async fn other_roles_and_bad_input_are_refused() {
         no_event.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organiser_reads_an_endpoints_deliveries_and_resends_a_failed_one() {
+    use intake_testkit::webhook_receiver::{Behaviour, Receiver};
+    let admin = AdminStack::start_with(|s| s.webhooks.retry_hours = 0.0005).await;
+    let url = admin.base.as_str();
+    let receiver = Receiver::start(Behaviour::Status(503)).await;
+    let added = intakectl(
+        url,
+        ORGANISER_TOKEN,
+        &[
+            "webhooks",
+            "add",
+            &receiver.url(),
+            "--event",
+            "registration.completed",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let endpoint = added.json()["id"].as_str().expect("id").to_owned();
+    let id = admin.stack.submit(&intake_testkit::stack::team(1)).await;
+    assert_eq!(
+        admin
+            .stack
+            .wait_final(&id, std::time::Duration::from_secs(60))
+            .await["status"],
+        "completed"
+    );
+    let start = std::time::Instant::now();
+    let failed = loop {
+        let listed = intakectl(
+            url,
+            ORGANISER_TOKEN,
+            &[
+                "webhooks",
+                "deliveries",
+                &endpoint,
+                "--state",
+                "failed",
+                "--json",
+            ],
+        )
+        .await;
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        if let Some(first) = listed.json()["items"].get(0).cloned() {
+            break first;
+        }
+        assert!(start.elapsed().as_secs() < 60, "no failed delivery");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let shown = intakectl(url, ORGANISER_TOKEN, &["webhooks", "deliveries", &endpoint]).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown.stdout.contains("registration.completed")
+            && shown.stdout.contains("failed")
+            && shown.stdout.contains("503: answered 503"),
+        "{}",
+        shown.stdout
+    );
+
+    receiver.set(Behaviour::Accept);
+    let delivery = failed["id"].as_str().expect("id");
+    let resent = intakectl(
+        url,
+        ORGANISER_TOKEN,
+        &["webhooks", "resend", &endpoint, delivery],
+    )
+    .await;
+    assert_eq!(resent.code, 0, "{}", resent.stderr);
+    assert!(resent.stdout.contains("queued again"), "{}", resent.stdout);
+    receiver
+        .wait_delivered(1, std::time::Duration::from_secs(60))
+        .await;
+    assert!(
+        receiver
+            .delivered()
+            .contains_key(failed["event_id"].as_str().unwrap_or_default())
+    );
+
+    let unknown = format!("{}0000", &delivery[..delivery.len() - 4]);
+    let again = intakectl(
+        url,
+        ORGANISER_TOKEN,
+        &["webhooks", "resend", &endpoint, &unknown],
+    )
+    .await;
+    assert_eq!(again.code, 1, "an unknown delivery: {}", again.stdout);
+    let support = intakectl(url, TOKEN, &["webhooks", "deliveries", &endpoint]).await;
+    assert_eq!(support.code, 1, "{}", support.stdout);
+    let bad = intakectl(
+        url,
+        ORGANISER_TOKEN,
+        &["webhooks", "deliveries", &endpoint, "--limit", "0"],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "clap refuses it");
+}
