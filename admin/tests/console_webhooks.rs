@@ -1,7 +1,8 @@
 //! Webhook endpoints in the organisers' console, in headless Chromium (docs/contract.md §16):
 //! an organiser adds an endpoint and is shown its signing secret once, sees the API's field
-//! errors beside the form, disables, enables and deletes endpoints; other roles are told the
-//! section is the organisers'. Screenshots go to `target/test-output/`.
+//! errors beside the form, disables, enables and deletes endpoints, reads an endpoint's
+//! deliveries and re-sends one; other roles are told the section is the organisers'.
+//! Screenshots go to `target/test-output/`.
 
 use std::time::Duration;
 
@@ -487,5 +488,337 @@ async fn viewer_and_support_tokens_are_told_webhooks_are_for_organisers() {
     assert!(rows[0].contains("private.example.org"), "{rows:?}");
     assert!(!displayed(&browser, "#webhooks-forbidden").await);
     assert!(displayed(&browser, "#webhook-add").await);
+    browser.close().await.expect("close browser");
+}
+
+/// One delivery as the delivery log would hold it, of a new (already dispatched) event.
+struct Seed<'a> {
+    event_type: &'a str,
+    state: &'a str,
+    attempts: i32,
+    last_status: Option<i32>,
+    last_error: Option<&'a str>,
+    /// How long ago it was created.
+    age_secs: f64,
+}
+
+/// Writes `seed` for `endpoint`: its id, its event's id and its registration's id. A pending
+/// one is due in an hour, so no worker sends it while the test looks at it.
+async fn seed_delivery(admin: &AdminStack, endpoint: &str, seed: Seed<'_>) -> [String; 3] {
+    let (id, event_id, registration_id): (String, String, String) = sqlx::query_as(
+        "WITH event AS (
+             INSERT INTO outbox_events (type, registration_id, data, created_at, dispatched_at)
+             VALUES ($2, gen_random_uuid(), '{}'::jsonb, now() - make_interval(secs => $7), now())
+             RETURNING event_id, registration_id, created_at)
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, state, attempts, last_status,
+             last_error, last_attempt_at, next_attempt_at, created_at, delivered_at)
+         SELECT $1::uuid, event_id, $3, $4, $5, $6, created_at,
+             CASE WHEN $3 = 'pending' THEN now() + interval '1 hour' ELSE created_at END,
+             created_at, CASE WHEN $3 = 'delivered' THEN created_at END
+         FROM event
+         RETURNING id::text, event_id::text, (SELECT registration_id::text FROM event)",
+    )
+    .bind(endpoint)
+    .bind(seed.event_type)
+    .bind(seed.state)
+    .bind(seed.attempts)
+    .bind(seed.last_status)
+    .bind(seed.last_error)
+    .bind(seed.age_secs)
+    .fetch_one(&admin.stack.pool)
+    .await
+    .expect("seed a delivery");
+    [id, event_id, registration_id]
+}
+
+/// The rows of the deliveries table, as text.
+async fn delivery_rows(browser: &Client) -> Vec<String> {
+    let mut rows = Vec::new();
+    for row in browser
+        .find_all(Locator::Css("#deliveries-table tbody tr"))
+        .await
+        .unwrap_or_default()
+    {
+        rows.push(row.text().await.unwrap_or_default());
+    }
+    rows
+}
+
+async fn delivery_row(browser: &Client, id: &str) -> Option<String> {
+    browser
+        .find(Locator::Css(&format!(
+            "#deliveries-table tr[data-delivery='{id}']"
+        )))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// The cells of one delivery's row: created, event, registration, state, attempts, last
+/// status, last error, next attempt or delivered, actions.
+async fn delivery_cells(browser: &Client, id: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    for td in browser
+        .find_all(Locator::Css(&format!(
+            "#deliveries-table tr[data-delivery='{id}'] td"
+        )))
+        .await
+        .unwrap_or_default()
+    {
+        cells.push(td.text().await.unwrap_or_default());
+    }
+    cells
+}
+
+async fn has_resend(browser: &Client, id: &str) -> bool {
+    displayed(
+        browser,
+        &format!("#deliveries-table tr[data-delivery='{id}'] .delivery-resend"),
+    )
+    .await
+}
+
+async fn filter_deliveries(browser: &Client, label: &str) {
+    browser
+        .find(Locator::Css("#delivery-state"))
+        .await
+        .expect("state filter")
+        .select_by_label(label)
+        .await
+        .unwrap_or_else(|e| panic!("select {label}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organiser_reads_an_endpoints_deliveries_and_resends_one() {
+    let admin = AdminStack::start().await;
+    let url = "https://hooks.invalid/intake";
+    let endpoint = create_endpoint(
+        &admin,
+        json!({"url": url, "events": ["registration.completed", "registration.failed", "team.approved"]}),
+    )
+    .await;
+    // 21 older ones, delivered, then three of each state: 24 in all, more than a page (20).
+    for n in 0..21 {
+        seed_delivery(
+            &admin,
+            &endpoint,
+            Seed {
+                event_type: "registration.completed",
+                state: "delivered",
+                attempts: 1,
+                last_status: Some(200),
+                last_error: None,
+                age_secs: 3600.0 + 60.0 * f64::from(n),
+            },
+        )
+        .await;
+    }
+    let last_error = "<img id=injected src=x> upstream said \"no\" & closed";
+    let [failed, failed_event, failed_registration] = seed_delivery(
+        &admin,
+        &endpoint,
+        Seed {
+            event_type: "registration.failed",
+            state: "failed",
+            attempts: 8,
+            last_status: Some(500),
+            last_error: Some(last_error),
+            age_secs: 20.0,
+        },
+    )
+    .await;
+    let [delivered, ..] = seed_delivery(
+        &admin,
+        &endpoint,
+        Seed {
+            event_type: "registration.completed",
+            state: "delivered",
+            attempts: 1,
+            last_status: Some(204),
+            last_error: None,
+            age_secs: 30.0,
+        },
+    )
+    .await;
+    let [pending, ..] = seed_delivery(
+        &admin,
+        &endpoint,
+        Seed {
+            event_type: "team.approved",
+            state: "pending",
+            attempts: 2,
+            last_status: Some(503),
+            last_error: Some("Service Unavailable"),
+            age_secs: 10.0,
+        },
+    )
+    .await;
+
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&admin.base).await.expect("page loads");
+    sign_in(&browser, ORGANISER_TOKEN).await;
+    open_webhooks(&browser).await;
+    eventually("the endpoint listed", WAIT, || async {
+        webhook_row(&browser, &endpoint).await
+    })
+    .await;
+    click(
+        &browser,
+        &format!("#webhooks tr[data-webhook='{endpoint}'] .webhook-deliveries"),
+    )
+    .await;
+
+    // The first page, newest first, and a way to the rest.
+    let rows = eventually("a page of deliveries", WAIT, || async {
+        let rows = delivery_rows(&browser).await;
+        (rows.len() == 20).then_some(rows)
+    })
+    .await;
+    assert_eq!(text(&browser, "#deliveries-url").await, url);
+    assert!(rows[0].contains("team.approved"), "newest first: {rows:?}");
+    assert!(displayed(&browser, "#deliveries-more").await);
+    let cells = delivery_cells(&browser, &failed).await;
+    assert_eq!(cells.len(), 9, "{cells:?}");
+    assert!(
+        cells[1].contains("registration.failed") && cells[1].contains(&failed_event),
+        "{cells:?}"
+    );
+    assert_eq!(
+        cells[2..7],
+        [
+            failed_registration.as_str(),
+            "failed",
+            "8",
+            "500",
+            last_error
+        ],
+        "{cells:?}"
+    );
+    assert_eq!(cells[7], "", "a failed delivery has no next attempt");
+    assert!(
+        browser
+            .find_all(Locator::Css("#injected"))
+            .await
+            .expect("query")
+            .is_empty(),
+        "the last error is text, not markup"
+    );
+    let cells = delivery_cells(&browser, &pending).await;
+    assert_eq!(
+        cells[3..7],
+        ["pending", "2", "503", "Service Unavailable"],
+        "{cells:?}"
+    );
+    assert!(cells[7].starts_with("next "), "its next attempt: {cells:?}");
+    let cells = delivery_cells(&browser, &delivered).await;
+    assert_eq!(cells[3..6], ["delivered", "1", "204"], "{cells:?}");
+    assert!(!cells[7].is_empty(), "when it was delivered: {cells:?}");
+    assert!(has_resend(&browser, &failed).await);
+    assert!(has_resend(&browser, &delivered).await);
+    assert!(
+        !has_resend(&browser, &pending).await,
+        "a pending delivery is on its way already"
+    );
+    screenshot(&browser, "console-webhooks-deliveries.png").await;
+
+    click(&browser, "#deliveries-more").await;
+    eventually("every delivery", WAIT, || async {
+        let rows = delivery_rows(&browser).await;
+        (rows.len() == 24 && !displayed(&browser, "#deliveries-more").await).then_some(())
+    })
+    .await;
+
+    // The state filter.
+    filter_deliveries(&browser, "failed").await;
+    let rows = eventually("the failed one only", WAIT, || async {
+        let rows = delivery_rows(&browser).await;
+        (rows.len() == 1).then_some(rows)
+    })
+    .await;
+    assert!(rows[0].contains(last_error), "{rows:?}");
+    assert!(!displayed(&browser, "#deliveries-more").await);
+    filter_deliveries(&browser, "all").await;
+    eventually("a page of every state again", WAIT, || async {
+        (delivery_rows(&browser).await.len() == 20).then_some(())
+    })
+    .await;
+
+    // Resend the failed one: pending again, audited.
+    click(
+        &browser,
+        &format!("#deliveries-table tr[data-delivery='{failed}'] .delivery-resend"),
+    )
+    .await;
+    eventually("the failed delivery pending again", WAIT, || async {
+        let row = delivery_row(&browser, &failed).await?;
+        let message = text(&browser, "#message").await;
+        (row.contains("pending")
+            && !has_resend(&browser, &failed).await
+            && message.contains("queued again"))
+        .then_some(())
+    })
+    .await;
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM webhook_deliveries WHERE id = $1::uuid")
+            .bind(&failed)
+            .fetch_one(&admin.stack.pool)
+            .await
+            .expect("delivery");
+    assert!(
+        state == "pending" || attempts > 8,
+        "resent (pending, or tried again already): {state}, {attempts} attempts"
+    );
+    let resends: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail->>'delivery_id' FROM audit_log WHERE action = 'webhook_resend'",
+    )
+    .fetch_all(&admin.stack.pool)
+    .await
+    .expect("audit");
+    assert_eq!(resends, [("dave".to_owned(), failed.clone())]);
+
+    // With the endpoint disabled, a resend is refused and the page says why.
+    let disabled = admin
+        .stack
+        .client
+        .patch(format!("{}/admin/v1/webhooks/{endpoint}", admin.base))
+        .bearer_auth(ORGANISER_TOKEN)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .expect("admin reachable");
+    assert_eq!(disabled.status(), 200);
+    click(
+        &browser,
+        &format!("#deliveries-table tr[data-delivery='{delivered}'] .delivery-resend"),
+    )
+    .await;
+    let message = eventually("the refusal", WAIT, || async {
+        let message = text(&browser, "#message").await;
+        message.contains("Not resent").then_some(message)
+    })
+    .await;
+    assert!(message.contains("disabled"), "{message}");
+    let row = delivery_row(&browser, &delivered)
+        .await
+        .expect("delivered row");
+    assert!(row.contains("delivered"), "{row}");
+    assert!(
+        has_resend(&browser, &delivered).await,
+        "it can be tried again"
+    );
+    assert_eq!(
+        admin
+            .stack
+            .count(&format!(
+                "SELECT count(*) FROM webhook_deliveries WHERE id = '{delivered}' AND state = 'delivered'"
+            ))
+            .await,
+        1,
+        "nothing changed"
+    );
+    screenshot(&browser, "console-webhooks-resend-refused.png").await;
     browser.close().await.expect("close browser");
 }

@@ -50,6 +50,10 @@ COUNTERS_AND_GAUGES = {
     "intake_build_info",
     "intake_email_outcomes_total",
     "intake_upload_breaker_open",
+    "intake_webhook_deliveries_total",
+    "intake_webhook_oldest_undelivered_seconds",
+    "intake_webhook_deliveries_pending",
+    "intake_webhook_endpoints_disabled",
 }
 HISTOGRAMS = {"http_request_duration_seconds", "intake_worker_step_duration_seconds"}
 KNOWN_METRICS = (

@@ -96,6 +96,31 @@ async fn register(stack: &Stack, from: usize, n: usize) -> Vec<String> {
     ids
 }
 
+/// The value of one series this process exports (nextest runs each test in a process of
+/// its own, so the counts are this test's).
+fn metric(series: &str) -> Option<f64> {
+    let text = intake_shared::telemetry::prometheus().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until `series` reads `check` (the backlog gauges refresh every 5 s).
+async fn wait_metric(series: &str, check: impl Fn(f64) -> bool) {
+    let start = Instant::now();
+    loop {
+        if metric(series).is_some_and(&check) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{series} is {:?}",
+            metric(series)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn event_ids(stack: &Stack) -> BTreeSet<String> {
     let rows: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT event_id FROM outbox_events")
         .fetch_all(&stack.pool)
@@ -261,6 +286,15 @@ async fn a_hanging_receiver_holds_neither_registrations_nor_other_endpoints() {
         "{timed_out:?}"
     );
     assert!(timed_out.next_attempt_at.is_some());
+    wait_metric("intake_webhook_deliveries_pending", |v| v == 8.0).await;
+    wait_metric("intake_webhook_oldest_undelivered_seconds", |v| v > 0.0).await;
+    assert_eq!(
+        metric(r#"intake_webhook_deliveries_total{outcome="delivered"}"#),
+        Some(8.0)
+    );
+    assert!(
+        metric(r#"intake_webhook_deliveries_total{outcome="retried"}"#).is_some_and(|v| v >= 1.0)
+    );
     assert!(
         delivery_log(&stack, healthy_id)
             .await
