@@ -895,7 +895,10 @@ async function resendDelivery(endpoint, d, row, control) {
       { method: "POST" });
   } catch (err) {
     control.disabled = false;
-    throw err.status === 409 ? new Error("Not resent. " + err.message) : err;
+    if (err.status !== 409) throw err;
+    // Refused for the endpoint's state (disabled meanwhile, perhaps by a 410): show it as it is.
+    await loadWebhooks().catch(() => {});
+    throw new Error("Not resent. " + err.message);
   }
   if (row.isConnected) row.replaceWith(deliveryRow(endpoint, { ...d, ...updated }));
   say("The " + (d.event_type || "event") + " delivery to " + endpoint.url + " is queued again.");

@@ -801,6 +801,11 @@ async fn an_organiser_reads_an_endpoints_deliveries_and_resends_one() {
     })
     .await;
     assert!(message.contains("disabled"), "{message}");
+    eventually("the list shows the endpoint disabled", WAIT, || async {
+        let row = webhook_row(&browser, &endpoint).await?;
+        row.contains("disabled").then_some(())
+    })
+    .await;
     let row = delivery_row(&browser, &delivered)
         .await
         .expect("delivered row");

@@ -71,6 +71,8 @@ pub struct Options {
     pub job_max_attempts: u32,
     /// More settings for the api (after the run's own, so they win).
     pub api_env: Vec<(&'static str, String)>,
+    /// More settings for the workers (after the run's own, so they win).
+    pub worker_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             cloudinary_timeout_secs: 3,
             job_max_attempts: 25,
             api_env: Vec::new(),
+            worker_env: Vec::new(),
         }
     }
 }
@@ -291,6 +294,7 @@ impl Harness {
                 "INTAKE_JOB_MAX_ATTEMPTS",
                 self.options.job_max_attempts.to_string(),
             )
+            .envs(self.options.worker_env.iter().map(|(k, v)| (k, v)))
             .stdout(log_file(&self.logs.join("workers.log"))?)
             .stderr(log_file(&self.logs.join("workers.log"))?)
             .spawn()

@@ -29,16 +29,18 @@ pub enum Scenario {
     Redis,
     Hostile,
     Contention,
+    Webhooks,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Crashes,
         Scenario::Flaky,
         Scenario::Postgres,
         Scenario::Redis,
         Scenario::Hostile,
         Scenario::Contention,
+        Scenario::Webhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Scenario {
             Scenario::Redis => "redis",
             Scenario::Hostile => "hostile",
             Scenario::Contention => "contention",
+            Scenario::Webhooks => "webhooks",
         }
     }
 }
@@ -67,5 +70,6 @@ pub async fn run(
         Scenario::Redis => scenarios::redis::run(bins, size, logs).await,
         Scenario::Hostile => scenarios::hostile::run(bins, size, logs).await,
         Scenario::Contention => scenarios::contention::run(bins, size, logs).await,
+        Scenario::Webhooks => scenarios::webhooks::run(bins, size, logs).await,
     }
 }

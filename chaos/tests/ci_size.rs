@@ -47,3 +47,8 @@ async fn hostile_input() {
 async fn contention() {
     scenario(Scenario::Contention).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_under_worker_crashes() {
+    scenario(Scenario::Webhooks).await;
+}

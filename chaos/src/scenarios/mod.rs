@@ -7,3 +7,4 @@ pub mod flaky;
 pub mod hostile;
 pub mod postgres;
 pub mod redis;
+pub mod webhooks;
