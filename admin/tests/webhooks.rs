@@ -259,3 +259,50 @@ async fn only_organisers_manage_endpoints() {
         .expect("count");
     assert_eq!(count.0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_targets_are_refused_at_the_door_unless_allowed() {
+    let admin = AdminStack::start_with(|s| s.webhooks.allow_private = false).await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://[fd00:ec2::254]/",
+        "http://[::ffff:192.168.0.1]/hook",
+        "http://localhost:9000/hook",
+        "http://api.LOCALHOST./hook",
+    ] {
+        let refused = admin
+            .post_as(
+                ORGANISER_TOKEN,
+                "/admin/v1/webhooks",
+                json!({"url": url, "events": ["team.approved"]}),
+            )
+            .await;
+        assert_eq!(refused.status(), 400, "{url}");
+        let problem: Value = refused.json().await.expect("problem");
+        assert_eq!(
+            field_errors(&problem),
+            [("url".to_owned(), "INVALID_VALUE".to_owned())],
+            "{url}"
+        );
+        assert!(
+            problem.to_string().contains("INTAKE_WEBHOOK_ALLOW_PRIVATE"),
+            "{problem}"
+        );
+    }
+    let public = admin
+        .post_as(
+            ORGANISER_TOKEN,
+            "/admin/v1/webhooks",
+            json!({"url": "https://93.184.215.14/hook", "events": ["team.approved"]}),
+        )
+        .await;
+    assert_eq!(public.status(), 201);
+    let count: (i64,) = sqlx::query_as("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(&admin.stack.pool)
+        .await
+        .expect("count");
+    assert_eq!(count.0, 1, "only the public one was stored");
+}

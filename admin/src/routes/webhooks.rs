@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use intake_shared::errors::{FieldCode, FieldError};
 use intake_shared::http::request_id::RequestId;
+use intake_shared::webhook_targets;
 use intake_shared::webhooks::SigningSecret;
 use intake_store::pg::outbox::EventType;
 use intake_store::pg::webhooks::{self, Actor, Change, Endpoint, NewEndpoint};
@@ -45,8 +46,10 @@ fn endpoint_json(endpoint: &Endpoint) -> Value {
     })
 }
 
-/// An endpoint's URL: `http` or `https`, with a host, no credentials, not too long.
-fn check_url(url: &str, errors: &mut Vec<FieldError>) {
+/// An endpoint's URL: `http` or `https`, with a host, no credentials, not too long; unless
+/// private targets are allowed, not an address (or `localhost`) deliveries would refuse.
+/// (A name is judged by the workers when they resolve it, at every attempt.)
+fn check_url(url: &str, allow_private: bool, errors: &mut Vec<FieldError>) {
     let invalid = |message: &str| FieldError::new("url", FieldCode::InvalidValue, message);
     if url.len() > MAX_URL {
         errors.push(FieldError::new(
@@ -67,7 +70,22 @@ fn check_url(url: &str, errors: &mut Vec<FieldError>) {
         Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
             errors.push(invalid("must not carry credentials"))
         }
+        Ok(parsed) if !allow_private && names_a_private_target(&parsed) => errors.push(invalid(
+            "must not be a loopback, private or link-local address (INTAKE_WEBHOOK_ALLOW_PRIVATE)",
+        )),
         Ok(_) => {}
+    }
+}
+
+fn names_a_private_target(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !webhook_targets::is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !webhook_targets::is_public(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -119,7 +137,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     let mut errors = Vec::new();
     match &body.url {
-        Some(url) => check_url(url, &mut errors),
+        Some(url) => check_url(url, state.settings.webhooks.allow_private, &mut errors),
         None => errors.push(FieldError::new("url", FieldCode::Required, "is required")),
     }
     match &body.events {
@@ -193,7 +211,7 @@ pub async fn update(
     let id = endpoint_id(&id)?;
     let mut errors = Vec::new();
     if let Some(url) = &body.url {
-        check_url(url, &mut errors);
+        check_url(url, state.settings.webhooks.allow_private, &mut errors);
     }
     if let Some(events) = &body.events {
         check_events(events, &mut errors);
