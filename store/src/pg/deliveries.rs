@@ -220,19 +220,28 @@ pub async fn take(
     if !due {
         return Ok(Take::NotDue { at: next_at });
     }
-    let endpoint: Option<(String, String, bool, i64)> = sqlx::query_as(
-        "SELECT url, secret, enabled AND deleted_at IS NULL,
-                (SELECT count(*) FROM webhook_deliveries
-                 WHERE endpoint_id = $1 AND leased_until > now())
+    // The endpoint's row first, in a statement of its own: the count below then reads a
+    // snapshot taken after the lock was granted, so it sees every lease taken by whoever
+    // held the lock before (one statement would count from before its wait).
+    let endpoint: Option<(String, String, bool)> = sqlx::query_as(
+        "SELECT url, secret, enabled AND deleted_at IS NULL
          FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
     )
     .bind(endpoint_id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    let Some((url, secret, enabled, in_flight)) = endpoint else {
+    let Some((url, secret, enabled)) = endpoint else {
         return Ok(Take::Unknown);
     };
+    let (in_flight,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM webhook_deliveries
+         WHERE endpoint_id = $1 AND leased_until > now()",
+    )
+    .bind(endpoint_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
     if !enabled {
         sqlx::query(
             "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
