@@ -92,27 +92,24 @@ where
     })
 }
 
-/// Attempts a delivery job gets for its own errors (Postgres unavailable); the HTTP attempts
-/// are counted in Postgres, each one a job of its own.
+/// The most attempts a delivery job is given for its own errors (Postgres or Redis
+/// unavailable; stored with the job; apalis-redis 1.0 itself stops at 25). An endpoint's
+/// failures are not the job's: each HTTP attempt is counted in Postgres and has a job of
+/// its own.
 pub const DELIVERY_JOB_ATTEMPTS: u32 = 5;
 
-/// Pushes the job of a webhook delivery's next attempt (after `attempts`), due at `run_at`
-/// or now. `attempts: None` pushes without an idempotency key (a sweep's job for a delivery
-/// whose job was lost, or a delivery put off while its endpoint is busy).
+/// Pushes `job` on the deliveries queue, due at `run_at` or now, under its idempotency key.
 pub async fn push_delivery(
     conn: &ConnectionManager,
     config: &apalis_redis::Config,
-    delivery_id: uuid::Uuid,
-    attempts: Option<u32>,
+    job: &crate::webhooks::DeliveryJob,
     run_at: Option<std::time::SystemTime>,
 ) -> Result<Pushed, PushError> {
-    let job = crate::webhooks::DeliveryJob { delivery_id };
-    let key = attempts.map(|n| job.idempotency_key(n));
     push_task(
         conn,
         config,
-        &job,
-        key.as_deref(),
+        job,
+        Some(&job.idempotency_key()),
         DELIVERY_JOB_ATTEMPTS,
         run_at,
     )

@@ -24,6 +24,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 192 && b == 0 && c == 0)     // 192.0.0/24, protocol assignments
         || ip.is_documentation()              // 192.0.2/24, 198.51.100/24, 203.0.113/24
         || (a == 198 && (b == 18 || b == 19)) // 198.18/15, benchmarking
+        || (a == 192 && b == 88 && c == 99) // 192.88.99/24, 6to4 relays (deprecated)
         || ip.is_multicast()                  // 224/4
         || a >= 240) // 240/4 reserved, and the broadcast address
 }
@@ -40,12 +41,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80  // fe80::/10, link-local
         || (first & 0xffc0) == 0xfec0  // fec0::/10, site-local (deprecated)
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first == 0x2001 && ip.segments()[1] == 0) // 2001::/32, Teredo tunnels
         || (first == 0x0100 && ip.segments()[1..4] == [0, 0, 0]) // 100::/64, discard
         || first == 0) // ::/16: IPv4-compatible and other reserved forms
 }
 
 /// The IPv4 address an IPv6 one carries: IPv4-mapped (`::ffff:a.b.c.d`), NAT64
-/// (`64:ff9b::a.b.c.d`), or 6to4 (`2002:aabb:ccdd::`).
+/// (`64:ff9b::a.b.c.d`, and `64:ff9b:1::/48` for local use), or 6to4 (`2002:aabb:ccdd::`).
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
@@ -57,6 +59,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         Ipv4Addr::new(a, b, c, d)
     };
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(from(s[6], s[7]));
+    }
+    // 64:ff9b:1::/48, NAT64 for local use: the IPv4 address in the last 32 bits.
+    if s[..3] == [0x64, 0xff9b, 1] {
         return Some(from(s[6], s[7]));
     }
     if s[0] == 0x2002 {
@@ -105,6 +111,9 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "::127.0.0.1",
+            "64:ff9b:1::a9fe:a9fe",
+            "192.88.99.1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!public(refused), "{refused} must be refused");
         }

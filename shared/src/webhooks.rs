@@ -80,19 +80,23 @@ impl SigningSecret {
     }
 }
 
-/// The job on the deliveries queue: which delivery to attempt. Everything else (the event,
-/// the endpoint, the attempts so far) is read from Postgres when it runs, so a job pushed
-/// twice or run after a crash finds the delivery as it stands.
+/// The job on the deliveries queue: which delivery to attempt, and the generation of the
+/// delivery this job was queued for (docs/contract.md §16): a job whose generation is no
+/// longer the delivery's has been replaced and does nothing. Everything else (the event,
+/// the endpoint, the attempts so far) is read from Postgres when it runs, so a job run
+/// twice or after a crash finds the delivery as it stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryJob {
     pub delivery_id: uuid::Uuid,
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl DeliveryJob {
-    /// The idempotency key of the job for the attempt after `attempts`: pushing it again
-    /// (a re-run, a dispatcher and a re-send at once) leaves one job.
-    pub fn idempotency_key(&self, attempts: u32) -> String {
-        format!("delivery:{}:{attempts}", self.delivery_id)
+    /// Its idempotency key: one per delivery and generation, so pushing it again (a push
+    /// retried after an error) leaves one job.
+    pub fn idempotency_key(&self) -> String {
+        format!("delivery:{}:{}", self.delivery_id, self.generation)
     }
 }
 

@@ -142,6 +142,10 @@ impl StackSettings {
                 "INTAKE_WEBHOOK_ENDPOINT_CONCURRENCY",
                 self.webhooks.endpoint_concurrency.to_string(),
             ),
+            (
+                "INTAKE_WEBHOOK_SWEEP_GRACE_SECS",
+                self.webhooks.sweep_grace.as_secs().to_string(),
+            ),
         ];
         // Unset, not empty, when absent: an empty value is a value the worker refuses.
         if let Some(url) = &self.cloudinary.url {

@@ -504,12 +504,25 @@ async fn supervise<E, S>(
 }
 
 /// The apalis handler of a delivery job. An endpoint's failure is recorded, not returned;
-/// an error here (Postgres or Redis unavailable) lets apalis run the job again.
-async fn deliver(job: DeliveryJob, deliverer: Data<Arc<Deliverer>>) -> Result<(), BoxDynError> {
-    deliverer.run(&job).await.map_err(|err| {
-        tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
-        Box::new(err) as BoxDynError
-    })
+/// an error here (Postgres or Redis unavailable) lets apalis run the job again, up to
+/// `DELIVERY_JOB_ATTEMPTS` times; then the job ends and the sweep gives the delivery a new
+/// one once Postgres and Redis answer again.
+async fn deliver(
+    job: DeliveryJob,
+    attempt: Attempt,
+    deliverer: Data<Arc<Deliverer>>,
+) -> Result<(), BoxDynError> {
+    match deliverer.run(&job).await {
+        Ok(()) => Ok(()),
+        Err(err) if attempt.current() < intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize => {
+            tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
+            Err(Box::new(err))
+        }
+        Err(err) => {
+            tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed for the last time; the sweep will queue the delivery again");
+            Ok(())
+        }
+    }
 }
 
 /// The apalis job handler: runs the pipeline and turns its outcome into apalis' terms. A

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use intake_shared::webhooks::SigningSecret;
+use intake_shared::webhooks::{DeliveryJob, SigningSecret};
 use intake_store::pg::deliveries::{self, Delivery, Resend, State};
 use intake_store::pg::webhooks::{self, Actor, NewEndpoint};
 use intake_testkit::stack::{Stack, team};
@@ -84,6 +84,12 @@ async fn wait_log(
     }
 }
 
+/// Whether the reference verifier accepts every one of `calls` (and there are some).
+fn all_verified(secret: &str, calls: &[webhook_receiver::Call]) -> bool {
+    let verdicts = webhook_receiver::verify(secret, calls);
+    !calls.is_empty() && verdicts.len() == calls.len() && verdicts.iter().all(|ok| *ok)
+}
+
 /// Submits `n` teams and waits until each is completed; their registration ids.
 async fn register(stack: &Stack, from: usize, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
@@ -148,16 +154,13 @@ async fn events_reach_the_endpoints_that_take_them_signed_for_the_reference_veri
     let calls = everything.calls();
     assert_eq!(calls.len(), 3, "one call per event, none repeated");
     assert!(
-        webhook_receiver::verify(&all_secret, &calls)
-            .iter()
-            .all(|ok| *ok),
+        all_verified(&all_secret, &calls),
         "the reference verifier accepts every call"
     );
     let wrong = SigningSecret::generate().expose();
+    let verdicts = webhook_receiver::verify(&wrong, &calls);
     assert!(
-        webhook_receiver::verify(&wrong, &calls)
-            .iter()
-            .all(|ok| !ok),
+        verdicts.len() == calls.len() && verdicts.iter().all(|ok| !ok),
         "and refuses them under another endpoint's secret"
     );
     assert_eq!(
@@ -230,11 +233,7 @@ async fn a_receiver_failing_half_its_calls_gets_every_event_with_one_id_across_r
         let first = calls.iter().find(|c| c.id == call.id).expect("itself");
         assert_eq!(first.body, call.body, "one event, one body");
     }
-    assert!(
-        webhook_receiver::verify(&secret, &calls)
-            .iter()
-            .all(|ok| *ok)
-    );
+    assert!(all_verified(&secret, &calls));
     let log = wait_log(&stack, id, "all six delivered", |log| {
         log.len() == 6 && log.iter().all(|d| d.state == State::Delivered)
     })
@@ -397,7 +396,10 @@ async fn retries_end_with_the_window_and_a_resend_delivers_the_same_event() {
     assert_eq!(tried as u32, failed.attempts);
 
     failing.set(Behaviour::Accept);
-    let Resend::Queued(pending) = deliveries::resend(
+    let Resend::Queued {
+        delivery: pending,
+        generation,
+    } = deliveries::resend(
         &stack.pool,
         id,
         failed.id,
@@ -407,14 +409,19 @@ async fn retries_end_with_the_window_and_a_resend_delivers_the_same_event() {
         },
     )
     .await
-    .expect("resend") else {
+    .expect("resend")
+    else {
         panic!("a failed delivery is re-sent");
     };
     assert_eq!(pending.state, State::Pending);
     let queue =
         intake_shared::queue::deliveries_config(&stack.settings.keys(), &stack.settings.queue);
     let redis = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
-    intake_shared::queue::push_delivery(&redis, &queue, pending.id, Some(pending.attempts), None)
+    let job = DeliveryJob {
+        delivery_id: pending.id,
+        generation,
+    };
+    intake_shared::queue::push_delivery(&redis, &queue, &job, None)
         .await
         .expect("job pushed");
     failing.wait_delivered(1, FINISH).await;
@@ -423,11 +430,7 @@ async fn retries_end_with_the_window_and_a_resend_delivers_the_same_event() {
         calls.iter().all(|c| c.id == failed.event_id.to_string()),
         "one event, one webhook-id, before and after the re-send"
     );
-    assert!(
-        webhook_receiver::verify(&secret, &calls)
-            .iter()
-            .all(|ok| *ok)
-    );
+    assert!(all_verified(&secret, &calls));
     let log = wait_log(&stack, id, "delivered on re-send", |log| {
         log[0].state == State::Delivered
     })
@@ -522,11 +525,7 @@ async fn workers_killed_mid_delivery_lose_no_event() {
     );
     let calls = slow.calls();
     assert!(calls.iter().all(|c| events.contains(&c.id)));
-    assert!(
-        webhook_receiver::verify(&secret, &calls)
-            .iter()
-            .all(|ok| *ok)
-    );
+    assert!(all_verified(&secret, &calls));
     // The calls the kill cut short were made again, under the same id.
     let cut: Vec<_> = calls.iter().filter(|c| c.answered.is_none()).collect();
     for call in cut {
@@ -541,5 +540,114 @@ async fn workers_killed_mid_delivery_lose_no_event() {
             .await
             .iter()
             .all(|d| d.state == State::Delivered)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_failed_by_a_disabled_endpoint_is_resent_at_once_when_enabled_again() {
+    let mut stack = Stack::start().await;
+    stack.spawn_worker(2).await;
+    let receiver = Receiver::start(Behaviour::Status(503)).await;
+    let (id, secret) = endpoint(&stack, &receiver.url(), &ALL).await;
+    let organiser = Actor {
+        name: "organiser",
+        request_id: None,
+    };
+    register(&stack, 1, 1).await;
+    wait_log(&stack, id, "a first attempt", |log| {
+        log.len() == 1 && log[0].attempts >= 1
+    })
+    .await;
+    let off = webhooks::Change {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    webhooks::update(&stack.pool, id, &off, &organiser)
+        .await
+        .expect("disabled");
+    let failed = wait_log(&stack, id, "failed once disabled", |log| {
+        log[0].state == State::Failed
+    })
+    .await;
+    assert_eq!(
+        failed[0].last_error.as_deref(),
+        Some("the endpoint is disabled or deleted")
+    );
+
+    receiver.set(Behaviour::Accept);
+    let on = webhooks::Change {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    webhooks::update(&stack.pool, id, &on, &organiser)
+        .await
+        .expect("enabled");
+    let Resend::Queued {
+        delivery,
+        generation,
+    } = deliveries::resend(&stack.pool, id, failed[0].id, &organiser)
+        .await
+        .expect("resend")
+    else {
+        panic!("re-sent once enabled");
+    };
+    let queue =
+        intake_shared::queue::deliveries_config(&stack.settings.keys(), &stack.settings.queue);
+    let redis = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
+    let job = DeliveryJob {
+        delivery_id: delivery.id,
+        generation,
+    };
+    assert_eq!(
+        intake_shared::queue::push_delivery(&redis, &queue, &job, None)
+            .await
+            .expect("pushed"),
+        intake_shared::queue::Pushed::New,
+        "a re-send is a job of its own, never mistaken for an earlier one"
+    );
+    // Well within the sweep's grace (120 s): the re-send's own job delivers it.
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    let log = wait_log(&stack, id, "delivered", |log| {
+        log[0].state == State::Delivered
+    })
+    .await;
+    assert!(log[0].attempts >= 2);
+    assert!(all_verified(&secret, &receiver.calls()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pending_delivery_whose_job_was_lost_is_swept_into_a_new_one() {
+    let mut stack = Stack::start_with(|s| s.webhooks.sweep_grace = Duration::from_secs(1)).await;
+    stack.spawn_worker(2).await;
+    let first = Receiver::start(Behaviour::Accept).await;
+    endpoint(&stack, &first.url(), &ALL).await;
+    register(&stack, 1, 1).await;
+    first.wait_delivered(1, FINISH).await;
+
+    // A second endpoint, and a pending delivery of the event to it that no job was ever
+    // queued for (as when Redis lost the queue, or the push after the dispatch failed).
+    let second = Receiver::start(Behaviour::Accept).await;
+    let (id, secret) = endpoint(&stack, &second.url(), &ALL).await;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, generation)
+         SELECT $1, event_id, now() - interval '5 seconds', 7 FROM outbox_events",
+    )
+    .bind(id)
+    .execute(&stack.pool)
+    .await
+    .expect("a delivery without a job");
+    second.wait_delivered(1, Duration::from_secs(20)).await;
+    let log = wait_log(&stack, id, "delivered by the sweep's job", |log| {
+        log.len() == 1 && log[0].state == State::Delivered
+    })
+    .await;
+    assert_eq!(log[0].attempts, 1);
+    assert_eq!(second.calls().len(), 1, "one job, one call");
+    assert!(all_verified(&secret, &second.calls()));
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM webhook_deliveries WHERE swept_at IS NOT NULL")
+            .await,
+        1
     );
 }

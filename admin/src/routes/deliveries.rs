@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use intake_shared::http::request_id::RequestId;
+use intake_shared::webhooks::DeliveryJob;
 use intake_store::pg::deliveries::{self, Delivery, Resend, State as DeliveryState};
 use intake_store::pg::webhooks::{self, Actor};
 use serde::Deserialize;
@@ -107,8 +108,11 @@ pub async fn resend(
         },
     )
     .await?;
-    let delivery = match resent {
-        Resend::Queued(delivery) => delivery,
+    let (delivery, generation) = match resent {
+        Resend::Queued {
+            delivery,
+            generation,
+        } => (delivery, generation),
         Resend::AlreadyPending => {
             return Err(AdminError::InvalidState(
                 "the delivery is pending already: its next attempt is coming".into(),
@@ -127,13 +131,10 @@ pub async fn resend(
         &state.settings.redis.keys(),
         &state.settings.queue,
     );
-    intake_shared::queue::push_delivery(
-        &state.redis,
-        &queue,
-        delivery.id,
-        Some(delivery.attempts),
-        None,
-    )
-    .await?;
+    let job = DeliveryJob {
+        delivery_id: delivery.id,
+        generation,
+    };
+    intake_shared::queue::push_delivery(&state.redis, &queue, &job, None).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&delivery))))
 }

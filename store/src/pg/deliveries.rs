@@ -115,38 +115,66 @@ fn delivery_of(row: DeliveryRow) -> Delivery {
     }
 }
 
-/// Hands up to `limit` outbox events on, oldest first: one pending delivery for each
-/// enabled endpoint that takes the event's type, and the events marked dispatched, in one
-/// statement. Events locked by another worker's round are skipped, so workers share the
-/// work. The new deliveries' ids, for their jobs.
-pub async fn dispatch(pool: &PgPool, limit: i64) -> Result<Vec<uuid::Uuid>, DbError> {
-    super::retrying(|| async {
-        let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
-            "WITH batch AS (
-                 SELECT id, event_id, type FROM outbox_events
-                 WHERE dispatched_at IS NULL ORDER BY id LIMIT $1
-                 FOR UPDATE SKIP LOCKED),
-             marked AS (
-                 UPDATE outbox_events SET dispatched_at = now()
-                 WHERE id IN (SELECT id FROM batch))
-             INSERT INTO webhook_deliveries (endpoint_id, event_id)
-             SELECT e.id, b.event_id FROM batch b
-             JOIN webhook_endpoints e
-                 ON e.enabled AND e.deleted_at IS NULL AND b.type = ANY (e.events)
-             ORDER BY b.id
-             ON CONFLICT (endpoint_id, event_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    })
-    .await
+/// A dispatch in progress: up to a batch of outbox events taken, their deliveries created
+/// and the events marked dispatched, in a transaction not yet committed. The caller queues
+/// each delivery's job and then commits, so a dispatch whose jobs were not all queued (a
+/// Redis error, a worker killed) is rolled back whole and done again: no delivery is ever
+/// left without a job. (A job queued for a dispatch that then rolled back finds no
+/// delivery and ends.)
+pub struct Dispatch {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The new deliveries, for their jobs (generation 0).
+    pub deliveries: Vec<uuid::Uuid>,
+    /// Events taken (some may go to no endpoint).
+    pub events: usize,
 }
 
-/// A delivery a worker holds the lease of: everything one attempt needs.
-#[derive(Debug, Clone)]
+impl Dispatch {
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await.map_err(DbError::from)
+    }
+}
+
+/// Takes up to `limit` outbox events, oldest first, and creates one pending delivery for
+/// each enabled endpoint that takes the event's type, marking the events dispatched; events
+/// locked by another worker's dispatch are skipped, so workers share the work.
+pub async fn dispatch(pool: &PgPool, limit: i64) -> Result<Dispatch, DbError> {
+    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    let taken: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE outbox_events SET dispatched_at = now()
+         WHERE id IN (SELECT id FROM outbox_events WHERE dispatched_at IS NULL
+                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    let ids: Vec<i64> = taken.into_iter().map(|(id,)| id).collect();
+    let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id)
+         SELECT e.id, o.event_id FROM outbox_events o
+         JOIN webhook_endpoints e
+             ON e.enabled AND e.deleted_at IS NULL AND o.type = ANY (e.events)
+         WHERE o.id = ANY ($1)
+         ORDER BY o.id
+         ON CONFLICT (endpoint_id, event_id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
+    Ok(Dispatch {
+        tx,
+        deliveries: rows.into_iter().map(|(id,)| id).collect(),
+        events: ids.len(),
+    })
+}
+
+/// A delivery a worker holds the lease of: everything one attempt needs. Its `Debug`
+/// leaves out the URL (it may carry a token) and the secret.
+#[derive(Clone)]
 pub struct Sending {
     pub id: uuid::Uuid,
     pub endpoint_id: uuid::Uuid,
@@ -157,9 +185,24 @@ pub struct Sending {
     pub event_type: EventType,
     pub data: Value,
     pub event_created_at: OffsetDateTime,
-    /// Attempts made before this one.
+    /// Attempts made before this one, in all and in the current retry window.
     pub attempts: u32,
+    pub window_attempts: u32,
     pub window_started_at: OffsetDateTime,
+    /// Proves the lease is this worker's when the attempt is recorded.
+    pub lease_token: uuid::Uuid,
+}
+
+impl std::fmt::Debug for Sending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sending")
+            .field("id", &self.id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What taking a delivery found.
@@ -169,23 +212,29 @@ pub enum Take {
     Send(Box<Sending>),
     /// Not due until then.
     NotDue { at: OffsetDateTime },
-    /// Its endpoint already has as many sends in flight as it may: try again shortly.
-    EndpointBusy,
+    /// Its endpoint already has as many sends in flight as it may; it was put off this many
+    /// times in a row before.
+    EndpointBusy { deferrals: u32 },
     /// Another worker is sending it (or died sending it) until its lease ends then.
     Leased { until: OffsetDateTime },
+    /// A newer job is meant to run it: this one has nothing to do.
+    Stale,
     /// Delivered, failed, or its endpoint was disabled or deleted (it is failed now).
     Finished,
     /// No such delivery.
     Unknown,
 }
 
-/// Takes the lease of a due, pending delivery for `lease`, unless its endpoint already has
-/// `endpoint_limit` sends in flight (one endpoint's slow answers must not hold every
-/// worker). The endpoint's row is locked while its leases are counted, so two workers
-/// cannot both take its last slot.
+/// Takes the lease of a due, pending delivery for `lease`, for the job of `generation`,
+/// unless its endpoint already has `endpoint_limit` sends in flight (one endpoint's slow
+/// answers must not hold every worker). Rows are locked delivery first, then endpoint (as
+/// everywhere here); the endpoint's row is locked before its leases are counted, in a
+/// statement of its own, so the count sees every lease taken by whoever held the lock
+/// before, and two workers cannot both take its last slot.
 pub async fn take(
     pool: &PgPool,
     id: uuid::Uuid,
+    generation: u32,
     lease: Duration,
     endpoint_limit: u32,
 ) -> Result<Take, DbError> {
@@ -197,22 +246,25 @@ pub async fn take(
         bool,
         Option<OffsetDateTime>,
         uuid::Uuid,
+        i32,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT state, attempts, next_attempt_at, next_attempt_at <= now(),
-                CASE WHEN leased_until > now() THEN leased_until END, endpoint_id
+        "SELECT state, generation, next_attempt_at, next_attempt_at <= now(),
+                CASE WHEN leased_until > now() THEN leased_until END, endpoint_id, deferrals
          FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    let Some((state, attempts, next_at, due, leased, endpoint_id)) = row else {
+    let Some((state, current, next_at, due, leased, endpoint_id, deferrals)) = row else {
         return Ok(Take::Unknown);
     };
-    let attempts = u32::try_from(attempts).unwrap_or(0);
     if state != State::Pending.as_str() {
         return Ok(Take::Finished);
+    }
+    if i64::from(current) != i64::from(generation) {
+        return Ok(Take::Stale);
     }
     if let Some(until) = leased {
         return Ok(Take::Leased { until });
@@ -220,12 +272,9 @@ pub async fn take(
     if !due {
         return Ok(Take::NotDue { at: next_at });
     }
-    // The endpoint's row first, in a statement of its own: the count below then reads a
-    // snapshot taken after the lock was granted, so it sees every lease taken by whoever
-    // held the lock before (one statement would count from before its wait).
     let endpoint: Option<(String, String, bool)> = sqlx::query_as(
         "SELECT url, secret, enabled AND deleted_at IS NULL
-         FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
+         FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE",
     )
     .bind(endpoint_id)
     .fetch_optional(&mut *tx)
@@ -234,17 +283,10 @@ pub async fn take(
     let Some((url, secret, enabled)) = endpoint else {
         return Ok(Take::Unknown);
     };
-    let (in_flight,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM webhook_deliveries
-         WHERE endpoint_id = $1 AND leased_until > now()",
-    )
-    .bind(endpoint_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
     if !enabled {
         sqlx::query(
             "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
+                 generation = generation + 1,
                  last_error = 'the endpoint is disabled or deleted'
              WHERE id = $1",
         )
@@ -255,15 +297,41 @@ pub async fn take(
         tx.commit().await.map_err(DbError::from)?;
         return Ok(Take::Finished);
     }
+    let (in_flight,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM webhook_deliveries
+         WHERE endpoint_id = $1 AND lease_token IS NOT NULL AND leased_until > now()",
+    )
+    .bind(endpoint_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
     if in_flight >= i64::from(endpoint_limit) {
-        return Ok(Take::EndpointBusy);
+        return Ok(Take::EndpointBusy {
+            deferrals: u32::try_from(deferrals).unwrap_or(0),
+        });
     }
-    let event: (uuid::Uuid, String, Value, OffsetDateTime, OffsetDateTime) = sqlx::query_as(
+    type Leased = (
+        uuid::Uuid,
+        String,
+        Value,
+        OffsetDateTime,
+        OffsetDateTime,
+        i32,
+        i32,
+        uuid::Uuid,
+    );
+    let leased: Leased = sqlx::query_as(
         "UPDATE webhook_deliveries d
-             SET leased_until = now() + make_interval(secs => $2), updated_at = now()
+             SET lease_token = gen_random_uuid(),
+                 leased_until = now() + make_interval(secs => $2),
+                 deferrals = 0,
+                 window_started_at = CASE WHEN d.window_attempts = 0 THEN now()
+                                          ELSE d.window_started_at END,
+                 updated_at = now()
          FROM outbox_events o
          WHERE d.id = $1 AND o.event_id = d.event_id
-         RETURNING o.event_id, o.type, o.data, o.created_at, d.window_started_at",
+         RETURNING o.event_id, o.type, o.data, o.created_at, d.window_started_at,
+                   d.attempts, d.window_attempts, d.lease_token",
     )
     .bind(id)
     .bind(lease.as_secs_f64())
@@ -271,7 +339,16 @@ pub async fn take(
     .await
     .map_err(DbError::from)?;
     tx.commit().await.map_err(DbError::from)?;
-    let (event_id, kind, data, event_created_at, window_started_at) = event;
+    let (
+        event_id,
+        kind,
+        data,
+        event_created_at,
+        window_started_at,
+        attempts,
+        window_attempts,
+        lease_token,
+    ) = leased;
     let Some(event_type) = EventType::parse(&kind) else {
         return Ok(Take::Unknown);
     };
@@ -284,9 +361,39 @@ pub async fn take(
         event_type,
         data,
         event_created_at,
-        attempts,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        window_attempts: u32::try_from(window_attempts).unwrap_or(0),
         window_started_at,
+        lease_token,
     })))
+}
+
+/// Hands a pending delivery from the job of `generation` to a new job: the generation is
+/// raised (so that job and any other of the old one end without doing anything), the next
+/// attempt moved to `next_at` when given, and `deferred` counts a put-off. The new
+/// generation, for the new job; `None` if the delivery moved on meanwhile.
+pub async fn requeue(
+    pool: &PgPool,
+    id: uuid::Uuid,
+    generation: u32,
+    next_at: Option<OffsetDateTime>,
+    deferred: bool,
+) -> Result<Option<u32>, DbError> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "UPDATE webhook_deliveries SET generation = generation + 1,
+             next_attempt_at = coalesce($3, next_attempt_at),
+             deferrals = CASE WHEN $4 THEN deferrals + 1 ELSE deferrals END,
+             updated_at = now()
+         WHERE id = $1 AND generation = $2 AND state = 'pending'
+         RETURNING generation",
+    )
+    .bind(id)
+    .bind(i32::try_from(generation).unwrap_or(i32::MAX))
+    .bind(next_at)
+    .bind(deferred)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(g,)| u32::try_from(g).ok()))
 }
 
 /// What became of one attempt, decided by the worker.
@@ -310,31 +417,52 @@ pub struct Attempt {
     pub verdict: Verdict,
 }
 
-/// Records an attempt and releases the lease; a `Gone` verdict disables the endpoint in the
-/// same transaction, audited. The attempts made so far.
-pub async fn record(pool: &PgPool, sending: &Sending, attempt: &Attempt) -> Result<u32, DbError> {
+/// An attempt as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Attempts made so far, in all.
+    pub attempts: u32,
+    /// The generation of the job the next attempt needs (a `Retry`).
+    pub generation: u32,
+}
+
+/// Records an attempt and releases the lease, if the lease is still the sender's (it may
+/// have lapsed and been taken by another worker, whose record then counts: `None`); a
+/// `Gone` verdict disables the endpoint in the same transaction, audited.
+pub async fn record(
+    pool: &PgPool,
+    sending: &Sending,
+    attempt: &Attempt,
+) -> Result<Option<Recorded>, DbError> {
     let (state, next_at) = match &attempt.verdict {
         Verdict::Delivered => (State::Delivered, None),
         Verdict::Retry(at) => (State::Pending, Some(*at)),
         Verdict::Failed | Verdict::Gone => (State::Failed, None),
     };
     let mut tx = pool.begin().await.map_err(DbError::from)?;
-    let (attempts,): (i32,) = sqlx::query_as(
+    let row: Option<(i32, i32)> = sqlx::query_as(
         "UPDATE webhook_deliveries SET
-             attempts = attempts + 1, last_status = $2, last_error = $3,
-             last_attempt_at = now(), leased_until = NULL, updated_at = now(),
-             state = $4, next_attempt_at = coalesce($5, next_attempt_at),
-             delivered_at = CASE WHEN $4 = 'delivered' THEN now() END
-         WHERE id = $1 RETURNING attempts",
+             attempts = attempts + 1, window_attempts = window_attempts + 1,
+             generation = generation + 1,
+             last_status = $3, last_error = $4,
+             last_attempt_at = now(), lease_token = NULL, leased_until = NULL,
+             updated_at = now(),
+             state = $5, next_attempt_at = coalesce($6, next_attempt_at),
+             delivered_at = CASE WHEN $5 = 'delivered' THEN now() END
+         WHERE id = $1 AND lease_token = $2 RETURNING attempts, generation",
     )
     .bind(sending.id)
+    .bind(sending.lease_token)
     .bind(attempt.status.map(i32::from))
     .bind(attempt.error.as_deref())
     .bind(state.as_str())
     .bind(next_at)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(DbError::from)?;
+    let Some((attempts, generation)) = row else {
+        return Ok(None);
+    };
     if attempt.verdict == Verdict::Gone {
         let disabled: Option<(uuid::Uuid,)> = sqlx::query_as(
             "UPDATE webhook_endpoints SET enabled = false, updated_at = now(),
@@ -362,22 +490,17 @@ pub async fn record(pool: &PgPool, sending: &Sending, attempt: &Attempt) -> Resu
         }
     }
     tx.commit().await.map_err(DbError::from)?;
-    Ok(u32::try_from(attempts).unwrap_or(0))
-}
-
-/// Gives back a lease without counting an attempt (the worker is shutting down).
-pub async fn release(pool: &PgPool, id: uuid::Uuid) -> Result<(), DbError> {
-    sqlx::query("UPDATE webhook_deliveries SET leased_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+    Ok(Some(Recorded {
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        generation: u32::try_from(generation).unwrap_or(0),
+    }))
 }
 
 /// Pending deliveries due for longer than `grace` that no worker holds and no sweep took
 /// within `grace`: their job was lost (Redis lost its data, a push failed after the
-/// dispatch committed, a job ran out of its own attempts). Marked swept; their ids and
-/// attempts so far, for new jobs.
+/// dispatch committed) or waits far behind others. Each is handed to a new job (its
+/// generation raised, so the old job, if it ever runs, does nothing); their ids and new
+/// generations, for those jobs.
 pub async fn sweep(
     pool: &PgPool,
     grace: Duration,
@@ -385,7 +508,7 @@ pub async fn sweep(
 ) -> Result<Vec<(uuid::Uuid, u32)>, DbError> {
     super::retrying(|| async {
         let rows: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
-            "UPDATE webhook_deliveries SET swept_at = now()
+            "UPDATE webhook_deliveries SET swept_at = now(), generation = generation + 1
              WHERE id IN (
                  SELECT id FROM webhook_deliveries
                  WHERE state = 'pending'
@@ -394,7 +517,7 @@ pub async fn sweep(
                    AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $1))
                  ORDER BY next_attempt_at LIMIT $2
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, attempts",
+             RETURNING id, generation",
         )
         .bind(grace.as_secs_f64())
         .bind(limit)
@@ -402,7 +525,7 @@ pub async fn sweep(
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, attempts)| (id, u32::try_from(attempts).unwrap_or(0)))
+            .map(|(id, generation)| (id, u32::try_from(generation).unwrap_or(0)))
             .collect())
     })
     .await
@@ -462,8 +585,8 @@ pub async fn get(
 /// What asking for a re-send found.
 #[derive(Debug)]
 pub enum Resend {
-    /// Pending again, due now, with a new retry window: push its job.
-    Queued(Delivery),
+    /// Pending again, due now, with a new retry window: push the job of `generation`.
+    Queued { delivery: Delivery, generation: u32 },
     /// It is pending already: its next attempt is coming.
     AlreadyPending,
     /// The endpoint is disabled (or deleted): enable it first.
@@ -473,7 +596,7 @@ pub enum Resend {
 }
 
 /// Makes a delivered or failed delivery pending again (the same event, so the same
-/// `webhook-id`), audited.
+/// `webhook-id`), with a new retry window and the backoff from its start, audited.
 pub async fn resend(
     pool: &PgPool,
     endpoint_id: uuid::Uuid,
@@ -481,16 +604,7 @@ pub async fn resend(
     actor: &Actor<'_>,
 ) -> Result<Resend, DbError> {
     let mut tx = pool.begin().await.map_err(DbError::from)?;
-    let endpoint: Option<(bool,)> = sqlx::query_as(
-        "SELECT enabled AND deleted_at IS NULL FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
-    )
-    .bind(endpoint_id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(DbError::from)?;
-    let Some((enabled,)) = endpoint else {
-        return Ok(Resend::Unknown);
-    };
+    // The delivery's row first, as `take` and `record` lock them.
     let state: Option<(String,)> = sqlx::query_as(
         "SELECT state FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 FOR UPDATE",
     )
@@ -502,6 +616,13 @@ pub async fn resend(
     let Some((state,)) = state else {
         return Ok(Resend::Unknown);
     };
+    let (enabled,): (bool,) = sqlx::query_as(
+        "SELECT enabled AND deleted_at IS NULL FROM webhook_endpoints WHERE id = $1",
+    )
+    .bind(endpoint_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(DbError::from)?;
     if !enabled {
         return Ok(Resend::EndpointDisabled);
     }
@@ -510,7 +631,8 @@ pub async fn resend(
     }
     let row: DeliveryRow = sqlx::query_as(&format!(
         "UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now(),
-             window_started_at = now(), swept_at = NULL, delivered_at = NULL,
+             window_started_at = now(), window_attempts = 0, deferrals = 0,
+             generation = d.generation + 1, swept_at = NULL, delivered_at = NULL,
              updated_at = now()
          FROM outbox_events o
          WHERE d.id = $1 AND o.event_id = d.event_id
@@ -520,6 +642,12 @@ pub async fn resend(
     .fetch_one(&mut *tx)
     .await
     .map_err(DbError::from)?;
+    let (generation,): (i32,) =
+        sqlx::query_as("SELECT generation FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
     let delivery = delivery_of(row);
     Entry {
         actor: actor.name,
@@ -540,7 +668,10 @@ pub async fn resend(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
-    Ok(Resend::Queued(delivery))
+    Ok(Resend::Queued {
+        delivery,
+        generation: u32::try_from(generation).unwrap_or(0),
+    })
 }
 
 /// What the delivery gauges show.

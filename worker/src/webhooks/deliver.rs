@@ -39,7 +39,9 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Runs the job: an attempt when the delivery is due and its lease free.
+    /// Runs the job: an attempt when the delivery is due, its lease free and its endpoint
+    /// not at its limit; otherwise, unless a newer job has replaced this one, hands the
+    /// delivery to a new job for the right time.
     pub async fn run(&self, job: &DeliveryJob) -> Result<(), DeliverError> {
         // Long enough for the attempt and its record; a worker that died holding it is
         // presumed dead once it lapses.
@@ -47,49 +49,47 @@ impl Deliverer {
         let taken = deliveries::take(
             &self.pool,
             job.delivery_id,
+            job.generation,
             lease,
             self.settings.endpoint_concurrency,
         )
         .await?;
         match taken {
             Take::Send(sending) => self.attempt(&sending).await,
-            // Run early (a duplicate, or the job of a crash whose next attempt was
-            // recorded): one more for its time. Without a key: the key of that time's job
-            // may be this very job's.
-            Take::NotDue { at } => {
-                self.push(job, None, Some(at)).await?;
-                Ok(())
-            }
-            Take::EndpointBusy => {
-                metrics::count(Outcome::Deferred);
-                let wait = jitter(Duration::from_millis(500));
-                self.push(job, None, Some(OffsetDateTime::now_utc() + wait))
-                    .await?;
-                Ok(())
-            }
+            // Run early (apalis schedules by the second): again at its time.
+            Take::NotDue { at } => self.requeue(job, at, Some(at), false).await,
             // Held by another worker, or by one that died mid-attempt (this job is then
-            // its job, handed back by apalis): look again when the lease ends.
+            // its job, handed back by apalis): look again when the lease ends. The holder's
+            // record, if it comes, replaces this with the next attempt's job.
             Take::Leased { until } => {
-                self.push(job, None, Some(until + Duration::from_millis(100)))
-                    .await?;
-                Ok(())
+                self.requeue(job, until + Duration::from_millis(100), None, false)
+                    .await
             }
-            Take::Finished | Take::Unknown => Ok(()),
+            // Put off without an attempt, later each time in a row (from half a second up
+            // to the attempt timeout), so a backlog behind a slow endpoint waits rather
+            // than polls.
+            Take::EndpointBusy { deferrals } => {
+                metrics::count(Outcome::Deferred);
+                let wait = Duration::from_millis(500)
+                    .saturating_mul(1 << deferrals.min(16))
+                    .min(self.settings.timeout);
+                let at = OffsetDateTime::now_utc() + jitter(wait);
+                self.requeue(job, at, Some(at), true).await
+            }
+            Take::Stale | Take::Finished | Take::Unknown => Ok(()),
         }
     }
 
     async fn attempt(&self, sending: &Sending) -> Result<(), DeliverError> {
         let answer = self.sender.send(sending).await;
-        let made = sending.attempts + 1;
-        let (attempt, outcome) = judge(&answer, made, sending, &self.settings);
-        let attempts = match deliveries::record(&self.pool, sending, &attempt).await {
-            Ok(attempts) => attempts,
-            Err(err) => {
-                // The lease lapses by itself; the job runs again (apalis retries it) and
-                // sends again, which receivers deduplicate by webhook-id.
-                tracing::warn!(delivery_id = %sending.id, error = %err, "attempt not recorded");
-                return Err(err.into());
-            }
+        let (attempt, outcome) = judge(&answer, sending, &self.settings);
+        let Some(recorded) = deliveries::record(&self.pool, sending, &attempt).await? else {
+            // The lease lapsed and another worker took the delivery: its record counts.
+            tracing::warn!(
+                delivery_id = %sending.id,
+                "attempt finished after its lease lapsed; not recorded"
+            );
+            return Ok(());
         };
         metrics::count(outcome);
         tracing::info!(
@@ -97,51 +97,64 @@ impl Deliverer {
             endpoint_id = %sending.endpoint_id,
             event_id = %sending.event_id,
             event_type = sending.event_type.as_str(),
-            attempt = attempts,
+            attempt = recorded.attempts,
             status = attempt.status,
             error = attempt.error.as_deref(),
             outcome = ?outcome,
             "webhook attempt"
         );
         if let Verdict::Retry(at) = attempt.verdict {
-            let job = DeliveryJob {
+            let next = DeliveryJob {
                 delivery_id: sending.id,
+                generation: recorded.generation,
             };
-            self.push(&job, Some(attempts), Some(at)).await?;
+            self.push(&next, at).await?;
         }
         Ok(())
     }
 
-    async fn push(
+    /// Hands the delivery from `job` to a new job due at `run_at` (moving its next attempt
+    /// to `next_at` when given); nothing when a newer job already has it.
+    async fn requeue(
         &self,
         job: &DeliveryJob,
-        attempts: Option<u32>,
-        at: Option<OffsetDateTime>,
-    ) -> Result<(), PushError> {
-        // apalis schedules by the whole second: rounded up, so a job never runs before
-        // its delivery is due.
-        let run_at = at.map(|at| SystemTime::from(at) + Duration::from_millis(999));
-        intake_shared::queue::push_delivery(
-            &self.redis,
-            &self.queue,
+        run_at: OffsetDateTime,
+        next_at: Option<OffsetDateTime>,
+        deferred: bool,
+    ) -> Result<(), DeliverError> {
+        if let Some(generation) = deliveries::requeue(
+            &self.pool,
             job.delivery_id,
-            attempts,
-            run_at,
+            job.generation,
+            next_at,
+            deferred,
         )
-        .await
-        .map(|_| ())
+        .await?
+        {
+            let next = DeliveryJob {
+                delivery_id: job.delivery_id,
+                generation,
+            };
+            self.push(&next, run_at).await?;
+        }
+        Ok(())
+    }
+
+    async fn push(&self, job: &DeliveryJob, at: OffsetDateTime) -> Result<(), PushError> {
+        // apalis schedules by the whole second (rounding down): a second more, so a job
+        // never runs before its delivery is due.
+        let run_at = SystemTime::from(at) + Duration::from_secs(1);
+        intake_shared::queue::push_delivery(&self.redis, &self.queue, job, Some(run_at))
+            .await
+            .map(|_| ())
     }
 }
 
-/// What an answer means for the delivery, after `made` attempts: 2xx delivered, `410`
-/// gone, a refused target failed at once, anything else retried after the backoff unless
-/// that would end past the retry window.
-pub fn judge(
-    answer: &Answer,
-    made: u32,
-    sending: &Sending,
-    settings: &WebhookSettings,
-) -> (Attempt, Outcome) {
+/// What an answer means for the delivery: 2xx delivered, `410` gone, a refused target
+/// failed at once, anything else retried after the backoff (by the attempts made in the
+/// retry window) unless that would end past the window.
+pub fn judge(answer: &Answer, sending: &Sending, settings: &WebhookSettings) -> (Attempt, Outcome) {
+    let made = sending.window_attempts + 1;
     let (status, error) = match answer {
         Answer::Status(code) if (200..300).contains(code) => {
             return (
@@ -235,7 +248,8 @@ mod tests {
         }
     }
 
-    fn sending(window_started_at: OffsetDateTime) -> Sending {
+    /// A delivery whose retry window started then, with `made` attempts in it.
+    fn sending(window_started_at: OffsetDateTime, made: u32) -> Sending {
         Sending {
             id: uuid::Uuid::new_v4(),
             endpoint_id: uuid::Uuid::new_v4(),
@@ -245,8 +259,10 @@ mod tests {
             event_type: intake_store::pg::outbox::EventType::TeamApproved,
             data: serde_json::json!({}),
             event_created_at: window_started_at,
-            attempts: 0,
+            attempts: made,
+            window_attempts: made,
             window_started_at,
+            lease_token: uuid::Uuid::new_v4(),
         }
     }
 
@@ -268,26 +284,22 @@ mod tests {
     fn each_answer_gets_its_verdict() {
         let s = settings();
         let now = OffsetDateTime::now_utc();
-        let d = sending(now);
+        let d = sending(now, 0);
         assert_eq!(
-            judge(&Answer::Status(204), 1, &d, &s).0.verdict,
+            judge(&Answer::Status(204), &d, &s).0.verdict,
             Verdict::Delivered
         );
-        assert_eq!(
-            judge(&Answer::Status(410), 1, &d, &s).0.verdict,
-            Verdict::Gone
-        );
-        let refused = judge(&Answer::Refused("10.0.0.1 is private".into()), 1, &d, &s);
+        assert_eq!(judge(&Answer::Status(410), &d, &s).0.verdict, Verdict::Gone);
+        let refused = judge(&Answer::Refused("10.0.0.1 is private".into()), &d, &s);
         assert_eq!(refused.0.verdict, Verdict::Failed);
         assert_eq!(refused.1, Outcome::Refused);
-        let (retry, outcome) = judge(&Answer::Status(503), 1, &d, &s);
+        let (retry, outcome) = judge(&Answer::Status(503), &d, &s);
         assert!(matches!(retry.verdict, Verdict::Retry(at) if at > now));
         assert_eq!(retry.status, Some(503));
         assert_eq!(outcome, Outcome::Retried);
         let hung = judge(
             &Answer::NoAnswer("no answer within 10000 ms".into()),
-            2,
-            &d,
+            &sending(now, 1),
             &s,
         );
         assert!(matches!(hung.0.verdict, Verdict::Retry(_)));
@@ -299,7 +311,7 @@ mod tests {
         let s = settings();
         let started =
             OffsetDateTime::now_utc() - time::Duration::hours(23) - time::Duration::minutes(59);
-        let (attempt, outcome) = judge(&Answer::Status(500), 12, &sending(started), &s);
+        let (attempt, outcome) = judge(&Answer::Status(500), &sending(started, 11), &s);
         assert_eq!(attempt.verdict, Verdict::Failed);
         assert_eq!(outcome, Outcome::Failed);
         assert!(

@@ -1,11 +1,12 @@
 //! The dispatcher every worker runs: hands new outbox events on as deliveries and their
-//! jobs, gives a new job to any pending delivery whose job was lost, and keeps the backlog
-//! gauges. Workers share the outbox without a lease: each round locks the events it takes
+//! jobs, gives a new job to any pending delivery whose job was lost (Redis lost its data,
+//! a job ran out of its own attempts), and keeps the backlog gauges. Workers share the outbox without a lease: each round locks the events it takes
 //! (`FOR UPDATE SKIP LOCKED`), so two workers never hand on the same event.
 
 use std::time::{Duration, Instant};
 
 use intake_shared::config::WebhookSettings;
+use intake_shared::webhooks::DeliveryJob;
 use intake_store::pg::PgPool;
 use intake_store::pg::deliveries;
 use redis::aio::ConnectionManager;
@@ -15,6 +16,9 @@ use super::deliver::DeliverError;
 
 /// Events taken per statement.
 const BATCH: i64 = 100;
+/// Batches one sweep takes at most (a backlog after a Redis outage is given its jobs over
+/// a few rounds).
+const SWEEP_BATCHES: usize = 50;
 /// How often the sweep and the gauges run, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
@@ -29,31 +33,48 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Hands on every event waiting now; the deliveries made.
+    /// Hands on every event waiting now, a batch at a time: each batch's deliveries are
+    /// created, their jobs queued, and only then the batch committed (a batch cut short by
+    /// an error or a crash is rolled back and taken again). The deliveries made.
     pub async fn dispatch(&self) -> Result<usize, DeliverError> {
         let mut made = 0;
         loop {
-            let ids = deliveries::dispatch(&self.pool, BATCH).await?;
-            for id in &ids {
-                // A push lost here leaves a pending delivery without a job: the sweep
-                // gives it one once it is overdue.
-                intake_shared::queue::push_delivery(&self.redis, &self.queue, *id, Some(0), None)
-                    .await?;
+            let batch = deliveries::dispatch(&self.pool, BATCH).await?;
+            for id in &batch.deliveries {
+                let job = DeliveryJob {
+                    delivery_id: *id,
+                    generation: 0,
+                };
+                intake_shared::queue::push_delivery(&self.redis, &self.queue, &job, None).await?;
             }
-            made += ids.len();
-            if ids.len() < BATCH as usize {
+            let (events, deliveries) = (batch.events, batch.deliveries.len());
+            batch.commit().await?;
+            made += deliveries;
+            if events < BATCH as usize {
                 return Ok(made);
             }
         }
     }
 
-    /// New jobs for pending deliveries overdue by the sweep grace that nobody holds.
+    /// New jobs for pending deliveries overdue by the sweep grace that nobody holds, a
+    /// batch at a time until none is left (at most `SWEEP_BATCHES` batches a round).
     pub async fn sweep(&self) -> Result<usize, DeliverError> {
-        let lost = deliveries::sweep(&self.pool, self.settings.sweep_grace, BATCH).await?;
-        for (id, _) in &lost {
-            intake_shared::queue::push_delivery(&self.redis, &self.queue, *id, None, None).await?;
+        let mut swept = 0;
+        for _ in 0..SWEEP_BATCHES {
+            let lost = deliveries::sweep(&self.pool, self.settings.sweep_grace, BATCH).await?;
+            for (id, generation) in &lost {
+                let job = DeliveryJob {
+                    delivery_id: *id,
+                    generation: *generation,
+                };
+                intake_shared::queue::push_delivery(&self.redis, &self.queue, &job, None).await?;
+            }
+            swept += lost.len();
+            if lost.len() < BATCH as usize {
+                break;
+            }
         }
-        Ok(lost.len())
+        Ok(swept)
     }
 
     /// Runs until shut down: a dispatch every interval, the sweep and the gauges less often.
@@ -66,7 +87,7 @@ impl Dispatcher {
                 Ok(n) => tracing::debug!(deliveries = n, "events handed on"),
                 Err(err) => tracing::warn!(error = %err, "events not handed on yet"),
             }
-            if last_sweep.elapsed() >= SWEEP_EVERY {
+            if last_sweep.elapsed() >= SWEEP_EVERY.min(self.settings.sweep_grace) {
                 last_sweep = Instant::now();
                 match self.sweep().await {
                     Ok(0) => {}

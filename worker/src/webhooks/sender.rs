@@ -106,12 +106,12 @@ impl Sender {
             .await;
         match sent {
             Ok(response) => Answer::Status(response.status().as_u16()),
-            Err(err) => self.no_answer(&err),
+            Err(err) => self.no_answer(err),
         }
     }
 
-    fn no_answer(&self, err: &reqwest::Error) -> Answer {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    fn no_answer(&self, err: reqwest::Error) -> Answer {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
         while let Some(cause) = source {
             if let Some(refused) = cause.downcast_ref::<TargetRefused>() {
                 return Answer::Refused(refused.to_string());
@@ -121,9 +121,10 @@ impl Sender {
         if err.is_timeout() {
             return Answer::NoAnswer(format!("no answer within {} ms", self.timeout.as_millis()));
         }
-        // The innermost cause says what happened (refused, reset, unknown host) without
-        // repeating the URL, which may carry a token.
-        let mut innermost: &dyn std::error::Error = err;
+        // The innermost cause says what happened (refused, reset, unknown host); the URL,
+        // which may carry a token, is never part of it.
+        let err = err.without_url();
+        let mut innermost: &dyn std::error::Error = &err;
         while let Some(cause) = innermost.source() {
             innermost = cause;
         }
