@@ -39,6 +39,9 @@ pub struct Call {
     pub timestamp: String,
     pub signature: String,
     pub body: String,
+    /// When it arrived (Unix seconds): the reference verifier judges the timestamp's
+    /// freshness as of then, as the receiver would have.
+    pub received_at: f64,
     /// What it was answered (none for a call left hanging).
     pub answered: Option<u16>,
 }
@@ -180,6 +183,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
             timestamp: header("webhook-timestamp"),
             signature: header("webhook-signature"),
             body: String::from_utf8_lossy(&body).into_owned(),
+            received_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
             answered: None,
         });
         calls.len() - 1
@@ -198,13 +205,26 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
 
 /// The Standard Webhooks reference implementation (PyPI `standardwebhooks`, installed by
 /// `scripts/test` and named in `INTAKE_TEST_STANDARDWEBHOOKS_PYTHON`): for each call,
-/// whether it verifies under `secret`.
+/// whether it verifies under `secret`, its timestamp's freshness judged as of when it
+/// arrived (the library's clock is set to that moment for each call), so a long test's
+/// early calls are judged as their receiver would have judged them.
 pub fn verify(secret: &str, calls: &[Call]) -> Vec<bool> {
     const VERIFY: &str = r#"
 import json, sys
+from datetime import datetime
+import standardwebhooks.webhooks as library
 from standardwebhooks.webhooks import Webhook
+
+class ArrivalClock(datetime):
+    moment = 0.0
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.fromtimestamp(cls.moment, tz=tz)
+
+library.datetime = ArrivalClock
 cases = json.load(sys.stdin)
 for case in cases["calls"]:
+    ArrivalClock.moment = case["received_at"]
     headers = {"webhook-id": case["id"], "webhook-timestamp": case["timestamp"],
                "webhook-signature": case["signature"]}
     try:
@@ -223,6 +243,7 @@ for case in cases["calls"]:
         "secret": secret,
         "calls": calls.iter().map(|c| serde_json::json!({
             "id": c.id, "timestamp": c.timestamp, "signature": c.signature, "body": c.body,
+            "received_at": c.received_at,
         })).collect::<Vec<_>>(),
     });
     let mut child = Command::new(&python)

@@ -1,6 +1,7 @@
-//! Scenario 7: webhooks delivered while registrations flow, workers are SIGKILLed every two
-//! seconds and the receivers misbehave: one fails every other call, one answers slowly, one
-//! hangs through the first half of the run and then recovers. Every completed registration's
+//! Scenario 8: webhooks delivered while registrations flow and workers are SIGKILLed every
+//! two seconds (until 10 s after the registrations are final), and the receivers misbehave:
+//! one fails every other call, one answers slowly, one hangs until the kills stop and then
+//! recovers. Every completed registration's
 //! event must reach every receiver (at least once, with the same `webhook-id` on every
 //! call), signed so that the reference verifier accepts every call, and every delivery must
 //! end delivered; the registrations themselves must all complete as in the crash scenario.
@@ -17,6 +18,10 @@ use crate::harness::{Binaries, Harness, Options};
 use crate::invariants::{self, Email};
 use crate::load::{self, Pace};
 use crate::report::Report;
+
+/// How long workers go on being killed once the registrations are final, while deliveries
+/// are retried.
+const KILLS_AFTER_REGISTRATIONS: Duration = Duration::from_secs(10);
 
 struct Endpoint {
     name: &'static str,
@@ -71,6 +76,7 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
                 ("INTAKE_WEBHOOK_RETRY_MAX_DELAY_SECS", "2".into()),
                 ("INTAKE_WEBHOOK_DISPATCH_INTERVAL_MS", "100".into()),
                 ("INTAKE_WEBHOOK_ENDPOINT_CONCURRENCY", "2".into()),
+                ("INTAKE_WEBHOOK_SWEEP_GRACE_SECS", "5".into()),
             ],
             ..Options::default()
         },
@@ -106,7 +112,11 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
         let ids: Vec<String> = load.accepted.values().cloned().collect();
         let finals = h.wait_all_final(&ids, Duration::from_secs(600)).await;
         let registered = started.elapsed();
+        // Deliveries are cut by the kills for a while longer; then the hanging receiver
+        // recovers, the kills stop, and every delivery must end.
+        tokio::time::sleep(KILLS_AFTER_REGISTRATIONS).await;
         endpoints[2].receiver.set(Behaviour::Accept);
+        done.store(true, Ordering::SeqCst);
         let everywhere = h
             .wait_until("every delivery ends", Duration::from_secs(300), || async {
                 h.count("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")
@@ -117,7 +127,6 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
                         .is_ok_and(|left| left == 0)
             })
             .await;
-        done.store(true, Ordering::SeqCst);
         (load, finals, registered, everywhere, started.elapsed())
     };
     let kills = async {
