@@ -6,38 +6,11 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use intake_testkit::admin_stack::{AdminStack, ORGANISER_TOKEN};
-use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
+use intake_testkit::browser::{ChromeDriver, click, screenshot, text, type_into};
 use intake_testkit::eventually;
 use intake_testkit::stack::team;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(browser: &Client, css: &str, keys: &str) {
-    let input = browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("clear");
-    input.send_keys(keys).await.expect("type");
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    std::fs::write(
-        screenshot_path(name),
-        browser.screenshot().await.expect("screenshot"),
-    )
-    .expect("save screenshot");
-}
 
 /// The rows of the teams table, as text.
 async fn team_rows(browser: &Client) -> Vec<String> {

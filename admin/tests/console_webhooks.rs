@@ -8,38 +8,11 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use intake_testkit::admin_stack::{AdminStack, ORGANISER_TOKEN, TOKEN, VIEWER_TOKEN};
-use intake_testkit::browser::{ChromeDriver, screenshot_path, text};
+use intake_testkit::browser::{ChromeDriver, click, screenshot, text, type_into};
 use intake_testkit::eventually;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(browser: &Client, css: &str, keys: &str) {
-    let input = browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("clear");
-    input.send_keys(keys).await.expect("type");
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    std::fs::write(
-        screenshot_path(name),
-        browser.screenshot().await.expect("screenshot"),
-    )
-    .expect("save screenshot");
-}
 
 /// Whether the first element matching `css` is on the page and shown.
 async fn displayed(browser: &Client, css: &str) -> bool {

@@ -314,6 +314,27 @@ impl Harness {
         Ok(())
     }
 
+    /// SIGKILLs a worker and starts another in its place every `every`, round the workers,
+    /// until `done` is set; how many were killed.
+    pub async fn kill_workers_every(
+        &self,
+        every: Duration,
+        done: &std::sync::atomic::AtomicBool,
+    ) -> usize {
+        use std::sync::atomic::Ordering;
+        let mut kills = 0usize;
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(every).await;
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            if self.kill_and_restart_worker(kills).is_ok() {
+                kills += 1;
+            }
+        }
+        kills
+    }
+
     /// Polls `check` until it holds, or fails after `timeout`.
     pub async fn wait_until<F, Fut>(
         &self,

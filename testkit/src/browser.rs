@@ -97,3 +97,33 @@ pub async fn text(browser: &Client, css: &str) -> String {
         .await
         .expect("text")
 }
+
+/// Clicks the first element matching `css`.
+pub async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// Replaces the text of the first input matching `css` with `keys`.
+pub async fn type_into(browser: &Client, css: &str, keys: &str) {
+    let input = browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    input.clear().await.expect("clear");
+    input.send_keys(keys).await.expect("type");
+}
+
+/// Saves a screenshot of the page as `name` under [`screenshot_path`].
+pub async fn screenshot(browser: &Client, name: &str) {
+    std::fs::write(
+        screenshot_path(name),
+        browser.screenshot().await.expect("screenshot"),
+    )
+    .expect("save screenshot");
+}

@@ -129,19 +129,7 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
             .await;
         (load, finals, registered, everywhere, started.elapsed())
     };
-    let kills = async {
-        let mut kills = 0usize;
-        while !done.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            if done.load(Ordering::SeqCst) {
-                break;
-            }
-            if h.kill_and_restart_worker(kills).is_ok() {
-                kills += 1;
-            }
-        }
-        kills
-    };
+    let kills = h.kill_workers_every(Duration::from_secs(2), &done);
     let ((load, finals, registered, everywhere, delivered_after), kills) =
         tokio::join!(work, kills);
     let finals = finals?;
