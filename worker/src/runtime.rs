@@ -39,7 +39,7 @@ use crate::polling::EveryInterval;
 use crate::queue_gauges::QueueGauges;
 use crate::steps::notify::Notifier;
 use crate::steps::upload::Uploader;
-use crate::webhooks::deliver::Deliverer;
+use crate::webhooks::deliver::{DeliverError, Deliverer};
 use crate::webhooks::dispatch::Dispatcher;
 use crate::webhooks::sender::Sender;
 use crate::{db, error::StepError};
@@ -514,6 +514,12 @@ async fn deliver(
 ) -> Result<(), BoxDynError> {
     match deliverer.run(&job).await {
         Ok(()) => Ok(()),
+        Err(err @ DeliverError::NotYetVisible(_))
+            if attempt.current() < intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize =>
+        {
+            tracing::debug!(delivery_id = %job.delivery_id, error = %err, "delivery not committed yet; the job will run again");
+            Err(Box::new(err))
+        }
         Err(err) if attempt.current() < intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize => {
             tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
             Err(Box::new(err))

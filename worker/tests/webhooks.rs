@@ -635,3 +635,48 @@ async fn a_pending_delivery_whose_job_was_lost_is_swept_into_a_new_one() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_that_runs_before_its_delivery_is_committed_runs_again() {
+    // The sweep cannot be what delivers it here.
+    let mut stack = Stack::start_with(|s| s.webhooks.sweep_grace = Duration::from_secs(600)).await;
+    stack.spawn_worker(2).await;
+    let first = Receiver::start(Behaviour::Accept).await;
+    endpoint(&stack, &first.url(), &ALL).await;
+    register(&stack, 1, 1).await;
+    first.wait_delivered(1, FINISH).await;
+
+    // A dispatch queues its jobs before it commits: the job of a delivery that is not
+    // there yet runs, finds nothing, and must run again once it is.
+    let later = Receiver::start(Behaviour::Accept).await;
+    let (id, secret) = endpoint(&stack, &later.url(), &ALL).await;
+    let delivery = uuid::Uuid::new_v4();
+    let queue =
+        intake_shared::queue::deliveries_config(&stack.settings.keys(), &stack.settings.queue);
+    let redis = intake_shared::redis_conn::connect_lazy(&stack.settings.redis.url).expect("redis");
+    let job = DeliveryJob {
+        delivery_id: delivery,
+        generation: 0,
+    };
+    intake_shared::queue::push_delivery(&redis, &queue, &job, None)
+        .await
+        .expect("pushed");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(later.calls().is_empty());
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id)
+         SELECT $1, $2, event_id FROM outbox_events",
+    )
+    .bind(delivery)
+    .bind(id)
+    .execute(&stack.pool)
+    .await
+    .expect("the delivery, committed late");
+    later.wait_delivered(1, Duration::from_secs(15)).await;
+    assert!(all_verified(&secret, &later.calls()));
+    let log = wait_log(&stack, id, "delivered", |log| {
+        log.len() == 1 && log[0].state == State::Delivered
+    })
+    .await;
+    assert_eq!(log[0].attempts, 1);
+}

@@ -125,8 +125,6 @@ pub async fn resend(
         }
         Resend::Unknown => return Err(AdminError::DeliveryNotFound),
     };
-    // Pending and due now in Postgres already: if this push is lost, the workers' sweep
-    // gives the delivery a job.
     let queue = intake_shared::queue::deliveries_config(
         &state.settings.redis.keys(),
         &state.settings.queue,
@@ -135,6 +133,14 @@ pub async fn resend(
         delivery_id: delivery.id,
         generation,
     };
-    intake_shared::queue::push_delivery(&state.redis, &queue, &job, None).await?;
+    // Pending and due now in Postgres already, and audited: if this push is lost, the
+    // workers' sweep gives the delivery a job, so the re-send stands either way.
+    if let Err(err) = intake_shared::queue::push_delivery(&state.redis, &queue, &job, None).await {
+        tracing::warn!(
+            delivery_id = %delivery.id,
+            error = %err,
+            "re-send recorded but its job not queued; the workers' sweep will queue it"
+        );
+    }
     Ok((StatusCode::ACCEPTED, Json(delivery_json(&delivery))))
 }

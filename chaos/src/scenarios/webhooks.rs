@@ -53,9 +53,11 @@ async fn add_endpoint(
 }
 
 pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::Result<Report> {
-    let (n, rate) = match size {
-        Size::Full => (400, 20.0),
-        Size::Ci => (30, 15.0),
+    // How long the deliveries may take once the kills stop: the slow receiver alone takes
+    // a minute for 400 events at two at a time.
+    let (n, rate, drain) = match size {
+        Size::Full => (400, 20.0, Duration::from_secs(600)),
+        Size::Ci => (30, 15.0, Duration::from_secs(120)),
     };
     let workers = 3;
     let mut report = Report::new(
@@ -118,7 +120,7 @@ pub async fn run(bins: Binaries, size: Size, logs: &std::path::Path) -> anyhow::
         endpoints[2].receiver.set(Behaviour::Accept);
         done.store(true, Ordering::SeqCst);
         let everywhere = h
-            .wait_until("every delivery ends", Duration::from_secs(300), || async {
+            .wait_until("every delivery ends", drain, || async {
                 h.count("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")
                     .await
                     .is_ok_and(|left| left == 0)

@@ -119,8 +119,8 @@ fn delivery_of(row: DeliveryRow) -> Delivery {
 /// and the events marked dispatched, in a transaction not yet committed. The caller queues
 /// each delivery's job and then commits, so a dispatch whose jobs were not all queued (a
 /// Redis error, a worker killed) is rolled back whole and done again: no delivery is ever
-/// left without a job. (A job queued for a dispatch that then rolled back finds no
-/// delivery and ends.)
+/// left without a job. A job may run before the commit and find no delivery yet: it is run
+/// again (a job queued for a dispatch that rolled back gives up after a few tries).
 pub struct Dispatch {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     /// The new deliveries, for their jobs (generation 0).
@@ -210,18 +210,20 @@ impl std::fmt::Debug for Sending {
 pub enum Take {
     /// The lease is this worker's: send it.
     Send(Box<Sending>),
-    /// Not due until then.
-    NotDue { at: OffsetDateTime },
+    /// Not due until then, `wait` from now by the database's clock (a worker whose clock
+    /// differs waits that long, not until its own idea of `at`).
+    NotDue { at: OffsetDateTime, wait: Duration },
     /// Its endpoint already has as many sends in flight as it may; it was put off this many
     /// times in a row before.
     EndpointBusy { deferrals: u32 },
-    /// Another worker is sending it (or died sending it) until its lease ends then.
-    Leased { until: OffsetDateTime },
+    /// Another worker is sending it (or died sending it) until its lease ends, `wait` from
+    /// now by the database's clock.
+    Leased { wait: Duration },
     /// A newer job is meant to run it: this one has nothing to do.
     Stale,
     /// Delivered, failed, or its endpoint was disabled or deleted (it is failed now).
     Finished,
-    /// No such delivery.
+    /// No such delivery (yet: the dispatch that made it may not have committed).
     Unknown,
 }
 
@@ -243,21 +245,24 @@ pub async fn take(
         String,
         i32,
         OffsetDateTime,
-        bool,
-        Option<OffsetDateTime>,
+        f64,
+        Option<f64>,
         uuid::Uuid,
         i32,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT state, generation, next_attempt_at, next_attempt_at <= now(),
-                CASE WHEN leased_until > now() THEN leased_until END, endpoint_id, deferrals
+        "SELECT state, generation, next_attempt_at,
+                extract(epoch FROM next_attempt_at - clock_timestamp())::float8,
+                CASE WHEN leased_until > clock_timestamp()
+                     THEN extract(epoch FROM leased_until - clock_timestamp())::float8 END,
+                endpoint_id, deferrals
          FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    let Some((state, current, next_at, due, leased, endpoint_id, deferrals)) = row else {
+    let Some((state, current, next_at, due_in, leased_for, endpoint_id, deferrals)) = row else {
         return Ok(Take::Unknown);
     };
     if state != State::Pending.as_str() {
@@ -266,11 +271,16 @@ pub async fn take(
     if i64::from(current) != i64::from(generation) {
         return Ok(Take::Stale);
     }
-    if let Some(until) = leased {
-        return Ok(Take::Leased { until });
+    if let Some(left) = leased_for {
+        return Ok(Take::Leased {
+            wait: Duration::from_secs_f64(left.max(0.0)),
+        });
     }
-    if !due {
-        return Ok(Take::NotDue { at: next_at });
+    if due_in > 0.0 {
+        return Ok(Take::NotDue {
+            at: next_at,
+            wait: Duration::from_secs_f64(due_in),
+        });
     }
     let endpoint: Option<(String, String, bool)> = sqlx::query_as(
         "SELECT url, secret, enabled AND deleted_at IS NULL
@@ -286,7 +296,7 @@ pub async fn take(
     if !enabled {
         sqlx::query(
             "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
-                 generation = generation + 1,
+                 generation = generation + 1, lease_token = NULL, leased_until = NULL,
                  last_error = 'the endpoint is disabled or deleted'
              WHERE id = $1",
         )
@@ -299,7 +309,8 @@ pub async fn take(
     }
     let (in_flight,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM webhook_deliveries
-         WHERE endpoint_id = $1 AND lease_token IS NOT NULL AND leased_until > now()",
+         WHERE endpoint_id = $1 AND lease_token IS NOT NULL
+           AND leased_until > clock_timestamp()",
     )
     .bind(endpoint_id)
     .fetch_one(&mut *tx)
@@ -320,10 +331,12 @@ pub async fn take(
         i32,
         uuid::Uuid,
     );
+    // The lease runs from now, not from the transaction's start (which came before any
+    // lock waits above).
     let leased: Leased = sqlx::query_as(
         "UPDATE webhook_deliveries d
              SET lease_token = gen_random_uuid(),
-                 leased_until = now() + make_interval(secs => $2),
+                 leased_until = clock_timestamp() + make_interval(secs => $2),
                  deferrals = 0,
                  window_started_at = CASE WHEN d.window_attempts = 0 THEN now()
                                           ELSE d.window_started_at END,
@@ -338,7 +351,6 @@ pub async fn take(
     .fetch_one(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    tx.commit().await.map_err(DbError::from)?;
     let (
         event_id,
         kind,
@@ -349,9 +361,21 @@ pub async fn take(
         window_attempts,
         lease_token,
     ) = leased;
+    // The column's CHECK admits only the four types; were another there, the delivery
+    // could never be sent: failed, not left leased.
     let Some(event_type) = EventType::parse(&kind) else {
-        return Ok(Take::Unknown);
+        tx.rollback().await.map_err(DbError::from)?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
+                 generation = generation + 1, last_error = 'the event type is unknown'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?;
+        return Ok(Take::Finished);
     };
+    tx.commit().await.map_err(DbError::from)?;
     Ok(Take::Send(Box::new(Sending {
         id,
         endpoint_id,
@@ -449,7 +473,8 @@ pub async fn record(
              updated_at = now(),
              state = $5, next_attempt_at = coalesce($6, next_attempt_at),
              delivered_at = CASE WHEN $5 = 'delivered' THEN now() END
-         WHERE id = $1 AND lease_token = $2 RETURNING attempts, generation",
+         WHERE id = $1 AND lease_token = $2 AND state = 'pending'
+         RETURNING attempts, generation",
     )
     .bind(sending.id)
     .bind(sending.lease_token)
@@ -498,7 +523,8 @@ pub async fn record(
 
 /// Pending deliveries due for longer than `grace` that no worker holds and no sweep took
 /// within `grace`: their job was lost (Redis lost its data, a push failed after the
-/// dispatch committed) or waits far behind others. Each is handed to a new job (its
+/// delivery's generation was raised, the job gave up on its own errors) or waits far
+/// behind others. Each is handed to a new job (its
 /// generation raised, so the old job, if it ever runs, does nothing); their ids and new
 /// generations, for those jobs.
 pub async fn sweep(
@@ -633,7 +659,7 @@ pub async fn resend(
         "UPDATE webhook_deliveries d SET state = 'pending', next_attempt_at = now(),
              window_started_at = now(), window_attempts = 0, deferrals = 0,
              generation = d.generation + 1, swept_at = NULL, delivered_at = NULL,
-             updated_at = now()
+             lease_token = NULL, leased_until = NULL, updated_at = now()
          FROM outbox_events o
          WHERE d.id = $1 AND o.event_id = d.event_id
          RETURNING {COLUMNS}"

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use intake_shared::config::WebhookSettings;
 use intake_shared::queue::PushError;
 use intake_shared::webhooks::DeliveryJob;
@@ -26,6 +26,9 @@ pub enum DeliverError {
     Database(#[from] DbError),
     #[error("a delivery job could not be queued: {0}")]
     Queue(#[from] PushError),
+    /// The job's delivery is not there (yet): its dispatch has not committed.
+    #[error("delivery {0} not found (yet)")]
+    NotYetVisible(uuid::Uuid),
 }
 
 /// Everything a delivery job needs, shared by all of a process's delivery jobs.
@@ -56,15 +59,13 @@ impl Deliverer {
         .await?;
         match taken {
             Take::Send(sending) => self.attempt(&sending).await,
-            // Run early (apalis schedules by the second): again at its time.
-            Take::NotDue { at } => self.requeue(job, at, Some(at), false).await,
+            // Run early (apalis schedules by the second, or this host's clock runs ahead of
+            // the database's): again once the database says it is due.
+            Take::NotDue { at, wait } => self.requeue(job, wait, Some(at), false).await,
             // Held by another worker, or by one that died mid-attempt (this job is then
             // its job, handed back by apalis): look again when the lease ends. The holder's
             // record, if it comes, replaces this with the next attempt's job.
-            Take::Leased { until } => {
-                self.requeue(job, until + Duration::from_millis(100), None, false)
-                    .await
-            }
+            Take::Leased { wait } => self.requeue(job, wait, None, false).await,
             // Put off without an attempt, later each time in a row (from half a second up
             // to the attempt timeout), so a backlog behind a slow endpoint waits rather
             // than polls.
@@ -73,10 +74,15 @@ impl Deliverer {
                 let wait = Duration::from_millis(500)
                     .saturating_mul(1 << deferrals.min(16))
                     .min(self.settings.timeout);
-                let at = OffsetDateTime::now_utc() + jitter(wait);
-                self.requeue(job, at, Some(at), true).await
+                let wait = jitter(wait);
+                let at = OffsetDateTime::now_utc() + wait;
+                self.requeue(job, wait, Some(at), true).await
             }
-            Take::Stale | Take::Finished | Take::Unknown => Ok(()),
+            // Made by a dispatch not committed yet (it queues its jobs first): apalis runs
+            // the job again a second later, and a few more times (a dispatch that rolled
+            // back leaves jobs that give up).
+            Take::Unknown => Err(DeliverError::NotYetVisible(job.delivery_id)),
+            Take::Stale | Take::Finished => Ok(()),
         }
     }
 
@@ -108,17 +114,20 @@ impl Deliverer {
                 delivery_id: sending.id,
                 generation: recorded.generation,
             };
-            self.push(&next, at).await?;
+            let wait = (at - OffsetDateTime::now_utc())
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            self.push(&next, wait).await?;
         }
         Ok(())
     }
 
-    /// Hands the delivery from `job` to a new job due at `run_at` (moving its next attempt
+    /// Hands the delivery from `job` to a new job due in `wait` (moving its next attempt
     /// to `next_at` when given); nothing when a newer job already has it.
     async fn requeue(
         &self,
         job: &DeliveryJob,
-        run_at: OffsetDateTime,
+        wait: Duration,
         next_at: Option<OffsetDateTime>,
         deferred: bool,
     ) -> Result<(), DeliverError> {
@@ -135,16 +144,24 @@ impl Deliverer {
                 delivery_id: job.delivery_id,
                 generation,
             };
-            self.push(&next, run_at).await?;
+            self.push(&next, wait).await?;
         }
         Ok(())
     }
 
-    async fn push(&self, job: &DeliveryJob, at: OffsetDateTime) -> Result<(), PushError> {
+    /// Queues `job` to run in `wait`. Tried three times: the delivery's generation was
+    /// raised already, so this job's own re-run would find itself stale, and only the
+    /// sweep would recover a push lost here.
+    async fn push(&self, job: &DeliveryJob, wait: Duration) -> Result<(), PushError> {
         // apalis schedules by the whole second (rounding down): a second more, so a job
         // never runs before its delivery is due.
-        let run_at = SystemTime::from(at) + Duration::from_secs(1);
-        intake_shared::queue::push_delivery(&self.redis, &self.queue, job, Some(run_at))
+        let run_at = SystemTime::now() + wait + Duration::from_secs(1);
+        (|| intake_shared::queue::push_delivery(&self.redis, &self.queue, job, Some(run_at)))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_times(2),
+            )
             .await
             .map(|_| ())
     }
