@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use intake_shared::http::request_id::RequestId;
 use intake_shared::webhooks::DeliveryJob;
 use intake_store::pg::deliveries::{self, Delivery, Resend, State as DeliveryState};
-use intake_store::pg::webhooks::{self, Actor};
+use intake_store::pg::webhooks;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Organiser;
 use crate::cursor;
 use crate::error::AdminError;
+use crate::routes::webhooks::audit_actor;
 use crate::state::AdminState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -102,10 +103,7 @@ pub async fn resend(
         &state.pool,
         endpoint_id,
         delivery_id,
-        &Actor {
-            name: &actor.name,
-            request_id: Some(&request_id),
-        },
+        &audit_actor(&actor, &request_id),
     )
     .await?;
     let (delivery, generation) = match resent {

@@ -125,6 +125,14 @@ fn check_description(description: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Who the audit log names for a call: the token's name and the request's id.
+pub fn audit_actor<'a>(actor: &'a crate::auth::Actor, request_id: &'a str) -> Actor<'a> {
+    Actor {
+        name: &actor.name,
+        request_id: Some(request_id),
+    }
+}
+
 fn endpoint_id(id: &str) -> Result<uuid::Uuid, AdminError> {
     uuid::Uuid::parse_str(id).map_err(|_| AdminError::WebhookNotFound)
 }
@@ -169,10 +177,7 @@ pub async fn create(
             description,
         },
         &secret,
-        &Actor {
-            name: &actor.name,
-            request_id: Some(&request_id),
-        },
+        &audit_actor(&actor, &request_id),
     )
     .await?;
     let mut answer = endpoint_json(&endpoint);
@@ -239,17 +244,9 @@ pub async fn update(
         description: body.description.as_deref(),
         enabled: body.enabled,
     };
-    let endpoint = webhooks::update(
-        &state.pool,
-        id,
-        &change,
-        &Actor {
-            name: &actor.name,
-            request_id: Some(&request_id),
-        },
-    )
-    .await?
-    .ok_or(AdminError::WebhookNotFound)?;
+    let endpoint = webhooks::update(&state.pool, id, &change, &audit_actor(&actor, &request_id))
+        .await?
+        .ok_or(AdminError::WebhookNotFound)?;
     Ok(Json(endpoint_json(&endpoint)))
 }
 
@@ -262,10 +259,7 @@ pub async fn delete(
     let deleted = webhooks::delete(
         &state.pool,
         endpoint_id(&id)?,
-        &Actor {
-            name: &actor.name,
-            request_id: Some(&request_id),
-        },
+        &audit_actor(&actor, &request_id),
     )
     .await?;
     if !deleted {

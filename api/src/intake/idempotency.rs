@@ -21,7 +21,8 @@ pub const IN_PROGRESS_LOCK: Duration = Duration::from_secs(15);
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
--- KEYS[1]: the record. ARGV: fingerprint, new id, token, lock ms, ttl ms.
+-- KEYS[1]: the record. ARGV: fingerprint, new id, token, lock ms, ttl ms, the current
+-- fingerprints' prefix.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local r = redis.call('HMGET', KEYS[1], 'fp', 'id', 'state', 'lock_until')
@@ -31,9 +32,9 @@ if not r[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return {'claimed', ARGV[2], 'fresh'}
 end
--- A fingerprint without the current prefix ('b3:') was made before BLAKE3 and cannot be
+-- A fingerprint without the current prefix (ARGV[6]) was made before BLAKE3 and cannot be
 -- compared: the key's owner is taken to be retrying its own form (docs/decisions.md).
-if r[1] ~= ARGV[1] and string.sub(r[1], 1, 3) == 'b3:' then return {'mismatch'} end
+if r[1] ~= ARGV[1] and string.sub(r[1], 1, #ARGV[6]) == ARGV[6] then return {'mismatch'} end
 if r[3] == 'done' then return {'replay', r[2]} end
 local lock_until = tonumber(r[4]) or 0
 if lock_until > now then return {'in_progress', r[2], tostring(lock_until - now)} end
@@ -153,6 +154,7 @@ impl Idempotency {
             .arg(&token)
             .arg(IN_PROGRESS_LOCK.as_millis() as u64)
             .arg(self.ttl.as_millis() as u64)
+            .arg(super::form::FINGERPRINT_PREFIX)
             .invoke_async(conn)
             .await?;
         let id = |i: usize| {

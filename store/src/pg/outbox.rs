@@ -97,6 +97,16 @@ pub async fn undispatched(pool: &PgPool, limit: i64) -> Result<Vec<Event>, DbErr
     .await
 }
 
+/// How an event's data writes a time: RFC 3339 in UTC, to the second
+/// (`2026-12-01T10:00:00Z`).
+pub(crate) fn wire_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default()
+}
+
 /// A registration's failure for good, as the worker recorded it in the status record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
@@ -124,8 +134,7 @@ pub async fn record_failure(pool: &PgPool, failure: &Failure) -> Result<bool, Db
              SELECT 'registration.failed', failure.registration_id,
                  jsonb_build_object('registration_id', failure.registration_id,
                      'run', $2::integer, 'code', $3::text, 'team_name', $5::text,
-                     'failed_at', to_char($4::timestamptz AT TIME ZONE 'UTC',
-                         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+                     'failed_at', $6::text)
              FROM failure
              RETURNING registration_id",
         )
@@ -134,9 +143,21 @@ pub async fn record_failure(pool: &PgPool, failure: &Failure) -> Result<bool, Db
         .bind(&failure.code)
         .bind(failure.failed_at)
         .bind(&failure.team_name)
+        .bind(wire_time(failure.failed_at))
         .fetch_optional(pool)
         .await?;
         Ok(written.is_some())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_are_utc_to_the_second() {
+        let at = time::macros::datetime!(2026-12-01 11:30:05.75 +01:00);
+        assert_eq!(wire_time(at), "2026-12-01T10:30:05Z");
+    }
 }

@@ -175,8 +175,7 @@ async fn save_once(
                  jsonb_build_object('registration_id', team.registration_id,
                      'team_id', team.team_id, 'team_name', $3::text,
                      'players', cardinality($12::smallint[]),
-                     'submitted_at', to_char($11::timestamptz AT TIME ZONE 'UTC',
-                         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+                     'submitted_at', $22::text)
              FROM team)
          SELECT team_id FROM team",
     )
@@ -201,6 +200,7 @@ async fn save_once(
     .bind(&sizes)
     .bind(&hashes)
     .bind(i32::try_from(format.width).unwrap_or(i32::MAX))
+    .bind(super::outbox::wire_time(job.submitted_at))
     .fetch_one(pool)
     .await;
     drop(turn);
