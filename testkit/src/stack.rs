@@ -194,8 +194,9 @@ impl Stack {
     }
 
     /// A real `intake-worker` process with this stack's settings; `binary` is the path
-    /// cargo gives tests (`env!("CARGO_BIN_EXE_intake-worker")`).
-    pub fn worker_process(&self, binary: &str, concurrency: usize) -> Child {
+    /// cargo gives tests (`env!("CARGO_BIN_EXE_intake-worker")`). Killed when dropped, so
+    /// a test that fails leaves no worker behind.
+    pub fn worker_process(&self, binary: &str, concurrency: usize) -> WorkerProcess {
         self.worker_process_logging(binary, concurrency, None)
     }
 
@@ -205,7 +206,7 @@ impl Stack {
         binary: &str,
         concurrency: usize,
         log: Option<&std::path::Path>,
-    ) -> Child {
+    ) -> WorkerProcess {
         let output = || -> Stdio {
             log.and_then(|path| {
                 std::fs::OpenOptions::new()
@@ -227,6 +228,7 @@ impl Stack {
             .stdout(output())
             .stderr(output())
             .spawn()
+            .map(WorkerProcess)
             .expect("intake-worker starts")
     }
 
@@ -333,6 +335,32 @@ impl Stack {
             .iter()
             .map(|v| serde_json::from_slice(v).expect("job payload"))
             .collect()
+    }
+}
+
+/// An `intake-worker` process a test started: a [`Child`] (kill it, wait for it, signal
+/// it by its id) that is killed and reaped when dropped, if still running.
+pub struct WorkerProcess(Child);
+
+impl std::ops::Deref for WorkerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WorkerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
