@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use intake_testkit::admin_stack::{AdminStack, ORGANISER_TOKEN};
-use intake_testkit::browser::{ChromeDriver, click, screenshot, text, type_into};
+use intake_testkit::browser::{ChromeDriver, click, screenshot, text, texts, type_into};
 use intake_testkit::eventually;
 use intake_testkit::stack::team;
 
@@ -14,15 +14,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The rows of the teams table, as text.
 async fn team_rows(browser: &Client) -> Vec<String> {
-    let mut rows = Vec::new();
-    for row in browser
-        .find_all(Locator::Css("#teams tbody tr"))
-        .await
-        .unwrap_or_default()
-    {
-        rows.push(row.text().await.unwrap_or_default());
-    }
-    rows
+    texts(browser, "#teams tbody tr").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

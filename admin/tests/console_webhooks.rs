@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use intake_testkit::admin_stack::{AdminStack, ORGANISER_TOKEN, TOKEN, VIEWER_TOKEN};
-use intake_testkit::browser::{ChromeDriver, click, screenshot, text, type_into};
+use intake_testkit::browser::{
+    ChromeDriver, click, screenshot, text, text_if_present, texts, type_into,
+};
 use intake_testkit::eventually;
 use serde_json::{Value, json};
 
@@ -24,26 +26,12 @@ async fn displayed(browser: &Client, css: &str) -> bool {
 
 /// The rows of the endpoints table, as text.
 async fn webhook_rows(browser: &Client) -> Vec<String> {
-    let mut rows = Vec::new();
-    for row in browser
-        .find_all(Locator::Css("#webhooks tbody tr"))
-        .await
-        .unwrap_or_default()
-    {
-        rows.push(row.text().await.unwrap_or_default());
-    }
-    rows
+    texts(browser, "#webhooks tbody tr").await
 }
 
 /// The text of one endpoint's row, or `None` while it is not listed.
 async fn webhook_row(browser: &Client, id: &str) -> Option<String> {
-    browser
-        .find(Locator::Css(&format!("#webhooks tr[data-webhook='{id}']")))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()
+    text_if_present(browser, &format!("#webhooks tr[data-webhook='{id}']")).await
 }
 
 /// Everything the page holds, hidden parts and form values included.
@@ -506,27 +494,16 @@ async fn seed_delivery(admin: &AdminStack, endpoint: &str, seed: Seed<'_>) -> [S
 
 /// The rows of the deliveries table, as text.
 async fn delivery_rows(browser: &Client) -> Vec<String> {
-    let mut rows = Vec::new();
-    for row in browser
-        .find_all(Locator::Css("#deliveries-table tbody tr"))
-        .await
-        .unwrap_or_default()
-    {
-        rows.push(row.text().await.unwrap_or_default());
-    }
-    rows
+    texts(browser, "#deliveries-table tbody tr").await
 }
 
+/// The text of one delivery's row, or `None` while it is not listed.
 async fn delivery_row(browser: &Client, id: &str) -> Option<String> {
-    browser
-        .find(Locator::Css(&format!(
-            "#deliveries-table tr[data-delivery='{id}']"
-        )))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()
+    text_if_present(
+        browser,
+        &format!("#deliveries-table tr[data-delivery='{id}']"),
+    )
+    .await
 }
 
 /// The cells of one delivery's row: created, event, registration, state, attempts, last
@@ -754,14 +731,12 @@ async fn an_organiser_reads_an_endpoints_deliveries_and_resends_one() {
 
     // With the endpoint disabled, a resend is refused and the page says why.
     let disabled = admin
-        .stack
-        .client
-        .patch(format!("{}/admin/v1/webhooks/{endpoint}", admin.base))
-        .bearer_auth(ORGANISER_TOKEN)
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .expect("admin reachable");
+        .patch_as(
+            ORGANISER_TOKEN,
+            &format!("/admin/v1/webhooks/{endpoint}"),
+            json!({"enabled": false}),
+        )
+        .await;
     assert_eq!(disabled.status(), 200);
     click(
         &browser,

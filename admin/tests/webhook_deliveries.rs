@@ -211,14 +211,12 @@ async fn a_resend_is_refused_when_pending_disabled_unknown_or_not_an_organisers(
 
     // Disabled: the pending delivery fails at its next try, and is not re-sent.
     let disabled = admin
-        .stack
-        .client
-        .patch(format!("{}/admin/v1/webhooks/{endpoint}", admin.base))
-        .bearer_auth(ORGANISER_TOKEN)
-        .json(&json!({"enabled": false}))
-        .send()
-        .await
-        .expect("admin reachable");
+        .patch_as(
+            ORGANISER_TOKEN,
+            &format!("/admin/v1/webhooks/{endpoint}"),
+            json!({"enabled": false}),
+        )
+        .await;
     assert_eq!(disabled.status(), 200);
     let failed = wait_items(&admin, &endpoint, "?state=failed", 1).await;
     assert!(

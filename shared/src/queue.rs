@@ -57,16 +57,16 @@ pub async fn push(
     idempotency_key: &str,
     max_attempts: u32,
 ) -> Result<Pushed, PushError> {
-    push_task(conn, config, job, Some(idempotency_key), max_attempts, None).await
+    push_task(conn, config, job, idempotency_key, max_attempts, None).await
 }
 
-/// Pushes any job of ours (a registration, a webhook delivery), to run at once or at
-/// `run_at`; without an idempotency key every push is a new job.
+/// Pushes any job of ours (a registration, a webhook delivery) under its idempotency key,
+/// to run at once or at `run_at`.
 pub async fn push_task<J>(
     conn: &ConnectionManager,
     config: &apalis_redis::Config,
     job: &J,
-    idempotency_key: Option<&str>,
+    idempotency_key: &str,
     max_attempts: u32,
     run_at: Option<std::time::SystemTime>,
 ) -> Result<Pushed, PushError>
@@ -75,10 +75,9 @@ where
 {
     let mut storage = RedisStorage::<J>::new(conn.clone()).with_config(config.clone());
     let args = storage.codec().encode(job)?;
-    let mut task = TaskBuilder::new(args).max_attempts(max_attempts as usize);
-    if let Some(key) = idempotency_key {
-        task = task.idempotency_key(key);
-    }
+    let mut task = TaskBuilder::new(args)
+        .idempotency_key(idempotency_key)
+        .max_attempts(max_attempts as usize);
     if let Some(at) = run_at {
         task = task.run_at_time(at);
     }
@@ -109,21 +108,18 @@ pub async fn push_delivery(
         conn,
         config,
         job,
-        Some(&job.idempotency_key()),
+        &job.idempotency_key(),
         DELIVERY_JOB_ATTEMPTS,
         run_at,
     )
     .await
 }
 
-/// apalis-redis settings for the webhook deliveries queue: its own queue, so deliveries
-/// never wait behind registrations or hold their workers (docs/contract.md §16).
+/// apalis-redis settings for the webhook deliveries queue: the registrations' worker
+/// settings on a queue of its own, so deliveries never wait behind registrations or hold
+/// their workers (docs/contract.md §16).
 pub fn deliveries_config(keys: &RedisKeys, settings: &QueueSettings) -> apalis_redis::Config {
-    apalis_redis::Config::default()
-        .queue(keys.deliveries_queue())
-        .idempotency_ttl(Some(settings.idempotency_ttl))
-        .heartbeat_interval(settings.heartbeat)
-        .missed_heartbeats(MISSED_HEARTBEATS)
+    worker_config(keys, settings).queue(keys.deliveries_queue())
 }
 
 /// Whether a job with this idempotency key was pushed (and its key not yet expired), to

@@ -6,6 +6,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The address `url` names as its host when that address is not public (a host given by
+/// name is judged when it is resolved).
+pub fn private_address_in(url: &url::Url) -> Option<IpAddr> {
+    let ip = match url.host()? {
+        url::Host::Ipv4(v4) => IpAddr::V4(v4),
+        url::Host::Ipv6(v6) => IpAddr::V6(v6),
+        url::Host::Domain(_) => return None,
+    };
+    (!is_public(ip)).then_some(ip)
+}
+
 /// Whether a delivery may connect to `ip` when private targets are not allowed.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {

@@ -89,9 +89,25 @@ impl AdminStack {
 
     /// A POST with another token than the default (support) one.
     pub async fn post_as(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, token, path, body).await
+    }
+
+    /// A PATCH with `token`.
+    pub async fn patch_as(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.send_as(reqwest::Method::PATCH, token, path, body)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
         self.stack
             .client
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
             .json(&body)
             .send()

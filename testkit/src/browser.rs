@@ -98,6 +98,30 @@ pub async fn text(browser: &Client, css: &str) -> String {
         .expect("text")
 }
 
+/// The text of every element matching `css` (none when nothing matches).
+pub async fn texts(browser: &Client, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for element in browser
+        .find_all(Locator::Css(css))
+        .await
+        .unwrap_or_default()
+    {
+        texts.push(element.text().await.unwrap_or_default());
+    }
+    texts
+}
+
+/// The text of the first element matching `css`, or `None` while there is none.
+pub async fn text_if_present(browser: &Client, css: &str) -> Option<String> {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
 /// Clicks the first element matching `css`.
 pub async fn click(browser: &Client, css: &str) {
     browser

@@ -512,23 +512,19 @@ async fn deliver(
     attempt: Attempt,
     deliverer: Data<Arc<Deliverer>>,
 ) -> Result<(), BoxDynError> {
-    match deliverer.run(&job).await {
-        Ok(()) => Ok(()),
-        Err(err @ DeliverError::NotYetVisible(_))
-            if attempt.current() < intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize =>
-        {
-            tracing::debug!(delivery_id = %job.delivery_id, error = %err, "delivery not committed yet; the job will run again");
-            Err(Box::new(err))
-        }
-        Err(err) if attempt.current() < intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize => {
-            tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
-            Err(Box::new(err))
-        }
-        Err(err) => {
-            tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed for the last time; the sweep will queue the delivery again");
-            Ok(())
-        }
+    let Err(err) = deliverer.run(&job).await else {
+        return Ok(());
+    };
+    if attempt.current() >= intake_shared::queue::DELIVERY_JOB_ATTEMPTS as usize {
+        tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed for the last time; the sweep will queue the delivery again");
+        return Ok(());
     }
+    if matches!(err, DeliverError::NotYetVisible(_)) {
+        tracing::debug!(delivery_id = %job.delivery_id, error = %err, "delivery not committed yet; the job will run again");
+    } else {
+        tracing::warn!(delivery_id = %job.delivery_id, error = %err, "delivery job failed; it will run again");
+    }
+    Err(Box::new(err))
 }
 
 /// The apalis job handler: runs the pipeline and turns its outcome into apalis' terms. A

@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Organiser;
 use crate::cursor;
 use crate::error::AdminError;
-use crate::routes::webhooks::audit_actor;
+use crate::routes::webhooks::{audit_actor, endpoint_id};
 use crate::state::AdminState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -48,17 +48,13 @@ pub fn delivery_json(delivery: &Delivery) -> Value {
     })
 }
 
-fn uuid_or(id: &str, missing: AdminError) -> Result<uuid::Uuid, AdminError> {
-    uuid::Uuid::parse_str(id).map_err(|_| missing)
-}
-
 pub async fn list(
     State(state): State<AdminState>,
     Organiser(_actor): Organiser,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let endpoint_id = uuid_or(&id, AdminError::WebhookNotFound)?;
+    let endpoint_id = endpoint_id(&id)?;
     let filter = query
         .state
         .as_deref()
@@ -94,8 +90,9 @@ pub async fn resend(
     Extension(RequestId(request_id)): Extension<RequestId>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
-    let endpoint_id = uuid_or(&id, AdminError::WebhookNotFound)?;
-    let delivery_id = uuid_or(&delivery_id, AdminError::DeliveryNotFound)?;
+    let endpoint_id = endpoint_id(&id)?;
+    let delivery_id =
+        uuid::Uuid::parse_str(&delivery_id).map_err(|_| AdminError::DeliveryNotFound)?;
     if webhooks::get(&state.pool, endpoint_id).await?.is_none() {
         return Err(AdminError::WebhookNotFound);
     }

@@ -78,15 +78,13 @@ fn check_url(url: &str, allow_private: bool, errors: &mut Vec<FieldError>) {
 }
 
 fn names_a_private_target(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => !webhook_targets::is_public(ip.into()),
-        Some(url::Host::Ipv6(ip)) => !webhook_targets::is_public(ip.into()),
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
-        }
-        None => false,
+    if webhook_targets::private_address_in(url).is_some() {
+        return true;
     }
+    url.host_str().is_some_and(|host| {
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
+        name == "localhost" || name.ends_with(".localhost")
+    })
 }
 
 /// The event types: at least one, each known, none twice.
@@ -133,7 +131,8 @@ pub fn audit_actor<'a>(actor: &'a crate::auth::Actor, request_id: &'a str) -> Ac
     }
 }
 
-fn endpoint_id(id: &str) -> Result<uuid::Uuid, AdminError> {
+/// An endpoint's id from its path; a malformed one is an unknown endpoint.
+pub fn endpoint_id(id: &str) -> Result<uuid::Uuid, AdminError> {
     uuid::Uuid::parse_str(id).map_err(|_| AdminError::WebhookNotFound)
 }
 

@@ -18,6 +18,9 @@ use super::webhooks::Actor;
 pub const RESEND: &str = "webhook_resend";
 /// The worker disabling an endpoint that answered `410 Gone`.
 pub const DISABLE: &str = "webhook_disable";
+/// Why an endpoint that answered `410 Gone` is disabled (its `disabled_reason`, and the
+/// audit row's reason).
+pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
 /// Who the audit log names for what the workers do on their own.
 pub const WORKER_ACTOR: &str = "intake-worker";
 
@@ -294,16 +297,7 @@ pub async fn take(
         return Ok(Take::Unknown);
     };
     if !enabled {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
-                 generation = generation + 1, lease_token = NULL, leased_until = NULL,
-                 last_error = 'the endpoint is disabled or deleted'
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(DbError::from)?;
+        fail_unsendable(&mut *tx, id, "the endpoint is disabled or deleted").await?;
         tx.commit().await.map_err(DbError::from)?;
         return Ok(Take::Finished);
     }
@@ -365,14 +359,7 @@ pub async fn take(
     // could never be sent: failed, not left leased.
     let Some(event_type) = EventType::parse(&kind) else {
         tx.rollback().await.map_err(DbError::from)?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
-                 generation = generation + 1, last_error = 'the event type is unknown'
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(pool)
-        .await?;
+        fail_unsendable(pool, id, "the event type is unknown").await?;
         return Ok(Take::Finished);
     };
     tx.commit().await.map_err(DbError::from)?;
@@ -390,6 +377,26 @@ pub async fn take(
         window_started_at,
         lease_token,
     })))
+}
+
+/// Fails a delivery that can never be sent, without an attempt: no job, lease or retry
+/// left for it.
+async fn fail_unsendable(
+    db: impl sqlx::PgExecutor<'_>,
+    id: uuid::Uuid,
+    why: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'failed', updated_at = now(),
+             generation = generation + 1, lease_token = NULL, leased_until = NULL,
+             last_error = $2
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(why)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Hands a pending delivery from the job of `generation` to a new job: the generation is
@@ -491,10 +498,11 @@ pub async fn record(
     if attempt.verdict == Verdict::Gone {
         let disabled: Option<(uuid::Uuid,)> = sqlx::query_as(
             "UPDATE webhook_endpoints SET enabled = false, updated_at = now(),
-                 disabled_reason = 'the endpoint answered 410 Gone'
+                 disabled_reason = $2
              WHERE id = $1 AND enabled RETURNING id",
         )
         .bind(sending.endpoint_id)
+        .bind(GONE_REASON)
         .fetch_optional(&mut *tx)
         .await
         .map_err(DbError::from)?;
@@ -503,7 +511,7 @@ pub async fn record(
                 actor: WORKER_ACTOR,
                 action: DISABLE,
                 registrations: &[],
-                reason: Some("the endpoint answered 410 Gone"),
+                reason: Some(GONE_REASON),
                 request_id: None,
             }
             .record(
@@ -524,9 +532,8 @@ pub async fn record(
 /// Pending deliveries due for longer than `grace` that no worker holds and no sweep took
 /// within `grace`: their job was lost (Redis lost its data, a push failed after the
 /// delivery's generation was raised, the job gave up on its own errors) or waits far
-/// behind others. Each is handed to a new job (its
-/// generation raised, so the old job, if it ever runs, does nothing); their ids and new
-/// generations, for those jobs.
+/// behind others. Each is handed to a new job (its generation raised, so the old job, if
+/// it ever runs, does nothing); their ids and new generations, for those jobs.
 pub async fn sweep(
     pool: &PgPool,
     grace: Duration,
@@ -587,27 +594,6 @@ pub async fn list(
     .await
 }
 
-/// One delivery of an endpoint.
-pub async fn get(
-    pool: &PgPool,
-    endpoint_id: uuid::Uuid,
-    id: uuid::Uuid,
-) -> Result<Option<Delivery>, DbError> {
-    super::retrying(|| async {
-        let row: Option<DeliveryRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM webhook_deliveries d
-             JOIN outbox_events o ON o.event_id = d.event_id
-             WHERE d.endpoint_id = $1 AND d.id = $2"
-        ))
-        .bind(endpoint_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.map(delivery_of))
-    })
-    .await
-}
-
 /// What asking for a re-send found.
 #[derive(Debug)]
 pub enum Resend {
@@ -631,15 +617,16 @@ pub async fn resend(
 ) -> Result<Resend, DbError> {
     let mut tx = pool.begin().await.map_err(DbError::from)?;
     // The delivery's row first, as `take` and `record` lock them.
-    let state: Option<(String,)> = sqlx::query_as(
-        "SELECT state FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 FOR UPDATE",
+    let row: Option<(String, i32)> = sqlx::query_as(
+        "SELECT state, generation FROM webhook_deliveries
+         WHERE id = $1 AND endpoint_id = $2 FOR UPDATE",
     )
     .bind(id)
     .bind(endpoint_id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    let Some((state,)) = state else {
+    let Some((state, generation)) = row else {
         return Ok(Resend::Unknown);
     };
     let (enabled,): (bool,) = sqlx::query_as(
@@ -668,12 +655,6 @@ pub async fn resend(
     .fetch_one(&mut *tx)
     .await
     .map_err(DbError::from)?;
-    let (generation,): (i32,) =
-        sqlx::query_as("SELECT generation FROM webhook_deliveries WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(DbError::from)?;
     let delivery = delivery_of(row);
     Entry {
         actor: actor.name,
@@ -694,9 +675,10 @@ pub async fn resend(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
+    // The row is locked: the update raised its generation by one.
     Ok(Resend::Queued {
         delivery,
-        generation: u32::try_from(generation).unwrap_or(0),
+        generation: u32::try_from(generation).map_or(0, |g| g + 1),
     })
 }
 

@@ -71,10 +71,8 @@ impl Deliverer {
             // than polls.
             Take::EndpointBusy { deferrals } => {
                 metrics::count(Outcome::Deferred);
-                let wait = Duration::from_millis(500)
-                    .saturating_mul(1 << deferrals.min(16))
-                    .min(self.settings.timeout);
-                let wait = jitter(wait);
+                let first = DEFER_FIRST.min(self.settings.timeout);
+                let wait = backoff(first, self.settings.timeout, deferrals);
                 let at = OffsetDateTime::now_utc() + wait;
                 self.requeue(job, wait, Some(at), true).await
             }
@@ -231,25 +229,29 @@ pub fn judge(answer: &Answer, sending: &Sending, settings: &WebhookSettings) -> 
 /// capped, plus up to as much again at random (so a recovering endpoint is not hit by every
 /// delivery at once).
 pub fn retry_delay(settings: &WebhookSettings, made: u32) -> Duration {
+    backoff(
+        settings.retry_base,
+        settings.retry_max_delay,
+        made.saturating_sub(1),
+    )
+}
+
+/// The first wait of a delivery put off because its endpoint is full (at most the attempt
+/// timeout); each put-off in a row doubles it, up to the timeout.
+const DEFER_FIRST: Duration = Duration::from_millis(500);
+
+/// The `n`-th wait (from 0) of an exponential backoff: `first` doubled `n` times, at most
+/// `max`, plus up to as much again at random.
+fn backoff(first: Duration, max: Duration, n: u32) -> Duration {
     ExponentialBuilder::default()
-        .with_min_delay(settings.retry_base)
-        .with_max_delay(settings.retry_max_delay)
+        .with_min_delay(first)
+        .with_max_delay(max)
         .with_factor(2.0)
         .with_jitter()
         .without_max_times()
         .build()
-        .nth(made.saturating_sub(1) as usize)
-        .unwrap_or(settings.retry_max_delay)
-}
-
-/// `base` plus up to as much again at random.
-fn jitter(base: Duration) -> Duration {
-    ExponentialBuilder::default()
-        .with_min_delay(base)
-        .with_jitter()
-        .build()
-        .next()
-        .unwrap_or(base)
+        .nth(n as usize)
+        .unwrap_or(max)
 }
 
 #[cfg(test)]

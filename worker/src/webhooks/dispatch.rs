@@ -1,7 +1,8 @@
 //! The dispatcher every worker runs: hands new outbox events on as deliveries and their
 //! jobs, gives a new job to any pending delivery whose job was lost (Redis lost its data,
-//! a job ran out of its own attempts), and keeps the backlog gauges. Workers share the outbox without a lease: each round locks the events it takes
-//! (`FOR UPDATE SKIP LOCKED`), so two workers never hand on the same event.
+//! a job ran out of its own attempts), and keeps the backlog gauges. Workers share the
+//! outbox without a lease: each round locks the events it takes (`FOR UPDATE SKIP
+//! LOCKED`), so two workers never hand on the same event.
 
 use std::time::{Duration, Instant};
 
@@ -40,13 +41,8 @@ impl Dispatcher {
         let mut made = 0;
         loop {
             let batch = deliveries::dispatch(&self.pool, BATCH).await?;
-            for id in &batch.deliveries {
-                let job = DeliveryJob {
-                    delivery_id: *id,
-                    generation: 0,
-                };
-                intake_shared::queue::push_delivery(&self.redis, &self.queue, &job, None).await?;
-            }
+            self.push(batch.deliveries.iter().map(|id| (*id, 0)))
+                .await?;
             let (events, deliveries) = (batch.events, batch.deliveries.len());
             batch.commit().await?;
             made += deliveries;
@@ -62,19 +58,28 @@ impl Dispatcher {
         let mut swept = 0;
         for _ in 0..SWEEP_BATCHES {
             let lost = deliveries::sweep(&self.pool, self.settings.sweep_grace, BATCH).await?;
-            for (id, generation) in &lost {
-                let job = DeliveryJob {
-                    delivery_id: *id,
-                    generation: *generation,
-                };
-                intake_shared::queue::push_delivery(&self.redis, &self.queue, &job, None).await?;
-            }
+            self.push(lost.iter().copied()).await?;
             swept += lost.len();
             if lost.len() < BATCH as usize {
                 break;
             }
         }
         Ok(swept)
+    }
+
+    /// Queues the job of each delivery and generation, to run now.
+    async fn push(
+        &self,
+        jobs: impl Iterator<Item = (uuid::Uuid, u32)>,
+    ) -> Result<(), DeliverError> {
+        for (delivery_id, generation) in jobs {
+            let job = DeliveryJob {
+                delivery_id,
+                generation,
+            };
+            intake_shared::queue::push_delivery(&self.redis, &self.queue, &job, None).await?;
+        }
+        Ok(())
     }
 
     /// Runs until shut down: a dispatch every interval, the sweep and the gauges less often.

@@ -72,8 +72,7 @@ impl Sender {
             _ => return Answer::Refused("the endpoint's URL is not an http(s) URL".into()),
         };
         if !self.allow_private
-            && let Some(ip) = literal_ip(&url)
-            && !webhook_targets::is_public(ip)
+            && let Some(ip) = webhook_targets::private_address_in(&url)
         {
             return Answer::Refused(format!("{ip} is a private, loopback or link-local address"));
         }
@@ -134,15 +133,6 @@ impl Sender {
             "the request failed"
         };
         Answer::NoAnswer(format!("{kind}: {innermost}"))
-    }
-}
-
-/// The address a URL names as its host, when it names one.
-fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
-        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
-        url::Host::Domain(_) => None,
     }
 }
 
